@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# The local stack: Apache Kafka (KRaft, single node, jars from Maven Central) and PostgreSQL
+# (Debian's server) in the git-ignored project folder .local/.
+#
+#   deploy/stack.sh up      install what is missing, start what is not running, wait until ready
+#   deploy/stack.sh down    stop both
+#   deploy/stack.sh status  say what runs
+#   deploy/stack.sh env     print the connection settings (eval "$(deploy/stack.sh env)")
+#
+# Where KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL are set, that server is used instead of a local
+# one (it is only waited for). Every wait is bounded; a failure names what failed and shows the
+# tail of its log.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL="$ROOT/.local"
+KAFKA_PORT=${CREDIT_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${CREDIT_KAFKA_CONTROLLER_PORT:-19093}
+PG_PORT=${CREDIT_PG_PORT:-15432}
+KAFKA_HEAP=${CREDIT_KAFKA_HEAP:--Xms256m -Xmx768m}
+KAFKA_DIR="$LOCAL/kafka"
+PG_DIR="$LOCAL/pg"
+PG_USER=credit
+PG_PASSWORD=credit
+PG_DB=credit
+
+log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+die() {
+  printf '\033[1;31m[stack] FAILED:\033[0m %s\n' "$1" >&2
+  if [ -n "${2:-}" ] && [ -f "$2" ]; then
+    printf -- '--- last lines of %s ---\n' "$2" >&2
+    tail -n 40 "$2" >&2
+  fi
+  exit 1
+}
+
+apt_install() {
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update"
+    _APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $*"
+}
+
+# ---------------------------------------------------------------- Kafka
+
+kafka_local() { [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; }
+kafka_bootstrap() { echo "${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"; }
+
+kafka_pid() {
+  local f="$KAFKA_DIR/broker.pid"
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
+}
+
+kafka_install() {
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  local libs="$KAFKA_DIR/libs" stamp
+  stamp=$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-16)
+  if [ -f "$libs/.stamp" ] && [ "$(cat "$libs/.stamp")" = "$stamp" ]; then return; fi
+  log "resolving the Kafka broker jars from Maven Central (deploy/kafka/pom.xml)"
+  rm -rf "$libs" && mkdir -p "$libs"
+  mvn -B -q -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs" >"$KAFKA_DIR/maven.log" 2>&1 \
+    || die "Maven could not resolve org.apache.kafka:kafka_2.13" "$KAFKA_DIR/maven.log"
+  ls "$libs"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar after resolution" "$KAFKA_DIR/maven.log"
+  echo "$stamp" >"$libs/.stamp"
+}
+
+kafka_start() {
+  mkdir -p "$KAFKA_DIR"
+  if [ -n "$(kafka_pid || true)" ]; then log "Kafka already running (pid $(kafka_pid))"; return; fi
+  kafka_install
+  local props="$KAFKA_DIR/server.properties" data="$KAFKA_DIR/data"
+  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
+      -e "s#@DATA_DIR@#$data#g" "$ROOT/deploy/kafka/server.properties.in" >"$props"
+  local cp="$KAFKA_DIR/libs/*"
+  if [ ! -f "$data/meta.properties" ]; then
+    log "formatting Kafka storage in $data"
+    mkdir -p "$data"
+    local id
+    id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
+    java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+      -Dkafka.logfile="$KAFKA_DIR/format.log" \
+      kafka.tools.StorageTool format -t "$id" -c "$props" >"$KAFKA_DIR/format.out" 2>&1 \
+      || die "formatting Kafka storage" "$KAFKA_DIR/format.out"
+  fi
+  log "starting Kafka on 127.0.0.1:$KAFKA_PORT (log: .local/kafka/broker.log)"
+  # shellcheck disable=SC2086
+  nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -Dkafka.logfile="$KAFKA_DIR/broker.log" \
+    -cp "$cp" kafka.Kafka "$props" >"$KAFKA_DIR/broker.out" 2>&1 &
+  echo $! >"$KAFKA_DIR/broker.pid"
+}
+
+kafka_wait() {
+  local deadline=$((SECONDS + ${CREDIT_KAFKA_WAIT:-90}))
+  local log_file="$KAFKA_DIR/broker.log"
+  while ((SECONDS < deadline)); do
+    if kafka_local && [ -z "$(kafka_pid || true)" ]; then
+      [ -s "$KAFKA_DIR/broker.out" ] && cat "$KAFKA_DIR/broker.out" >>"$log_file"
+      die "the Kafka broker exited while starting" "$log_file"
+    fi
+    if "$ROOT/.venv/bin/python" -m credit_common.messaging.ready "$(kafka_bootstrap)" 2>/dev/null; then
+      log "Kafka ready at $(kafka_bootstrap)"
+      return
+    fi
+    sleep 1
+  done
+  die "Kafka at $(kafka_bootstrap) not ready within ${CREDIT_KAFKA_WAIT:-90}s" "$log_file"
+}
+
+kafka_stop() {
+  local pid
+  pid=$(kafka_pid || true)
+  [ -n "$pid" ] || { rm -f "$KAFKA_DIR/broker.pid"; return; }
+  log "stopping Kafka (pid $pid)"
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && { log "Kafka did not stop in 30s: killing"; kill -9 "$pid"; }
+  rm -f "$KAFKA_DIR/broker.pid"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_local() { [ -z "${DATABASE_URL:-}" ]; }
+pg_url() { echo "${DATABASE_URL:-postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB}"; }
+
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  if [ -z "$d" ]; then
+    apt_install postgresql
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    [ -n "$d" ] || die "PostgreSQL server binaries not found after install"
+  fi
+  echo "$d"
+}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -s /bin/bash -c "$*"
+  else
+    bash -c "$*"
+  fi
+}
+
+# PostgreSQL refuses to run as root; the postgres user must reach the project folder. A fresh
+# clone under mktemp -d is mode 700: give others traverse-only (x) access on the way down.
+pg_make_reachable() {
+  [ "$(id -u)" = 0 ] || return 0
+  id postgres >/dev/null 2>&1 || die "no postgres user (is the postgresql package installed?)"
+  local d="$PG_DIR"
+  while [ "$d" != "/" ]; do
+    if [ -d "$d" ] && ! su postgres -s /bin/sh -c "test -x '$d'"; then
+      log "granting traverse (o+x) on $d so the postgres user reaches .local/pg"
+      chmod o+x "$d"
+    fi
+    d=$(dirname "$d")
+  done
+}
+
+pg_running() { [ -f "$PG_DIR/data/postmaster.pid" ] && as_postgres "'$(pg_bin)/pg_ctl' -D '$PG_DIR/data' status" >/dev/null 2>&1; }
+
+pg_start() {
+  local bin
+  bin=$(pg_bin)
+  mkdir -p "$PG_DIR"
+  pg_make_reachable
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DIR"; fi
+  if pg_running; then log "PostgreSQL already running"; return; fi
+  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
+    log "initdb into .local/pg/data"
+    echo "$PG_PASSWORD" >"$PG_DIR/pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/pwfile"
+    as_postgres "'$bin/initdb' -D '$PG_DIR/data' -U $PG_USER --pwfile='$PG_DIR/pwfile' \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8" >"$PG_DIR/initdb.log" 2>&1 \
+      || die "initdb" "$PG_DIR/initdb.log"
+    rm -f "$PG_DIR/pwfile"
+    cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+# credit platform, local development: a throwaway cluster tuned for speed, not durability.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR'
+max_connections = 300
+shared_buffers = 512MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+EOF
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: .local/pg/postgres.log)"
+  as_postgres "'$bin/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/postgres.log' -w -t 60 start" >/dev/null 2>&1 \
+    || die "PostgreSQL did not start" "$PG_DIR/postgres.log"
+  as_postgres "'$bin/psql' -h '$PG_DIR' -p $PG_PORT -U $PG_USER -d postgres -tAc \
+    \"SELECT 1 FROM pg_database WHERE datname='$PG_DB'\" | grep -q 1 || \
+    '$bin/createdb' -h '$PG_DIR' -p $PG_PORT -U $PG_USER $PG_DB" \
+    || die "creating database $PG_DB" "$PG_DIR/postgres.log"
+}
+
+pg_wait() {
+  local deadline=$((SECONDS + ${CREDIT_PG_WAIT:-60}))
+  while ((SECONDS < deadline)); do
+    if "$ROOT/.venv/bin/python" -m credit_common.db.ready "$(pg_url)" 2>/dev/null; then
+      log "PostgreSQL ready"
+      return
+    fi
+    sleep 1
+  done
+  die "PostgreSQL at $(pg_url | sed 's#//[^@]*@#//***@#') not ready within ${CREDIT_PG_WAIT:-60}s" "$PG_DIR/postgres.log"
+}
+
+pg_stop() {
+  [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
+  log "stopping PostgreSQL"
+  as_postgres "'$(pg_bin)/pg_ctl' -D '$PG_DIR/data' -m fast -w -t 60 stop" >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- commands
+
+case "${1:-}" in
+  up)
+    [ -x "$ROOT/.venv/bin/python" ] || die "no .venv: run 'make deps' (uv sync) first"
+    if kafka_local; then kafka_start; fi
+    if pg_local; then pg_start; fi
+    kafka_wait
+    pg_wait
+    ;;
+  down)
+    kafka_stop
+    pg_stop
+    ;;
+  status)
+    if kafka_local; then
+      if [ -n "$(kafka_pid || true)" ]; then echo "kafka: running (pid $(kafka_pid)) at $(kafka_bootstrap)"; else echo "kafka: stopped"; fi
+    else echo "kafka: external at $(kafka_bootstrap)"; fi
+    if pg_local; then
+      if pg_running; then echo "postgres: running at 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; fi
+    else echo "postgres: external"; fi
+    ;;
+  env)
+    echo "export KAFKA_BOOTSTRAP_SERVERS='$(kafka_bootstrap)'"
+    echo "export DATABASE_URL='$(pg_url)'"
+    ;;
+  *)
+    echo "usage: $0 up|down|status|env" >&2
+    exit 2
+    ;;
+esac

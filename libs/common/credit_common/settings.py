@@ -1,0 +1,43 @@
+"""Settings: the only place the environment is read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Default local ports of the five services (contracts.md, HTTP).
+SERVICE_PORTS = {"designation": 8101, "sharing": 8102, "warning": 8103, "objection": 8104, "cases": 8105}
+
+
+class Settings(BaseSettings):
+    """Configuration shared by every service and script (contracts.md, Configuration)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql://credit:credit@127.0.0.1:15432/credit"
+    credit_now: datetime | None = Field(
+        default=None, description="The platform clock starts at this RFC 3339 time and runs on from it."
+    )
+    log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = None
+
+    # Each service logs in as its own role that owns only its schema; local default password.
+    credit_db_service_password: str = "credit-service"
+    credit_db_pool_max: int = 10
+    credit_http_host: str = "127.0.0.1"
+    credit_http_port: int | None = None
+    # Consumer wrapper: the most records one batch transaction takes.
+    credit_consumer_batch_max: int = 1000
+    credit_consumer_batch_timeout_ms: int = 50
+    credit_relay_batch_max: int = 2000
+    credit_topic_partitions: int = 12
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The cases service (see its issue; built on libs/common)."""

@@ -1,0 +1,1 @@
+"""The designation service (see its issue; built on libs/common)."""

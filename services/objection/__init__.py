@@ -1,0 +1,1 @@
+"""The objection service (see its issue; built on libs/common)."""

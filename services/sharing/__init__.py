@@ -1,0 +1,1 @@
+"""The sharing service (see its issue; built on libs/common)."""

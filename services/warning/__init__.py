@@ -1,0 +1,1 @@
+"""The warning service (see its issue; built on libs/common)."""

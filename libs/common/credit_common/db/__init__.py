@@ -1,0 +1,1 @@
+"""PostgreSQL: pool, per-service schema and role, migrations, inbox and outbox."""

@@ -1,0 +1,72 @@
+"""Connection pools: jsonb as Python values (orjson, binary format), search_path = the service's schema."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup: jsonb and json as Python values."""
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+    await conn.set_type_codec(
+        "json",
+        schema="pg_catalog",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        format="text",
+    )
+
+
+def dsn_for_role(dsn: str, user: str, password: str) -> str:
+    """The same server and database as `dsn`, logged in as `user`."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def create_pool(
+    dsn: str, *, schema: str, application_name: str, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first and decode json/jsonb."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=init_connection,
+        server_settings={"search_path": schema, "application_name": application_name},
+        command_timeout=60,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(
+    dsn: str, *, schema: str | None = None, application_name: str = "credit"
+) -> asyncpg.Connection:
+    """One dedicated connection (for LISTEN, session advisory locks, migrations)."""
+    settings = {"application_name": application_name}
+    if schema:
+        settings["search_path"] = schema
+    conn = await asyncpg.connect(dsn, server_settings=settings)
+    await init_connection(conn)
+    return conn

@@ -1,0 +1,1 @@
+"""Kafka: topic declarations, producers, the consumer wrapper every service uses."""

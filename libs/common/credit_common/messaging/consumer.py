@@ -1,0 +1,619 @@
+"""The one consumer wrapper every service uses.
+
+For each batch fetched from Kafka it parses every envelope, drops what the inbox has already seen,
+runs the handlers, and writes their state changes, the inbox rows and the outbox rows (events,
+feedback, dead letters) in ONE database transaction; only after that commits does it commit the
+Kafka offsets. A crash anywhere before the database commit redelivers the batch, and the inbox
+makes the redelivery change nothing; a crash after it loses nothing, because the outbox holds
+every effect that still has to reach Kafka.
+
+- A value that is not a parseable CloudEvent goes to `credit.deadletter.v1` with its raw bytes
+  (and, where a unit can be read from it, a `schema_violation` rejection to that unit).
+- A parsed request that breaks a rule is answered `credit.request.rejected` with error codes; an
+  accepted one `credit.request.accepted`: exactly one answer per request id.
+- A handler that fails unexpectedly rolls back the batch; the batch is then retried one message
+  at a time, so only the message that really fails is dead-lettered and the consumer goes on.
+- Database or broker outages are retried with backoff, never dead-lettered: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.structs import OffsetAndMetadata
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from pydantic import BaseModel, ValidationError
+
+from credit_common.clock import Clock
+from credit_common.contracts.envelope import CloudEvent, new_event
+from credit_common.db.outbox import OutboxMessage, write_outbox
+from credit_common.messaging import topics
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("credit_common.consumer")
+
+# Errors that mean "the world is away", not "this message is bad": retry, never dead-letter.
+TRANSIENT = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    TimeoutError,
+)
+
+
+@dataclass(slots=True)
+class ErrorItem:
+    code: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class Rejected(Exception):
+    """Raised by a request handler, before it writes anything, when a rule is broken."""
+
+    def __init__(self, errors: Sequence[ErrorItem] | ErrorItem) -> None:
+        self.errors = [errors] if isinstance(errors, ErrorItem) else list(errors)
+        super().__init__("; ".join(f"{e.code}: {e.message}" for e in self.errors))
+
+
+def reject(code: str, message: str, field: str | None = None) -> Rejected:
+    """Shorthand: `raise reject("unknown_unit", "no unit 110000-XYZ", "source")`."""
+    return Rejected(ErrorItem(code, field, message))
+
+
+@dataclass(slots=True)
+class Accepted:
+    result_id: str
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One parsed message as a handler sees it."""
+
+    event: CloudEvent
+    data: Any  # the validated data model of `event.type`, or the raw data for unmodelled types
+    unit: str | None  # the trusted sending unit (see `trusted_unit`)
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass
+class Context:
+    """What a handler gets besides its message: the open transaction and the outbox buffer."""
+
+    conn: asyncpg.Connection
+    clock: Clock
+    service: str
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    current: Incoming | None = None
+
+    def emit(self, topic: str, key: str | None, event: CloudEvent) -> None:
+        """Publish `event` on `topic` once this batch commits (through the outbox)."""
+        self.outbox.append(OutboxMessage.of_event(topic, key, event))
+
+    def event(
+        self, type: str, data: Any, *, subject: str | None = None, time: datetime | None = None
+    ) -> CloudEvent:
+        """A new platform event caused by the message being handled (correlation and causation set,
+        time taken from the causing event so replays rebuild identical state)."""
+        cur = self.current
+        return new_event(
+            type,
+            f"platform/{self.service}",
+            data,
+            time=time or (cur.event.time if cur else self.clock.now()),
+            subject=subject,
+            correlationid=(cur.event.correlationid or cur.event.id) if cur else None,
+            causationid=cur.event.id if cur else None,
+        )
+
+
+Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]
+BatchHandler = Callable[[Sequence[Incoming], Context], Awaitable[Sequence[Accepted | Rejected | None]]]
+ModelLookup = Callable[[str], type[BaseModel] | None]
+
+
+class ConsumerObserver:
+    """Hooks for metrics; the default does nothing."""
+
+    def consumed(self, topic: str, type: str, n: int = 1) -> None: ...
+    def duplicate(self, topic: str, n: int) -> None: ...
+    def rejected(self, code: str) -> None: ...
+    def deadlettered(self, topic: str) -> None: ...
+    def batch_done(self, topic: str, seconds: float, n: int) -> None: ...
+    def event_latency(self, topic: str, seconds: float) -> None: ...
+    def lag(self, topic: str, partition: int, lag: int) -> None: ...
+
+
+def trusted_unit(event: CloudEvent, record: ConsumerRecord | None = None) -> str | None:
+    """THE place where a request's source is trusted (design.md section 6): today the envelope's
+    `source` (`unit/<code>`) is taken at its word; SASL principals and signatures land here."""
+    return event.source_unit
+
+
+@dataclass(slots=True)
+class _Parsed:
+    record: ConsumerRecord
+    inbox_key: str
+    incoming: Incoming | None = None
+    dead_reason: str | None = None
+    reject_errors: list[ErrorItem] | None = None
+    reject_to: str | None = None
+    request_id: str | None = None
+    request_type: str | None = None
+
+
+class KafkaConsumerWrapper:
+    """Consumes `topics` in consumer group `group_id` and applies messages exactly once.
+
+    `handlers` routes message type to a per-message handler; types with no handler are skipped
+    (on event topics: another service's events this one does not need) or rejected (on request
+    topics, where `request_types` lists what this consumer answers). `batch_handler`, when given,
+    takes every new message of a batch at once (set-oriented services and benchmarks)."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        group_id: str,
+        topics: Sequence[str],
+        bootstrap: str,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        handlers: Mapping[str, Handler] | None = None,
+        batch_handler: BatchHandler | None = None,
+        request_types: Sequence[str] = (),
+        request_topics: Sequence[str] = (),
+        model_for: ModelLookup | None = None,
+        observer: ConsumerObserver | None = None,
+        on_committed: Callable[[], None] | None = None,
+        batch_max: int = 1000,
+        batch_timeout_ms: int = 50,
+        client_id: str | None = None,
+    ) -> None:
+        if (handlers is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handlers and batch_handler")
+        self.service = service
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._bootstrap = bootstrap
+        self._pool = pool
+        self._clock = clock
+        self._handlers = dict(handlers or {})
+        self._batch_handler = batch_handler
+        self._request_types = set(request_types)
+        self._request_topics = set(request_topics)
+        self._model_for = model_for
+        self._obs = observer or ConsumerObserver()
+        self._on_committed = on_committed
+        self._batch_max = batch_max
+        self._batch_timeout_ms = batch_timeout_ms
+        self._client_id = client_id or f"{service}-{group_id}"
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.processed = 0
+        self._lag_at = 0.0
+        self.last_error: str | None = None
+        self.healthy = True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group_id,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._batch_max,
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=30_000,
+            heartbeat_interval_ms=3_000,
+            fetch_max_wait_ms=self._batch_timeout_ms,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer | None:
+        return self._consumer
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the end of each assigned partition (last stable offset minus position)."""
+        out: dict[tuple[str, int], int] = {}
+        c = self._consumer
+        if c is None:
+            return out
+        for tp in c.assignment():
+            end = c.last_stable_offset(tp)
+            if end is None:
+                end = c.highwater(tp)
+            if end is None:
+                continue
+            try:
+                pos = await asyncio.wait_for(c.position(tp), 1.0)
+            except Exception:
+                continue
+            out[(tp.topic, tp.partition)] = max(0, end - pos)
+        return out
+
+    # ------------------------------------------------------------------ loop
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=self._batch_max)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"fetch: {type(exc).__name__}: {exc}"
+                log.warning("kafka fetch failed: %s", self.last_error)
+                await asyncio.sleep(1.0)
+                continue
+            records = [r for rs in batches.values() for r in rs]
+            if records:
+                await self.process(records)
+                offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
+                try:
+                    await consumer.commit(offsets)
+                except Exception as exc:  # a rebalance took the partition: the inbox absorbs the redelivery
+                    log.warning("offset commit failed (will be redelivered): %s: %s", type(exc).__name__, exc)
+            if time.monotonic() - self._lag_at > 1.0:
+                self._lag_at = time.monotonic()
+                for (topic, partition), lag in (await self.lag()).items():
+                    self._obs.lag(topic, partition, lag)
+
+    async def process(self, records: Sequence[ConsumerRecord]) -> None:
+        """Apply `records` durably: returns only once their effects are committed."""
+        parsed = [self._parse(r) for r in records]
+        backoff = 0.1
+        while True:
+            try:
+                await self._apply(parsed)
+                self.healthy = True
+                self.last_error = None
+                break
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT as exc:
+                self.healthy = False
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("batch failed on an outage, retrying in %.1fs: %s", backoff, self.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                if len(parsed) > 1:
+                    log.warning("batch of %d failed (%s); isolating the failing message", len(parsed), exc)
+                    for p in parsed:
+                        await self._apply_single_or_deadletter(p)
+                    break
+                await self._apply_single_or_deadletter(parsed[0], first_error=exc)
+                break
+        self.processed += len(records)
+        if self._on_committed is not None:
+            self._on_committed()
+
+    async def _apply_single_or_deadletter(self, p: _Parsed, first_error: Exception | None = None) -> None:
+        backoff = 0.1
+        error = first_error
+        while error is None:
+            try:
+                await self._apply([p])
+                return
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                error = exc
+        log.error(
+            "handler failed on %s[%d]@%d: dead-lettering it",
+            p.record.topic,
+            p.record.partition,
+            p.record.offset,
+            exc_info=error,
+        )
+        p.incoming = None
+        p.dead_reason = f"handler_failed: {type(error).__name__}: {error}"
+        while True:
+            try:
+                await self._apply([p])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    # ------------------------------------------------------------------ parsing
+
+    def _parse(self, record: ConsumerRecord) -> _Parsed:
+        position_key = f"{record.topic}:{record.partition}:{record.offset}"
+        raw = record.value
+        if raw is None:
+            return _Parsed(
+                record, position_key, dead_reason="empty value (tombstone) on a non-compacted topic"
+            )
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _Parsed(record, position_key, dead_reason=f"not JSON: {exc}")
+        try:
+            event = CloudEvent.model_validate(doc)
+        except ValidationError as exc:
+            p = _Parsed(record, position_key, dead_reason=f"not a CloudEvent: {_short(exc)}")
+            # Where a unit and an id can be read, the unit gets its answer too.
+            if (
+                isinstance(doc, dict)
+                and isinstance(doc.get("source"), str)
+                and doc["source"].startswith("unit/")
+            ):
+                p.reject_to = doc["source"][5:]
+                p.request_id = str(doc.get("id") or position_key)
+                p.request_type = str(doc.get("type") or "")
+                p.reject_errors = [
+                    ErrorItem("schema_violation", None, f"not a valid CloudEvent: {_short(exc)}")
+                ]
+            return p
+        unit = trusted_unit(event, record)
+        is_request = record.topic in self._request_topics
+        if not is_request and event.type not in self._handlers and self._batch_handler is None:
+            return _Parsed(record, event.id)  # another service's event type: not ours to apply
+        if is_request and event.type not in self._request_types:
+            return _Parsed(
+                record,
+                event.id,
+                reject_errors=[
+                    ErrorItem(
+                        "schema_violation", "type", f"{event.type!r} is not a request on {record.topic}"
+                    )
+                ],
+                reject_to=unit or event.source,
+                request_id=event.id,
+                request_type=event.type,
+            )
+        data: Any = event.data
+        model = self._model_for(event.type) if self._model_for else None
+        if model is not None:
+            try:
+                data = model.model_validate(event.data)
+            except ValidationError as exc:
+                if is_request:
+                    return _Parsed(
+                        record,
+                        event.id,
+                        reject_errors=_schema_errors(exc),
+                        reject_to=unit or event.source,
+                        request_id=event.id,
+                        request_type=event.type,
+                    )
+                return _Parsed(
+                    record, event.id, dead_reason=f"data does not match {event.type}: {_short(exc)}"
+                )
+        incoming = Incoming(
+            event, data, unit, record.topic, record.partition, record.offset, record.key, record.headers
+        )
+        return _Parsed(
+            record,
+            event.id,
+            incoming=incoming,
+            request_id=event.id if is_request else None,
+            request_type=event.type if is_request else None,
+            reject_to=unit or event.source,
+        )
+
+    # ------------------------------------------------------------------ applying
+
+    async def _apply(self, parsed: Sequence[_Parsed]) -> None:
+        t0 = time.perf_counter()
+        work = [p for p in parsed if p.incoming is not None or p.dead_reason or p.reject_errors]
+        if not work:
+            return
+        topic = parsed[0].record.topic
+        async with self._pool.acquire() as conn, conn.transaction():
+            keys = [p.inbox_key for p in work]
+            new = set(
+                await conn.fetchval(
+                    "WITH ins AS (INSERT INTO inbox (event_id, topic) SELECT k, t FROM unnest($1::text[], $2::text[]) AS u(k, t)"
+                    " ON CONFLICT DO NOTHING RETURNING event_id) SELECT coalesce(array_agg(event_id), '{}') FROM ins",
+                    keys,
+                    [p.record.topic for p in work],
+                )
+            )
+            seen: set[str] = set()
+            fresh: list[_Parsed] = []
+            for p in work:
+                if p.inbox_key in new and p.inbox_key not in seen:
+                    seen.add(p.inbox_key)
+                    fresh.append(p)
+            if len(fresh) < len(work):
+                self._obs.duplicate(topic, len(work) - len(fresh))
+            ctx = Context(conn=conn, clock=self._clock, service=self.service)
+            to_handle: list[_Parsed] = []
+            for p in fresh:
+                if p.dead_reason is not None:
+                    self._deadletter(ctx, p)
+                elif p.reject_errors is not None:
+                    self._answer(ctx, p, Rejected(p.reject_errors))
+                else:
+                    to_handle.append(p)
+            if to_handle:
+                await self._handle(ctx, to_handle)
+            await write_outbox(conn, ctx.outbox)
+        now = datetime.now(UTC)
+        for p in fresh:
+            if p.incoming is not None:
+                self._obs.consumed(p.record.topic, p.incoming.event.type)
+                self._obs.event_latency(
+                    p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds())
+                )
+        self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
+
+    async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:
+        if self._batch_handler is not None:
+            incomings = [p.incoming for p in items if p.incoming is not None]
+            results = await self._batch_handler(incomings, ctx)
+            for p, result in zip(items, results, strict=True):
+                if p.request_id is not None:
+                    self._answer(ctx, p, result)
+            return
+        for p in items:
+            inc = p.incoming
+            assert inc is not None
+            handler = self._handlers.get(inc.event.type)
+            if handler is None:
+                continue
+            ctx.current = inc
+            token = otel_context.attach(extract(_header_dict(inc.headers)))
+            try:
+                with _tracer.start_as_current_span(
+                    f"process {inc.event.type}",
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": inc.topic,
+                        "messaging.kafka.destination.partition": inc.partition,
+                        "messaging.kafka.message.offset": inc.offset,
+                        "messaging.message.id": inc.event.id,
+                    },
+                ):
+                    try:
+                        result: Accepted | Rejected | None = await handler(inc, ctx)
+                    except Rejected as exc:
+                        result = exc
+                    if p.request_id is not None:
+                        self._answer(ctx, p, result)
+            finally:
+                otel_context.detach(token)
+                ctx.current = None
+
+    def _answer(self, ctx: Context, p: _Parsed, result: Accepted | Rejected | None) -> None:
+        """Exactly one answer per request on the feedback topic, keyed by the sending unit."""
+        if p.request_id is None:
+            return
+        unit_key = p.reject_to or "unknown"
+        if isinstance(result, Rejected):
+            for e in result.errors:
+                self._obs.rejected(e.code)
+            data: dict[str, Any] = {
+                "request_id": p.request_id,
+                "request_type": p.request_type or "",
+                "errors": [e.as_dict() for e in result.errors],
+            }
+            etype = "credit.request.rejected"
+        else:
+            data = {
+                "request_id": p.request_id,
+                "request_type": p.request_type or "",
+                "result_id": result.result_id if isinstance(result, Accepted) else p.request_id,
+            }
+            etype = "credit.request.accepted"
+        event_time = p.incoming.event.time if p.incoming is not None else self._clock.now()
+        ev = new_event(
+            etype,
+            f"platform/{self.service}",
+            data,
+            time=event_time,
+            correlationid=p.request_id,
+            causationid=p.request_id,
+        )
+        ctx.emit(topics.FEEDBACK, unit_key, ev)
+
+    def _deadletter(self, ctx: Context, p: _Parsed) -> None:
+        r = p.record
+        self._obs.deadlettered(r.topic)
+        log.warning("dead-lettering %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.dead_reason)
+        ev = new_event(
+            "credit.deadletter.recorded",
+            f"platform/{self.service}",
+            {
+                "service": self.service,
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "key_b64": base64.b64encode(r.key).decode() if r.key is not None else None,
+                "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
+                "error": p.dead_reason,
+            },
+            time=self._clock.now(),
+        )
+        msg = OutboxMessage.of_event(topics.DEADLETTER, None, ev)
+        msg.key = r.key  # the dead-letter topic is keyed by the original key
+        ctx.outbox.append(msg)
+        if p.reject_errors is not None:
+            self._answer(ctx, p, Rejected(p.reject_errors))
+
+
+def _header_dict(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers or ():
+        with contextlib.suppress(Exception):  # hostile header bytes are ignored, never fatal
+            out[k] = v.decode("utf-8")
+    return out
+
+
+def _short(exc: ValidationError) -> str:
+    errs = exc.errors(include_url=False)
+    parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in errs[:5]]
+    more = f" (+{len(errs) - 5} more)" if len(errs) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _schema_errors(exc: ValidationError) -> list[ErrorItem]:
+    return [
+        ErrorItem("schema_violation", ".".join(str(x) for x in e["loc"]) or None, e["msg"])
+        for e in exc.errors(include_url=False)[:20]
+    ]
+
+
+__all__ = [
+    "Accepted",
+    "BatchHandler",
+    "Context",
+    "ErrorItem",
+    "Handler",
+    "Incoming",
+    "KafkaConsumerWrapper",
+    "Rejected",
+    "reject",
+    "trusted_unit",
+]

@@ -13,29 +13,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
-from credit_common.db.ready import database_answers
 from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
 from credit_common.messaging import topics
-from credit_common.messaging.ready import broker_answers
 from credit_common.messaging.topics import TopicSpec, ensure_topics
 from credit_common.settings import Settings
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="session")
-async def stack(settings: Settings) -> Settings:
-    """Fails (never skips) when the stack is not there: `make test` starts it."""
-    if not await broker_answers(settings.kafka_bootstrap_servers):
-        pytest.fail(f"Kafka is not answering at {settings.kafka_bootstrap_servers}: run `make test`")
-    if not await database_answers(settings.database_url):
-        pytest.fail("PostgreSQL is not answering at DATABASE_URL: run `make test`")
-    await ensure_topics(settings.kafka_bootstrap_servers)
-    return settings
 
 
 @pytest.fixture
@@ -66,7 +52,7 @@ async def schema_factory(
         made.append((schema, pool))
         return pool
 
-    yield make  # type: ignore[misc]
+    yield make
     for schema, pool in made:
         await pool.close()
         await drop_service_schema(admin, schema)
@@ -76,7 +62,9 @@ async def schema_factory(
 async def topic_factory(stack: Settings) -> Callable[..., str]:
     async def make(prefix: str = "test", partitions: int = 3) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
-        await ensure_topics(stack.kafka_bootstrap_servers, [TopicSpec(name, partitions=partitions, retention_days=1)])
+        await ensure_topics(
+            stack.kafka_bootstrap_servers, [TopicSpec(name, partitions=partitions, retention_days=1)]
+        )
         return name
 
     return make  # type: ignore[return-value]
@@ -104,7 +92,7 @@ class TopicReader:
         await self._consumer.start()
         parts = self._consumer.partitions_for_topic(self.topic)
         if parts is None:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             parts = self._consumer.partitions_for_topic(self.topic) or set()
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._consumer.assign(tps)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -17,8 +16,6 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
-
 from credit_common.clock import SystemClock
 from credit_common.contracts.envelope import new_event
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
@@ -26,6 +23,7 @@ from credit_common.messaging import topics
 from credit_common.messaging.consumer import Accepted, Context, Incoming, KafkaConsumerWrapper, reject
 from credit_common.messaging.producer import make_producer
 from credit_common.settings import Settings
+from pydantic import BaseModel
 
 from .conftest import FIXTURES, TopicReader
 
@@ -121,7 +119,9 @@ async def toy(
         await producer.stop()
 
 
-async def feedback_for(reader: Callable[[str], TopicReader], request_ids: set[str], timeout: float = 20.0) -> dict:
+async def feedback_for(
+    reader: Callable[[str], TopicReader], request_ids: set[str], timeout: float = 20.0
+) -> dict:
     """Every feedback answer to `request_ids`: {request_id: [answers]}."""
     async with reader(topics.FEEDBACK) as r:
         await r.wait_for(
@@ -137,7 +137,11 @@ async def feedback_for(reader: Callable[[str], TopicReader], request_ids: set[st
 
 
 async def test_redelivered_and_replayed_events_change_nothing(
-    toy: Callable, schema_factory: Callable, topic_factory: Callable, producer: AIOKafkaProducer, reader: Callable
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
 ) -> None:
     pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
     req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
@@ -171,7 +175,11 @@ async def test_redelivered_and_replayed_events_change_nothing(
 
 
 async def test_unparseable_message_is_dead_lettered_with_raw_bytes_and_the_consumer_goes_on(
-    toy: Callable, schema_factory: Callable, topic_factory: Callable, producer: AIOKafkaProducer, reader: Callable
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
 ) -> None:
     pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
     req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
@@ -187,9 +195,7 @@ async def test_unparseable_message_is_dead_lettered_with_raw_bytes_and_the_consu
 
     assert await pool.fetchval("SELECT name FROM things") == "after", "the consumer went on"
     async with reader(topics.DEADLETTER) as r:
-        recs = await r.wait_for(
-            lambda rs: {KG, KH} <= {x.key for x in rs if x.key}, timeout=20
-        )
+        recs = await r.wait_for(lambda rs: {KG, KH} <= {x.key for x in rs if x.key}, timeout=20)
         mine = {x.key: orjson.loads(x.value) for x in recs if x.key in (KG, KH)}
     dead = mine[KG]
     assert dead["type"] == "credit.deadletter.recorded"
@@ -200,40 +206,52 @@ async def test_unparseable_message_is_dead_lettered_with_raw_bytes_and_the_consu
     assert base64.b64decode(mine[KH]["data"]["value_b64"]) == half
     # The half-event names a unit and an id: that unit gets a schema_violation answer too.
     answers = await feedback_for(reader, {f"half-1-{RUN}"})
-    (key, ev), = answers[f"half-1-{RUN}"]
+    ((key, ev),) = answers[f"half-1-{RUN}"]
     assert key == "310000-SAMR"
     assert ev["type"] == "credit.request.rejected"
     assert ev["data"]["errors"][0]["code"] == "schema_violation"
 
 
 async def test_rule_violation_and_schema_violation_are_rejected_with_codes(
-    toy: Callable, schema_factory: Callable, topic_factory: Callable, producer: AIOKafkaProducer, reader: Callable
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
 ) -> None:
     pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
     req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
     run = await toy(pool, req_topic, ev_topic, "toy-reject")
-    await producer.send_and_wait(req_topic, request("bad", id=f"req-bad-1-{RUN}", unit="440000-MEE"), key=b"S1")
+    await producer.send_and_wait(
+        req_topic, request("bad", id=f"req-bad-1-{RUN}", unit="440000-MEE"), key=b"S1"
+    )
     wrong = new_event(CREATE, "unit/440000-MEE", {"nom": 3}, time=datetime.now(UTC), id=f"req-wrong-1-{RUN}")
     await producer.send_and_wait(req_topic, orjson.dumps(wrong.model_dump(mode="json")), key=b"S1")
-    other = new_event("test.thing.explode", "unit/440000-MEE", {}, time=datetime.now(UTC), id=f"req-type-1-{RUN}")
+    other = new_event(
+        "test.thing.explode", "unit/440000-MEE", {}, time=datetime.now(UTC), id=f"req-type-1-{RUN}"
+    )
     await producer.send_and_wait(req_topic, orjson.dumps(other.model_dump(mode="json")), key=b"S1")
     await run.wait_processed(3)
 
     answers = await feedback_for(reader, {f"req-bad-1-{RUN}", f"req-wrong-1-{RUN}", f"req-type-1-{RUN}"})
-    (key, bad), = answers[f"req-bad-1-{RUN}"]
+    ((key, bad),) = answers[f"req-bad-1-{RUN}"]
     assert key == "440000-MEE"
     assert bad["type"] == "credit.request.rejected"
     assert bad["data"]["errors"] == [{"code": "unknown_unit", "field": "source", "message": "no such unit"}]
-    (_, wrong_answer), = answers[f"req-wrong-1-{RUN}"]
+    ((_, wrong_answer),) = answers[f"req-wrong-1-{RUN}"]
     assert {e["code"] for e in wrong_answer["data"]["errors"]} == {"schema_violation"}
     assert "name" in {e["field"] for e in wrong_answer["data"]["errors"]}
-    (_, type_answer), = answers[f"req-type-1-{RUN}"]
+    ((_, type_answer),) = answers[f"req-type-1-{RUN}"]
     assert type_answer["data"]["errors"][0]["field"] == "type"
     assert await pool.fetchval("SELECT count(*) FROM things") == 0
 
 
 async def test_a_failing_handler_is_isolated_from_its_batch(
-    toy: Callable, schema_factory: Callable, topic_factory: Callable, producer: AIOKafkaProducer, reader: Callable
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
 ) -> None:
     pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
     req_topic, ev_topic = await topic_factory("req", partitions=1), await topic_factory("ev")
@@ -243,6 +261,7 @@ async def test_a_failing_handler_is_isolated_from_its_batch(
     run = await toy(pool, req_topic, ev_topic, "toy-isolate")
     await run.wait_processed(3)
     assert sorted(r["name"] for r in await pool.fetch("SELECT name FROM things")) == ["one", "two"]
+
     def raw(x: object) -> bytes:
         return base64.b64decode(orjson.loads(x.value)["data"]["value_b64"] or "")  # type: ignore[attr-defined]
 
@@ -285,18 +304,22 @@ async def test_outbox_event_survives_relay_killed_between_publish_and_mark(
     async with events_pool.acquire() as conn, conn.transaction():
         await write_outbox(conn, [OutboxMessage.of_event(ev_topic, "S1", event)])
     schema = await events_pool.fetchval("SELECT current_schema()")
-    dsn = await events_pool.fetchval("SELECT 'x'")  # placeholder to keep the pool warm
-    del dsn
     from credit_common.db.pool import dsn_for_role
     from credit_common.db.roles import role_name
 
     role_dsn = dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
-    proc = subprocess.run(
-        [sys.executable, "-c", RELAY_SCRIPT, role_dsn, schema, stack.kafka_bootstrap_servers],
-        capture_output=True,
-        timeout=60,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RELAY_SCRIPT,
+        role_dsn,
+        schema,
+        stack.kafka_bootstrap_servers,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.returncode == -9, f"relay should die by SIGKILL: {proc.returncode} {proc.stderr[-2000:]!r}"
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == -9, f"relay should die by SIGKILL: {proc.returncode} {stderr[-2000:]!r}"
     async with reader(ev_topic) as r:
         await r.wait_for(lambda rs: len(rs) == 1)
     assert await events_pool.fetchval("SELECT count(*) FROM outbox") == 1, "the kill came before the mark"

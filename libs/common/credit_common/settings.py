@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     credit_consumer_batch_timeout_ms: int = 50
     credit_relay_batch_max: int = 2000
     credit_topic_partitions: int = 12
+    credit_topic_replication: int = 1
 
 
 @lru_cache(maxsize=1)

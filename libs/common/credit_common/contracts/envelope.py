@@ -49,9 +49,13 @@ def new_event(
     correlationid: str | None = None,
     causationid: str | None = None,
 ) -> CloudEvent:
-    """Build an envelope; `data` may be a pydantic model or plain JSON-able value."""
+    """Build an envelope; `data` may be a pydantic model or plain JSON-able value.
+
+    `time` must carry an offset."""
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json", exclude_none=True)
+    if time.tzinfo is None:
+        raise ValueError("event time needs an offset")
     return CloudEvent(
         id=id or new_id(),
         source=source,

@@ -16,14 +16,18 @@ from typing import Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
 from opentelemetry.propagate import inject
 
-from credit_common import json
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 
 log = logging.getLogger(__name__)
 
 _COPY_THRESHOLD = 32
+INSERT_SQL = "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)"
+LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext('credit:relay:' || $1))"
+CLAIM_SQL = "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+DELETE_SQL = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 @dataclass(slots=True)
@@ -38,8 +42,9 @@ class OutboxMessage:
         """An event as it will go on the wire: structured CloudEvent JSON, with the current
         trace context (W3C traceparent) so the trace continues through Kafka."""
         headers = {"content-type": CONTENT_TYPE}
-        inject(headers)
-        value = json.dumps(event.model_dump(mode="json", exclude_none=True))
+        if trace.get_current_span().get_span_context().is_valid:
+            inject(headers)
+        value = event.__pydantic_serializer__.to_json(event, exclude_none=True)
         return cls(topic, key.encode() if key is not None else None, value, headers)
 
 
@@ -53,9 +58,7 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessag
             "outbox", records=records, columns=["topic", "key", "value", "headers"]
         )
     else:
-        await conn.executemany(
-            "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)", records
-        )
+        await conn.executemany(INSERT_SQL, records)
 
 
 class RelayObserver(Protocol):
@@ -107,15 +110,10 @@ class OutboxRelay:
         """One round: claim up to `batch_max` rows, publish, wait for every ack, delete. Returns
         how many rows were published (0 when idle or when another instance holds the lock)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            got = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext('credit:relay:' || $1))", self._schema
-            )
+            got = await conn.fetchval(LOCK_SQL, self._schema)
             if not got:
                 return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch_max,
-            )
+            rows = await conn.fetch(CLAIM_SQL, self._batch_max)
             if not rows:
                 return 0
             t0 = time.perf_counter()
@@ -130,7 +128,7 @@ class OutboxRelay:
             await asyncio.gather(*futures)
             if self._crash_after_publish:
                 os.kill(os.getpid(), signal.SIGKILL)
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            await conn.execute(DELETE_SQL, [r["id"] for r in rows])
         if self._observer is not None:
             self._observer.publish_seconds(time.perf_counter() - t0)
             for topic, n in per_topic.items():

@@ -121,3 +121,22 @@ async def ensure_topics(
         return report
     finally:
         await admin.close()
+
+
+def main() -> None:
+    """`python -m credit_common.messaging.topics`: create the contract's topics that are missing."""
+    import asyncio
+
+    from credit_common.settings import get_settings
+
+    settings = get_settings()
+    report = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, replication_factor=settings.credit_topic_replication)
+    )
+    print(f"[topics] {len(report.created)} created, {len(report.existing)} already there")
+    for w in report.warnings:
+        print(f"[topics] warning: {w}")
+
+
+if __name__ == "__main__":
+    main()

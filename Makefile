@@ -1,0 +1,56 @@
+# The entry point. `make up` starts the platform, `make test` runs the whole suite (both install
+# what they need on a fresh machine). `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help deps stack topics catalog up down status test lint typecheck fmt schemas bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+deps: ## install uv (if missing) and the locked Python environment
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || { echo "[deps] installing uv from PyPI"; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv; }
+	@$(UV) sync --frozen --quiet
+
+stack: deps ## start Kafka and PostgreSQL (or reuse what runs)
+	@deploy/stack.sh up
+
+topics: stack ## create the contract's topics
+	@$(RUN) python -m credit_common.messaging.topics
+
+catalog: topics ## validate and publish the reference catalogue in deploy/catalog
+	@$(RUN) credit-reference publish deploy/catalog
+
+up: catalog ## start the platform: Kafka, PostgreSQL, the reference catalogue (and the services)
+	@deploy/stack.sh status
+	@echo "Platform up. Settings: eval \"\$$(deploy/stack.sh env)\""
+
+down: ## stop everything
+	@deploy/stack.sh down
+
+status: ## what runs
+	@deploy/stack.sh status
+
+lint: deps ## ruff lint and format check
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+typecheck: deps ## mypy
+	@$(RUN) mypy
+
+fmt: deps ## format and autofix
+	@$(RUN) ruff format .
+	@$(RUN) ruff check --fix .
+
+schemas: deps ## regenerate the JSON Schemas from the contract models
+	@$(RUN) python -m credit_common.contracts.schemagen
+
+test: lint typecheck catalog ## the whole suite: lint, types, schema checks, unit, integration, e2e, a short bench
+	@$(RUN) python -m credit_common.contracts.schemagen --check
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+bench: catalog ## the benchmarks (tests/perf): figures beside raw baselines, a CSV row each
+	@$(RUN) python -m tests.perf.run

@@ -1,0 +1,158 @@
+"""Reference records (contracts.md, "Reference records"): the values of the compacted topic
+`credit.reference.v1`, keyed `<kind>:<code>`, each wrapped in a `credit.reference.upserted` CloudEvent;
+a tombstone (null value) deletes the record."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter
+
+from credit_common.contracts.common import Code, ContractModel, Name, Region
+
+REFERENCE_EVENT_TYPE = "credit.reference.upserted"
+REFERENCE_SOURCE = "platform/reference"
+REFERENCE_KINDS = ("field", "unit", "standard", "mou", "calendar")
+
+Level = Literal["national", "provincial", "prefecture", "county"]
+UnitKind = Literal["department", "association"]
+DesignationListName = Literal["red", "black", "key_scrutiny"]
+StandardStatus = Literal["draft", "in_force", "repealed"]
+MeasureKindName = Literal["reward", "punishment"]
+
+Codes = Annotated[list[Code], Field(max_length=1_000)]
+LongText = Annotated[str, Field(min_length=1, max_length=4_000)]
+Days = Annotated[int, Field(ge=1, le=36_500)]
+
+
+class ReferenceModel(ContractModel):
+    """Base of the reference records. Frozen: a catalogue hands out shared instances.
+
+    Numbers are taken for strings so that an unquoted region (`region: 440106`) or calendar year
+    (`code: 2027`) in a YAML file still reads as the string the contract says.
+    """
+
+    model_config = ConfigDict(frozen=True, coerce_numbers_to_str=True)
+
+
+class FieldRecord(ReferenceModel):
+    """A field of regulation (taxation, customs, ...); key fields count toward the warning list."""
+
+    kind: Literal["field"] = "field"
+    code: Code
+    name: Name
+    key_field: bool
+
+
+class Liaison(ReferenceModel):
+    """The person a unit named to download the lists and relay objections (policy, section V)."""
+
+    name: Name
+    title: Name
+    phone: Annotated[str, Field(min_length=3, max_length=64)]
+
+
+class UnitRecord(ReferenceModel):
+    """A designating or enforcing unit: a department at some level, or an authorised national
+    industry association (whose `parent` is the state department that authorised it)."""
+
+    kind: Literal["unit"] = "unit"
+    code: Code
+    name: Name
+    level: Level
+    region: Region
+    unit_kind: UnitKind
+    authorised_fields: Codes
+    parent: Code | None = None
+    liaison: Liaison | None = None
+    active: bool = True
+
+
+class StandardRecord(ReferenceModel):
+    """A unified designation standard of one field and one list."""
+
+    kind: Literal["standard"] = "standard"
+    code: Code
+    field: Code
+    list: DesignationListName
+    title: Name
+    legal_basis: LongText
+    min_level: Level
+    default_period_days: Days
+    max_period_days: Days
+    restorable: bool
+    min_days_before_restoration: Annotated[int, Field(ge=0, le=36_500)] = 0
+    public: bool
+    status: StandardStatus
+    version: Annotated[int, Field(ge=1)]
+
+
+class Measure(ReferenceModel):
+    """A reward or punishment measure of an MOU; applied by units of its implementing fields."""
+
+    code: Code
+    measure_kind: MeasureKindName
+    list: DesignationListName
+    implementing_fields: Codes
+    description: LongText
+    legal_basis: LongText
+
+
+class MouRecord(ReferenceModel):
+    """A memorandum of understanding on joint incentives or joint punishment."""
+
+    kind: Literal["mou"] = "mou"
+    code: Code
+    title: Annotated[str, Field(min_length=1, max_length=1_000)]
+    signed_on: date
+    fields: Codes
+    measures: Annotated[list[Measure], Field(max_length=1_000)]
+
+
+class CalendarRecord(ReferenceModel):
+    """One year of the working-day calendar: days off and weekend days made working days. It
+    replaces the built-in official calendar for its year (and makes an unknown year known)."""
+
+    kind: Literal["calendar"] = "calendar"
+    code: Annotated[str, Field(pattern=r"^\d{4}$")]
+    holidays: Annotated[list[date], Field(max_length=366)] = Field(default=[])
+    working_weekend_days: Annotated[list[date], Field(max_length=366)] = Field(default=[])
+
+    @property
+    def year(self) -> int:
+        return int(self.code)
+
+
+ReferenceRecord = Annotated[
+    FieldRecord | UnitRecord | StandardRecord | MouRecord | CalendarRecord,
+    Field(discriminator="kind"),
+]
+
+MODEL_BY_KIND: dict[str, type[ReferenceModel]] = {
+    "field": FieldRecord,
+    "unit": UnitRecord,
+    "standard": StandardRecord,
+    "mou": MouRecord,
+    "calendar": CalendarRecord,
+}
+
+_ADAPTER: TypeAdapter[ReferenceRecord] = TypeAdapter(ReferenceRecord)
+
+
+def parse_reference_record(data: object) -> ReferenceRecord:
+    """Validate the `data` of a `credit.reference.upserted` event (raises pydantic's ValidationError)."""
+    return _ADAPTER.validate_python(data)
+
+
+def reference_key(record: ReferenceRecord) -> str:
+    """The record's Kafka key on `credit.reference.v1`: `<kind>:<code>`, e.g. `unit:440106-SAMR`."""
+    return f"{record.kind}:{record.code}"
+
+
+def split_reference_key(key: str) -> tuple[str, str]:
+    """`"unit:440106-SAMR"` -> `("unit", "440106-SAMR")`; ValueError when there is no `:`."""
+    kind, sep, code = key.partition(":")
+    if not sep or not kind or not code:
+        raise ValueError(f"not a reference key (<kind>:<code>): {key!r}")
+    return kind, code

@@ -1,0 +1,103 @@
+"""The FastAPI application every service starts from: OpenAPI at `/docs`, problem details,
+health and metrics endpoints, request timing, and a place for the AsyncAPI document."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CollectorRegistry, Histogram
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from credit_common.http.health import HealthChecks, health_router
+from credit_common.http.problems import install_problem_handlers
+from credit_common.telemetry.metrics import ServiceMetrics
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+#: The route label of requests no route matched (their raw paths would explode the label set).
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class RequestTimingMiddleware:
+    """Record `credit_http_request_seconds{route,method,status}` for every HTTP request, labelled by
+    the route's path template (`/v1/designations/{id}`), never the raw path."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def timing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timing_send)
+        finally:
+            # The router writes the matched route into the shared scope dict.
+            route: BaseRoute | None = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            self.histogram.labels(route=template, method=scope["method"], status=str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def create_http_app(
+    service: str,
+    title: str,
+    description: str,
+    checks: HealthChecks,
+    registry: CollectorRegistry,
+    lifespan: Lifespan | None = None,
+    version: str = "1.0.0",
+) -> FastAPI:
+    """A FastAPI app for `service`: Swagger UI at `/docs`, the document at `/openapi.json`,
+    problem-details errors, `/health/live`, `/health/ready`, `/metrics` and request timing.
+    Add the service's routes with `app.include_router(...)` before it starts."""
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    # Registers every credit_* family, so /metrics lists them before the first message.
+    metrics = ServiceMetrics(service, registry)
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.health_checks = checks
+    install_problem_handlers(app)
+    # Added last, so it is outermost and also times the 500s the problem middleware answers.
+    app.add_middleware(RequestTimingMiddleware, histogram=metrics.http_request_seconds)
+    app.include_router(health_router(checks, registry))
+    return app
+
+
+def mount_asyncapi(app: FastAPI, html: str, json_doc: dict[str, Any]) -> None:
+    """Serve the service's AsyncAPI document: rendered at `/docs/asyncapi`, raw at
+    `/docs/asyncapi.json` (both outside the OpenAPI document)."""
+
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(html)
+
+    async def asyncapi_json() -> JSONResponse:
+        return JSONResponse(json_doc)
+
+    app.add_api_route("/docs/asyncapi", asyncapi_html, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs/asyncapi.json", asyncapi_json, methods=["GET"], include_in_schema=False)

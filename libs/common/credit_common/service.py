@@ -1,0 +1,320 @@
+"""The composition root every service uses: settings, clock, logging and tracing, the service's own
+schema and role, migrations, the pool, the reference cache, the outbox relay, the consumers, the
+timers, and the HTTP app (health, metrics, OpenAPI, AsyncAPI, the service's routes).
+
+A service describes itself with a `ServiceDefinition`; `build_app(definition)` gives its ASGI app
+and `run(definition)` serves it. Tests call the same functions with other settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from credit_common.clock import Clock, clock_from
+from credit_common.db import pool as dbpool
+from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
+from credit_common.db.outbox import OutboxRelay
+from credit_common.db.roles import ensure_service_schema, role_name
+from credit_common.http.app import create_http_app, mount_asyncapi
+from credit_common.http.health import HealthChecks
+from credit_common.messaging.asyncapi import build_asyncapi
+from credit_common.messaging.consumer import BatchHandler, ConsumerObserver, Handler, KafkaConsumerWrapper
+from credit_common.messaging.producer import make_producer
+from credit_common.messaging.topics import ensure_topics
+from credit_common.reference.cache import ReferenceCache
+from credit_common.settings import SERVICE_PORTS, Settings, get_settings
+from credit_common.telemetry.logging import configure_logging
+from credit_common.telemetry.metrics import ServiceMetrics
+from credit_common.telemetry.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerSpec:
+    """One consumer group of a service: its topics and how each message type is handled."""
+
+    name: str
+    topics: Sequence[str]
+    handlers: Mapping[str, Handler] | None = None
+    batch_handler: BatchHandler | None = None
+    request_types: Sequence[str] = ()
+    request_topics: Sequence[str] = ()
+
+
+@dataclass
+class TimerSpec:
+    """A periodic task (expiry, deadlines): runs in every instance; claims rows with SKIP LOCKED."""
+
+    name: str
+    interval_s: float
+    tick: Callable[[Runtime], Awaitable[Any]]
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    title: str
+    description: str
+    migrations: Path | None = None
+    consumers: Callable[[Runtime], Sequence[ConsumerSpec]] = lambda rt: ()
+    timers: Sequence[TimerSpec] = ()
+    routes: Callable[[FastAPI, Runtime], None] = lambda app, rt: None
+    publishes: Mapping[str, Sequence[str]] = field(default_factory=dict)  # topic -> types (AsyncAPI)
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+
+
+class MetricsObserver(ConsumerObserver):
+    """Consumer and relay hooks feeding the service's Prometheus metrics."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.m = metrics
+
+    def consumed(self, topic: str, type: str, n: int = 1) -> None:
+        self.m.messages_consumed.labels(topic=topic, type=type).inc(n)
+
+    def duplicate(self, topic: str, n: int) -> None:
+        self.m.inbox_duplicates.labels(topic=topic).inc(n)
+
+    def rejected(self, code: str) -> None:
+        self.m.rejections.labels(code=code).inc()
+
+    def deadlettered(self, topic: str) -> None:
+        self.m.deadletters.labels(topic=topic).inc()
+
+    def batch_done(self, topic: str, seconds: float, n: int) -> None:
+        self.m.batch_seconds.labels(topic=topic).observe(seconds)
+        if n:
+            self.m.processing_seconds.labels(topic=topic).observe(seconds / n)
+
+    def event_latency(self, topic: str, seconds: float) -> None:
+        self.m.event_latency_seconds.labels(topic=topic).observe(seconds)
+
+    def lag(self, topic: str, partition: int, lag: int) -> None:
+        self.m.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    # relay
+    def published(self, topic: str, n: int) -> None:
+        self.m.messages_published.labels(topic=topic).inc(n)
+
+    def pending(self, n: int) -> None:
+        self.m.outbox_pending.set(n)
+
+    def publish_seconds(self, seconds: float) -> None:
+        self.m.relay_publish_seconds.observe(seconds)
+
+
+class Runtime:
+    """Everything a running service holds; handlers reach it through closures made at wiring."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings, clock: Clock | None = None) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.settings = settings
+        self.clock: Clock = clock or clock_from(settings.credit_now)
+        self.registry = CollectorRegistry()
+        self.metrics = ServiceMetrics(definition.name, self.registry)
+        self.observer = MetricsObserver(self.metrics)
+        self.health = HealthChecks(self.registry)
+        self.reference = ReferenceCache(settings.kafka_bootstrap_servers, client_id=f"{self.name}-reference")
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[KafkaConsumerWrapper] = []
+        self._producer: Any = None
+        self._timer_tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.time()
+        self.timer_state: dict[str, dict[str, Any]] = {}
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        assert self.pool is not None, "the runtime is not started"
+        return self.pool
+
+    async def start(self) -> None:
+        s = self.settings
+        schema = self.name
+        await ensure_topics(s.kafka_bootstrap_servers, replication_factor=s.credit_topic_replication)
+        admin = await asyncpg.connect(s.database_url)
+        try:
+            await ensure_service_schema(admin, schema, s.credit_db_service_password)
+        finally:
+            await admin.close()
+        dsn = dbpool.dsn_for_role(s.database_url, role_name(schema), s.credit_db_service_password)
+        conn = await dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-migrate")
+        try:
+            sources = [("common", COMMON_MIGRATIONS)]
+            if self.definition.migrations is not None:
+                sources.append(("service", self.definition.migrations))
+            applied = await migrate(conn, schema, sources)
+            if applied:
+                log.info("migrations applied: %s", ", ".join(applied))
+        finally:
+            await conn.close()
+        self.pool = await dbpool.create_pool(
+            dsn, schema=schema, application_name=self.name, max_size=s.credit_db_pool_max
+        )
+        await self.reference.start(wait=True, timeout=120.0)
+        self._producer = make_producer(s.kafka_bootstrap_servers, f"{self.name}-relay")
+        await self._producer.start()
+        self.relay = OutboxRelay(
+            self.pool, self._producer, schema, batch_max=s.credit_relay_batch_max, observer=self.observer
+        )
+        self.relay.start()
+        if self.definition.on_start is not None:
+            await self.definition.on_start(self)
+        for spec in self.definition.consumers(self):
+            from credit_common.contracts.registry import REGISTRY
+
+            def model_for(t: str) -> Any:
+                mt = REGISTRY.get(t)
+                return mt.model if mt is not None else None
+
+            wrapper = KafkaConsumerWrapper(
+                service=self.name,
+                group_id=f"{self.name}.{spec.name}" if spec.name else self.name,
+                topics=spec.topics,
+                bootstrap=s.kafka_bootstrap_servers,
+                pool=self.pool,
+                clock=self.clock,
+                handlers=spec.handlers,
+                batch_handler=spec.batch_handler,
+                request_types=spec.request_types,
+                request_topics=spec.request_topics,
+                model_for=model_for,
+                observer=self.observer,
+                on_committed=self.relay.wake,
+                batch_max=s.credit_consumer_batch_max,
+                batch_timeout_ms=s.credit_consumer_batch_timeout_ms,
+            )
+            await wrapper.start()
+            self.consumers.append(wrapper)
+        for timer in self.definition.timers:
+            self._timer_tasks.append(asyncio.create_task(self._run_timer(timer), name=f"timer-{timer.name}"))
+        self._register_checks()
+        log.info("service %s started", self.name)
+
+    def _register_checks(self) -> None:
+        async def kafka() -> None:
+            await self._producer.client.fetch_all_metadata()
+
+        async def postgres() -> None:
+            await self.db.fetchval("SELECT 1")
+
+        async def reference() -> None:
+            if not self.reference.ready.is_set():
+                raise RuntimeError("reference catalogue not loaded yet")
+
+        async def consumers() -> None:
+            for c in self.consumers:
+                if c._task is None or c._task.done():
+                    raise RuntimeError(f"consumer {c.group_id} is not running")
+                if not c.healthy:
+                    raise RuntimeError(f"consumer {c.group_id}: {c.last_error}")
+
+        async def relay() -> None:
+            if self.relay is not None and self.relay.last_error:
+                raise RuntimeError(f"outbox relay: {self.relay.last_error}")
+            if self.relay is not None:
+                await self.relay.pending()
+
+        self.health.add("kafka", kafka)
+        self.health.add("postgres", postgres)
+        self.health.add("reference", reference)
+        self.health.add("consumers", consumers)
+        self.health.add("outbox_relay", relay)
+
+    async def _run_timer(self, timer: TimerSpec) -> None:
+        state = self.timer_state.setdefault(timer.name, {"runs": 0, "last_error": None, "last_run": None})
+        while True:
+            try:
+                await timer.tick(self)
+                state["runs"] += 1
+                state["last_error"] = None
+                state["last_run"] = self.clock.now().isoformat()
+                if self.relay is not None:
+                    self.relay.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                state["last_error"] = f"{type(exc).__name__}: {exc}"
+                log.exception("timer %s failed", timer.name)
+            await asyncio.sleep(timer.interval_s)
+
+    async def stop(self) -> None:
+        for t in self._timer_tasks:
+            t.cancel()
+        for t in self._timer_tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for c in self.consumers:
+            await c.stop()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.relay.drain(), 10.0)
+            await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.reference.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service %s stopped", self.name)
+
+
+def build_app(
+    definition: ServiceDefinition, settings: Settings | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """The service's ASGI app: its lifespan starts and stops the runtime."""
+    settings = settings or get_settings()
+    configure_logging(definition.name, settings.log_level)
+    configure_tracing(definition.name, settings.otel_exporter_otlp_endpoint)
+    runtime = Runtime(definition, settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_http_app(
+        definition.name,
+        definition.title,
+        definition.description,
+        runtime.health,
+        runtime.registry,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    definition.routes(app, runtime)
+    consumes: dict[str, list[str]] = {}
+    for spec in definition.consumers(runtime):
+        for topic in spec.topics:
+            types = list(spec.request_types) or list((spec.handlers or {}).keys())
+            consumes.setdefault(topic, []).extend(t for t in types if t not in consumes.get(topic, []))
+    html, doc = build_asyncapi(
+        definition.name, definition.title, settings.kafka_bootstrap_servers, consumes, definition.publishes
+    )
+    mount_asyncapi(app, html, doc)
+    return app
+
+
+def run(definition: ServiceDefinition) -> None:
+    """Serve the service on its port (`CREDIT_HTTP_PORT`, else the contract's default)."""
+    import uvicorn
+
+    settings = get_settings()
+    port = settings.credit_http_port or SERVICE_PORTS.get(definition.name, 8100)
+    app = build_app(definition, settings)
+    uvicorn.run(app, host=settings.credit_http_host, port=port, log_config=None, access_log=False)

@@ -1,0 +1,129 @@
+"""Benchmark plumbing: peak-RSS sampling, results beside their baselines, one CSV row per case."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+
+console = Console(stderr=True)
+CSV_FIELDS = [
+    "timestamp",
+    "commit",
+    "case",
+    "n",
+    "rate",
+    "unit",
+    "baseline_case",
+    "baseline",
+    "ratio",
+    "goal",
+    "peak_rss_mb",
+    "extra",
+]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], capture_output=True, text=True
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class Result:
+    case: str
+    n: int
+    rate: float
+    unit: str = "msg/s"
+    baseline_case: str = ""
+    baseline: float | None = None
+    goal: float | None = None  # the ratio the issue asks for
+    peak_rss_mb: float = 0.0
+    extra: dict[str, float | str] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.rate / self.baseline if self.baseline else None
+
+    def line(self) -> str:
+        s = f"{self.case:<28} n={self.n:>9,}  {self.rate:>12,.0f} {self.unit}"
+        if self.baseline:
+            s += f"   baseline {self.baseline_case} {self.baseline:>12,.0f}   ratio {self.ratio:.2f}"
+            if self.goal is not None:
+                s += f" (goal >= {self.goal:.2f}: {'met' if (self.ratio or 0) >= self.goal else 'NOT met'})"
+        s += f"   peak RSS {self.peak_rss_mb:.0f} MB"
+        for k, v in self.extra.items():
+            s += f"   {k}={v}"
+        return s
+
+
+def write_csv(path: Path, results: list[Result]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    commit = git_commit()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        if new:
+            w.writeheader()
+        for r in results:
+            w.writerow(
+                {
+                    "timestamp": stamp,
+                    "commit": commit,
+                    "case": r.case,
+                    "n": r.n,
+                    "rate": f"{r.rate:.1f}",
+                    "unit": r.unit,
+                    "baseline_case": r.baseline_case,
+                    "baseline": f"{r.baseline:.1f}" if r.baseline else "",
+                    "ratio": f"{r.ratio:.3f}" if r.ratio else "",
+                    "goal": f"{r.goal:.2f}" if r.goal is not None else "",
+                    "peak_rss_mb": f"{r.peak_rss_mb:.1f}",
+                    "extra": ";".join(f"{k}={v}" for k, v in r.extra.items()),
+                }
+            )
+
+
+class RssSampler:
+    """Samples this process's RSS every 50 ms; `peak_mb` is the largest seen while active."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self._proc = psutil.Process(pid or os.getpid())
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            await asyncio.sleep(0.05)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 1e6
+
+    @asynccontextmanager
+    async def active(self) -> AsyncIterator[RssSampler]:
+        self.peak = self._proc.memory_info().rss
+        self._task = asyncio.create_task(self._run())
+        try:
+            yield self
+        finally:
+            self._task.cancel()
+            self.peak = max(self.peak, self._proc.memory_info().rss)

@@ -1,0 +1,42 @@
+"""`make bench` / `python -m tests.perf.run`: every benchmark, each figure beside its raw baseline
+measured in the same run, one CSV row per case (tests/perf/results/bench.csv by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from credit_common.settings import get_settings
+
+from . import foundation
+from .harness import Result, console, write_csv
+
+DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
+
+
+async def run_all(n: int, csv_path: Path) -> list[Result]:
+    settings = get_settings()
+    results: list[Result] = []
+    console.print(f"[bold]foundation[/] benchmarks, n={n:,} (Kafka {settings.kafka_bootstrap_servers})")
+    results += await foundation.run(settings, n)
+    write_csv(csv_path, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=200_000, help="messages per case")
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="append the rows here")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run_all(args.n, args.csv))
+    print()
+    for r in results:
+        print(r.line())
+    print(f"\nCSV rows appended to {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""A short run of the benchmark harness so it cannot rot: it checks that every case produced a
+row with a figure and a baseline where it has one. It never checks a speed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from tests.perf.run import run_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.perf]
+
+
+async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> None:
+    out = tmp_path / "bench.csv"
+    results = await run_all(2000, out)
+    cases = {r.case for r in results}
+    assert cases == {
+        "raw_aiokafka_produce",
+        "raw_aiokafka_consume",
+        "raw_asyncpg_copy",
+        "consumer_wrapper",
+        "outbox_relay",
+    }
+    rows = list(csv.DictReader(out.open()))
+    assert [r["case"] for r in rows] == [r.case for r in results]
+    for row in rows:
+        assert float(row["rate"]) > 0
+        assert row["commit"]
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["consumer_wrapper"]["baseline_case"] == "raw_asyncpg_copy"
+    assert float(by_case["consumer_wrapper"]["ratio"]) > 0
+    assert by_case["outbox_relay"]["baseline_case"] == "raw_aiokafka_produce"

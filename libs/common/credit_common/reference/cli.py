@@ -1,7 +1,7 @@
 """`credit-reference`: validate the YAML catalogue, and publish it to `credit.reference.v1`.
 
     credit-reference validate deploy/catalog
-    credit-reference publish deploy/catalog [--bootstrap-servers HOST:PORT] [--prune] [--force]
+    credit-reference publish deploy/catalog [--bootstrap-servers HOST:PORT] [--topic NAME] [--prune] [--force]
 
 Publishing validates first and sends nothing when anything is wrong.
 """
@@ -84,6 +84,9 @@ def publish(
             "--bootstrap-servers", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)."
         ),
     ] = None,
+    topic: Annotated[
+        str, typer.Option("--topic", help=f"The compacted topic to publish to (default: {REFERENCE}).")
+    ] = REFERENCE,
     prune: Annotated[
         bool,
         typer.Option("--prune", help="Delete (tombstone) records on the topic that the files do not have."),
@@ -92,16 +95,17 @@ def publish(
         bool, typer.Option("--force", help="Send every record, even those unchanged on the topic.")
     ] = False,
 ) -> None:
-    """Validate, then send every record to credit.reference.v1 and wait for all acknowledgements.
+    """Validate, then send every record to credit.reference.v1 (or --topic) and wait for all
+    acknowledgements.
 
     Each record goes under the key `<kind>:<code>`; records already on the topic with the same value
     are skipped unless --force. Nothing is sent when the catalogue has a problem.
     """
     records = _load_or_exit(paths)
     bootstrap = bootstrap_servers or get_settings().kafka_bootstrap_servers
-    report = asyncio.run(publish_records(records, bootstrap, prune=prune, force=force))
+    report = asyncio.run(publish_records(records, bootstrap, topic=topic, prune=prune, force=force))
     typer.echo(
-        f"Published {report.sent} records to {REFERENCE} at {bootstrap} "
+        f"Published {report.sent} records to {topic} at {bootstrap} "
         f"({report.unchanged} unchanged, {report.deleted} deleted)."
     )
 

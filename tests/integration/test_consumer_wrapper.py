@@ -367,3 +367,38 @@ async def test_outbox_event_survives_relay_killed_between_publish_and_mark(
     assert applied == [event.id]
     assert await consumer_pool.fetchval("SELECT count(*) FROM things") == 1
     assert await consumer_pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_trace_context_travels_from_request_headers_to_emitted_events(
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
+) -> None:
+    from credit_common.telemetry.tracing import configure_tracing
+
+    configure_tracing("toy", None)
+    pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
+    req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
+    run = await toy(pool, req_topic, ev_topic, "toy-trace")
+    trace_id = uuid.uuid4().hex
+    parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    await producer.send_and_wait(
+        req_topic,
+        request("traced", id=f"req-traced-{RUN}"),
+        key=b"S1",
+        headers=[("traceparent", parent.encode())],
+    )
+    await run.wait_processed(1)
+    async with reader(ev_topic) as r:
+        (created,) = await r.wait_for(lambda rs: len(rs) == 1)
+    headers = dict(created.headers)
+    assert headers["content-type"] == b"application/cloudevents+json"
+    version, out_trace, out_span, _flags = headers["traceparent"].decode().split("-")
+    assert out_trace == trace_id, "the emitted event continues the request's trace"
+    assert out_span != parent.split("-")[2], "under the consumer's own span"
+    body = orjson.loads(created.value)
+    assert body["causationid"] == f"req-traced-{RUN}"
+    assert body["correlationid"] == f"req-traced-{RUN}"
+    assert body["source"] == "platform/toy"

@@ -395,7 +395,7 @@ async def test_trace_context_travels_from_request_headers_to_emitted_events(
         (created,) = await r.wait_for(lambda rs: len(rs) == 1)
     headers = dict(created.headers)
     assert headers["content-type"] == b"application/cloudevents+json"
-    version, out_trace, out_span, _flags = headers["traceparent"].decode().split("-")
+    _version, out_trace, out_span, _flags = headers["traceparent"].decode().split("-")
     assert out_trace == trace_id, "the emitted event continues the request's trace"
     assert out_span != parent.split("-")[2], "under the consumer's own span"
     body = orjson.loads(created.value)

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from credit_common.clock import (
     SHANGHAI,
     ManualClock,

@@ -158,9 +158,9 @@ async def wrapper_throughput(
             columns=["id", "subject", "doc"],
         )
         for i in items:
-            ctx.emit(
-                out_topic, i.event.subject, ctx.event("bench.recorded", {"id": i.event.id}, time=i.event.time)
-            )
+            ctx.begin(i)  # causation, correlation and a derived id for what it emits
+            ctx.publish(out_topic, i.event.subject, "bench.recorded", {"id": i.event.id})
+        ctx.begin(None)
         return [None] * len(items)
 
     wrapper = KafkaConsumerWrapper(

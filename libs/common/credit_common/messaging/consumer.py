@@ -24,6 +24,7 @@ import collections
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from opentelemetry.propagate import extract
 from pydantic import BaseModel, ValidationError
 
 from credit_common.clock import Clock
-from credit_common.contracts.envelope import CloudEvent, new_event
+from credit_common.contracts.envelope import CloudEvent, new_event, new_id
 from credit_common.db.outbox import OutboxMessage, write_outbox
 from credit_common.messaging import topics
 
@@ -118,10 +119,21 @@ class Context:
     service: str
     outbox: list[OutboxMessage] = field(default_factory=list)
     current: Incoming | None = None
+    _emitted: dict[str, int] = field(default_factory=dict)
 
     def emit(self, topic: str, key: str | None, event: CloudEvent) -> None:
         """Publish `event` on `topic` once this batch commits (through the outbox)."""
         self.outbox.append(OutboxMessage.of_event(topic, key, event))
+
+    def next_id(self, type: str) -> str:
+        """The id of the next event this handler emits: derived from the causing event's id, so a
+        rebuild by replay emits the very same ids (downstream inboxes then drop them)."""
+        cur = self.current
+        if cur is None:
+            return new_id()
+        k = self._emitted.get(type, 0)
+        self._emitted[type] = k + 1
+        return derived_id(cur.event.id, self.service, type, k)
 
     def event(
         self, type: str, data: Any, *, subject: str | None = None, time: datetime | None = None
@@ -133,11 +145,57 @@ class Context:
             type,
             f"platform/{self.service}",
             data,
+            id=self.next_id(type),
             time=time or (cur.event.time if cur else self.clock.now()),
             subject=subject,
             correlationid=(cur.event.correlationid or cur.event.id) if cur else None,
             causationid=cur.event.id if cur else None,
         )
+
+    def publish(
+        self,
+        topic: str,
+        key: str | None,
+        type: str,
+        data: Any,
+        *,
+        subject: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        """`emit(topic, key, event(type, data, ...))` without building a CloudEvent model: the
+        hot path for set-oriented handlers. Returns the event id."""
+        cur = self.current
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json", exclude_none=True)
+        event_id = self.next_id(type)
+        doc: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": f"platform/{self.service}",
+            "type": type,
+            "time": time or (cur.event.time if cur else self.clock.now()),
+            "datacontenttype": "application/json",
+        }
+        if subject is not None:
+            doc["subject"] = subject
+        if cur is not None:
+            doc["correlationid"] = cur.event.correlationid or cur.event.id
+            doc["causationid"] = cur.event.id
+        doc["data"] = data
+        self.outbox.append(OutboxMessage.of_document(topic, key, doc))
+        return event_id
+
+    def begin(self, incoming: Incoming | None) -> None:
+        self.current = incoming
+        self._emitted.clear()
+
+
+_ID_NAMESPACE = uuid.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
+
+
+def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:
+    """A stable event id for the k-th `type` event `service` emits because of event `cause`."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{cause}|{service}|{type}|{k}"))
 
 
 Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]
@@ -541,7 +599,7 @@ class KafkaConsumerWrapper:
             handler = self._handlers.get(inc.event.type)
             if handler is None:
                 continue
-            ctx.current = inc
+            ctx.begin(inc)
             token = otel_context.attach(extract(_header_dict(inc.headers)))
             try:
                 with _tracer.start_as_current_span(
@@ -563,7 +621,7 @@ class KafkaConsumerWrapper:
                         self._answer(ctx, p, result)
             finally:
                 otel_context.detach(token)
-                ctx.current = None
+                ctx.begin(None)
 
     def _answer(self, ctx: Context, p: _Parsed, result: Accepted | Rejected | None) -> None:
         """Exactly one answer per request on the feedback topic, keyed by the sending unit."""
@@ -586,11 +644,12 @@ class KafkaConsumerWrapper:
                 "result_id": result.result_id if isinstance(result, Accepted) else p.request_id,
             }
             etype = "credit.request.accepted"
-        event_time = p.incoming.event.time if p.incoming is not None else self._clock.now()
+        event_time = p.incoming.event.time if p.incoming is not None else _record_time(p.record)
         ev = new_event(
             etype,
             f"platform/{self.service}",
             data,
+            id=derived_id(p.request_id, self.service, "answer"),
             time=event_time,
             correlationid=p.request_id,
             causationid=p.request_id,
@@ -613,13 +672,18 @@ class KafkaConsumerWrapper:
                 "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
                 "error": p.dead_reason,
             },
-            time=self._clock.now(),
+            id=derived_id(p.inbox_key, self.service, "credit.deadletter.recorded"),
+            time=_record_time(r),  # from the record, not the clock: a replay rebuilds the same event
         )
         msg = OutboxMessage.of_event(topics.DEADLETTER, None, ev)
         msg.key = r.key  # the dead-letter topic is keyed by the original key
         ctx.outbox.append(msg)
         if p.reject_errors is not None:
             self._answer(ctx, p, Rejected(p.reject_errors))
+
+
+def _record_time(record: ConsumerRecord) -> datetime:
+    return datetime.fromtimestamp(max(record.timestamp, 0) / 1000, UTC)
 
 
 def _header_dict(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:

@@ -48,7 +48,6 @@ class OutboxMessage:
         value = event.__pydantic_serializer__.to_json(event, exclude_none=True)
         return cls(topic, key.encode() if key is not None else None, value, headers)
 
-
     @classmethod
     def of_document(cls, topic: str, key: str | None, doc: dict[str, object]) -> OutboxMessage:
         """A CloudEvent already laid out as a dict (times as datetimes): serialised by orjson."""

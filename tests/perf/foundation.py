@@ -199,7 +199,7 @@ async def relay_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, n
                 topic,
                 payloads[i % len(payloads)][0],
                 payloads[i % len(payloads)][1],
-                {"content-type": "application/cloudevents+json"},
+                {"traceparent": f"00-{i:032x}-{i:016x}-01"},  # as traced events carry
             )
             for i in range(n)
         ]

@@ -36,25 +36,31 @@ class OutboxMessage:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] | None = None  # beyond content-type, which every row gets
 
     @classmethod
     def of_event(cls, topic: str, key: str | None, event: CloudEvent) -> OutboxMessage:
         """An event as it will go on the wire: structured CloudEvent JSON, with the current
         trace context (W3C traceparent) so the trace continues through Kafka."""
-        headers = {"content-type": CONTENT_TYPE}
-        if trace.get_current_span().get_span_context().is_valid:
-            inject(headers)
         value = event.__pydantic_serializer__.to_json(event, exclude_none=True)
-        return cls(topic, key.encode() if key is not None else None, value, headers)
+        return cls(topic, key.encode() if key is not None else None, value, _trace_headers())
 
     @classmethod
     def of_document(cls, topic: str, key: str | None, doc: dict[str, object]) -> OutboxMessage:
         """A CloudEvent already laid out as a dict (times as datetimes): serialised by orjson."""
-        headers = {"content-type": CONTENT_TYPE}
-        if trace.get_current_span().get_span_context().is_valid:
-            inject(headers)
-        return cls(topic, key.encode() if key is not None else None, orjson.dumps(doc), headers)
+        return cls(topic, key.encode() if key is not None else None, orjson.dumps(doc), _trace_headers())
+
+
+def _trace_headers() -> dict[str, str] | None:
+    """W3C traceparent (and tracestate) of the current span, so the trace continues via Kafka."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    headers: dict[str, str] = {}
+    inject(headers)
+    return headers or None
+
+
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 
 async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
@@ -129,7 +135,9 @@ class OutboxRelay:
             futures = []
             per_topic: dict[str, int] = {}
             for r in rows:
-                headers = [(k, v.encode()) for k, v in r["headers"].items()]
+                headers = [_CONTENT_TYPE_HEADER]
+                if r["headers"]:
+                    headers.extend((k, v.encode()) for k, v in r["headers"].items())
                 futures.append(
                     await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers)
                 )

@@ -24,7 +24,6 @@ import collections
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+import uuid_utils
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from opentelemetry import context as otel_context
@@ -190,12 +190,12 @@ class Context:
         self._emitted.clear()
 
 
-_ID_NAMESPACE = uuid.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
+_ID_NAMESPACE = uuid_utils.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
 
 
 def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:
     """A stable event id for the k-th `type` event `service` emits because of event `cause`."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{cause}|{service}|{type}|{k}"))
+    return str(uuid_utils.uuid5(_ID_NAMESPACE, f"{cause}|{service}|{type}|{k}"))
 
 
 Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]

@@ -15,6 +15,6 @@ CREATE TABLE outbox (
     topic      text NOT NULL,
     key        bytea,
     value      bytea,
-    headers    jsonb NOT NULL DEFAULT '{}'::jsonb,
+    headers    jsonb,  -- trace context; content-type is added by the relay
     created_at timestamptz NOT NULL DEFAULT now()
 );

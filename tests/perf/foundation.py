@@ -22,6 +22,7 @@ from credit_common.db.roles import drop_service_schema, ensure_service_schema, r
 from credit_common.messaging.consumer import Context, Incoming, KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import TopicSpec, ensure_topics
+from credit_common.service import tune_garbage_collector
 from credit_common.settings import Settings
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -116,14 +117,17 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-async def raw_copy(pool: asyncpg.Pool, n: int) -> float:
-    """COPY n rows shaped like the wrapper's state rows (id, subject, jsonb) in batches of 1000."""
+async def raw_copy(pool: asyncpg.Pool, payloads: Sequence[tuple[bytes, bytes]]) -> float:
+    """COPY the rows the wrapper's state writes (event id, subject, the event's data as jsonb), in
+    batches of 1000, from rows built before the clock starts."""
+    n = len(payloads)
     async with pool.acquire() as conn:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS raw_copy (id text PRIMARY KEY, subject text, doc jsonb)"
         )
         await conn.execute("TRUNCATE raw_copy")
-        rows = [(f"id-{i}", f"9111000010{i:08d}", {"n": i, "list": "black"}) for i in range(n)]
+        docs = [orjson.loads(v) for _, v in payloads]
+        rows = [(d["id"], d["subject"], d["data"]) for d in docs]
         t0 = time.perf_counter()
         for i in range(0, n, 1000):
             await conn.copy_records_to_table(
@@ -244,8 +248,9 @@ async def run(settings: Settings, n: int) -> list[Result]:
             consume_rate = await raw_consume(bootstrap, in_topic, n)
         results.append(Result("raw_aiokafka_consume", n, consume_rate, peak_rss_mb=rss.peak_mb))
         async with rss.active():
-            copy_rate = await raw_copy(pool, n)
+            copy_rate = await raw_copy(pool, payloads)
         results.append(Result("raw_asyncpg_copy", n, copy_rate, unit="rows/s", peak_rss_mb=rss.peak_mb))
+        tune_garbage_collector()  # as a service process does once it has started
         async with rss.active():
             wrapper_rate = await wrapper_throughput(settings, pool, in_topic, out_topic, n)
         results.append(

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     credit_http_host: str = "127.0.0.1"
     credit_http_port: int | None = None
     # Consumer wrapper: the most records one batch transaction takes.
-    credit_consumer_batch_max: int = 1000
+    credit_consumer_batch_max: int = 2000
     credit_consumer_batch_timeout_ms: int = 50
     credit_relay_batch_max: int = 2000
     credit_topic_partitions: int = 12

@@ -32,9 +32,7 @@ async def admin(stack: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def schema_factory(
-    stack: Settings, admin: asyncpg.Connection
-) -> AsyncIterator[Callable[..., asyncpg.Pool]]:
+async def schema_factory(stack: Settings, admin: asyncpg.Connection) -> AsyncIterator[Callable[..., asyncpg.Pool]]:
     """make_schema(extra_migration_dir=None) -> pool logged in as a fresh service role."""
     made: list[tuple[str, asyncpg.Pool]] = []
 
@@ -62,9 +60,7 @@ async def schema_factory(
 async def topic_factory(stack: Settings) -> Callable[..., str]:
     async def make(prefix: str = "test", partitions: int = 3) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}.v1"
-        await ensure_topics(
-            stack.kafka_bootstrap_servers, [TopicSpec(name, partitions=partitions, retention_days=1)]
-        )
+        await ensure_topics(stack.kafka_bootstrap_servers, [TopicSpec(name, partitions=partitions, retention_days=1)])
         return name
 
     return make  # type: ignore[return-value]

@@ -119,9 +119,7 @@ async def toy(
         await producer.stop()
 
 
-async def feedback_for(
-    reader: Callable[[str], TopicReader], request_ids: set[str], timeout: float = 20.0
-) -> dict:
+async def feedback_for(reader: Callable[[str], TopicReader], request_ids: set[str], timeout: float = 20.0) -> dict:
     """Every feedback answer to `request_ids`: {request_id: [answers]}."""
     async with reader(topics.FEEDBACK) as r:
         await r.wait_for(
@@ -185,9 +183,7 @@ async def test_unparseable_message_is_dead_lettered_with_raw_bytes_and_the_consu
     req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
     run = await toy(pool, req_topic, ev_topic, "toy-dlq")
     garbage = b"\xff\xfe not json at all \x00"
-    half = orjson.dumps(
-        {"specversion": "1.0", "id": f"half-1-{RUN}", "source": "unit/310000-SAMR", "type": CREATE}
-    )
+    half = orjson.dumps({"specversion": "1.0", "id": f"half-1-{RUN}", "source": "unit/310000-SAMR", "type": CREATE})
     await producer.send_and_wait(req_topic, garbage, key=KG, headers=[("traceparent", b"\xff\xfe")])
     await producer.send_and_wait(req_topic, half, key=KH)
     await producer.send_and_wait(req_topic, request("after", id=f"req-after-garbage-{RUN}"), key=b"S1")
@@ -222,14 +218,10 @@ async def test_rule_violation_and_schema_violation_are_rejected_with_codes(
     pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
     req_topic, ev_topic = await topic_factory("req"), await topic_factory("ev")
     run = await toy(pool, req_topic, ev_topic, "toy-reject")
-    await producer.send_and_wait(
-        req_topic, request("bad", id=f"req-bad-1-{RUN}", unit="440000-MEE"), key=b"S1"
-    )
+    await producer.send_and_wait(req_topic, request("bad", id=f"req-bad-1-{RUN}", unit="440000-MEE"), key=b"S1")
     wrong = new_event(CREATE, "unit/440000-MEE", {"nom": 3}, time=datetime.now(UTC), id=f"req-wrong-1-{RUN}")
     await producer.send_and_wait(req_topic, orjson.dumps(wrong.model_dump(mode="json")), key=b"S1")
-    other = new_event(
-        "test.thing.explode", "unit/440000-MEE", {}, time=datetime.now(UTC), id=f"req-type-1-{RUN}"
-    )
+    other = new_event("test.thing.explode", "unit/440000-MEE", {}, time=datetime.now(UTC), id=f"req-type-1-{RUN}")
     await producer.send_and_wait(req_topic, orjson.dumps(other.model_dump(mode="json")), key=b"S1")
     await run.wait_processed(3)
 

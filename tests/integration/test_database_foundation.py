@@ -118,9 +118,7 @@ async def test_migrations_apply_once_in_order_and_refuse_edited_files(
     # The refusal released the advisory lock: another connection migrates at once after the fix.
     (directory / "001_things.sql").write_text(FIRST)
     other = await connect_as(schema)
-    assert await asyncio.wait_for(migrate(other, schema, [("service", directory)]), 10) == [
-        "service/003_more.sql"
-    ]
+    assert await asyncio.wait_for(migrate(other, schema, [("service", directory)]), 10) == ["service/003_more.sql"]
     assert await conn.fetchval("SELECT count(*) FROM effects") == 3
     # ... and so can the connection that failed (its session holds no stale lock either).
     assert await asyncio.wait_for(migrate(conn, schema, [("service", directory)]), 10) == []
@@ -172,9 +170,7 @@ async def test_concurrent_migrations_apply_each_file_exactly_once(
     directory = migration_dir(tmp_path / "m", **{"001_things.sql": slow_first, "002_colour.sql": SECOND})
     conns = [await connect_as(schema) for _ in range(4)]
 
-    results = await asyncio.wait_for(
-        asyncio.gather(*(migrate(c, schema, [("service", directory)]) for c in conns)), 60
-    )
+    results = await asyncio.wait_for(asyncio.gather(*(migrate(c, schema, [("service", directory)]) for c in conns)), 60)
 
     names = sorted(name for result in results for name in result)
     assert names == ["service/001_things.sql", "service/002_colour.sql"]  # once each, in total
@@ -261,14 +257,8 @@ async def test_ensure_service_schema_is_idempotent_and_safe_concurrently(
     try:
         roles = await asyncio.wait_for(
             asyncio.gather(
-                *(
-                    ensure_service_schema(a, s, password)
-                    for a, s in zip(admins[:3], [fresh] * 3, strict=True)
-                ),
-                *(
-                    ensure_service_schema(a, s, password)
-                    for a, s in zip(admins[3:], [schema, *others], strict=True)
-                ),
+                *(ensure_service_schema(a, s, password) for a, s in zip(admins[:3], [fresh] * 3, strict=True)),
+                *(ensure_service_schema(a, s, password) for a, s in zip(admins[3:], [schema, *others], strict=True)),
             ),
             60,
         )

@@ -33,9 +33,7 @@ def toy_definition(name: str, requests_topic: str) -> ServiceDefinition:
         catalog = runtime_of[name].reference.catalog
         if catalog.unit(unit) is None:
             raise reject("unknown_unit", f"no unit {unit!r} in the catalogue", "source")
-        await ctx.conn.execute(
-            "INSERT INTO things (thing_id, unit, name) VALUES ($1, $2, $3)", msg.event.id, unit, "x"
-        )
+        await ctx.conn.execute("INSERT INTO things (thing_id, unit, name) VALUES ($1, $2, $3)", msg.event.id, unit, "x")
         return Accepted(msg.event.id)
 
     def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:

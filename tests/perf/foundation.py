@@ -74,9 +74,7 @@ def sample_payloads(n: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def fill_topic(
-    bootstrap: str, topic: str, payloads: Sequence[tuple[bytes, bytes]], label: str
-) -> float:
+async def fill_topic(bootstrap: str, topic: str, payloads: Sequence[tuple[bytes, bytes]], label: str) -> float:
     """Produce `payloads` with a plain (idempotent) aiokafka producer; returns msgs/s."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
@@ -122,17 +120,13 @@ async def raw_copy(pool: asyncpg.Pool, payloads: Sequence[tuple[bytes, bytes]]) 
     batches of 1000, from rows built before the clock starts."""
     n = len(payloads)
     async with pool.acquire() as conn:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS raw_copy (id text PRIMARY KEY, subject text, doc jsonb)"
-        )
+        await conn.execute("CREATE TABLE IF NOT EXISTS raw_copy (id text PRIMARY KEY, subject text, doc jsonb)")
         await conn.execute("TRUNCATE raw_copy")
         docs = [orjson.loads(v) for _, v in payloads]
         rows = [(d["id"], d["subject"], d["data"]) for d in docs]
         t0 = time.perf_counter()
         for i in range(0, n, 1000):
-            await conn.copy_records_to_table(
-                "raw_copy", records=rows[i : i + 1000], columns=["id", "subject", "doc"]
-            )
+            await conn.copy_records_to_table("raw_copy", records=rows[i : i + 1000], columns=["id", "subject", "doc"])
         return n / (time.perf_counter() - t0)
 
 
@@ -142,16 +136,12 @@ async def bench_schema(settings: Settings, admin: asyncpg.Connection, schema: st
     dsn = dbpool.dsn_for_role(settings.database_url, role_name(schema), settings.credit_db_service_password)
     conn = await dbpool.connect(dsn, schema=schema)
     await migrate(conn, schema, [("common", COMMON_MIGRATIONS)])
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS bench_state (id text PRIMARY KEY, subject text, doc jsonb)"
-    )
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_state (id text PRIMARY KEY, subject text, doc jsonb)")
     await conn.close()
     return await dbpool.create_pool(dsn, schema=schema, application_name=schema, min_size=2, max_size=4)
 
 
-async def wrapper_throughput(
-    settings: Settings, pool: asyncpg.Pool, topic: str, out_topic: str, n: int
-) -> float:
+async def wrapper_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, out_topic: str, n: int) -> float:
     """Drain n pre-filled messages through the consumer wrapper: one state row and one outbox row
     per message, inbox rows, one transaction per batch, offsets committed after it. msgs/s."""
 

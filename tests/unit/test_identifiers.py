@@ -101,9 +101,7 @@ def test_valid_resident_id(number: str) -> None:
 
 
 def test_resident_id_with_a_lower_case_x_is_normalised() -> None:
-    number = next(
-        _ric(f"1101011990030712{d}") for d in range(10) if _ric(f"1101011990030712{d}").endswith("X")
-    )
+    number = next(_ric(f"1101011990030712{d}") for d in range(10) if _ric(f"1101011990030712{d}").endswith("X"))
     assert check_identifier("resident_id", "natural_person", number.lower(), False).id == number
 
 
@@ -121,9 +119,7 @@ def test_resident_id_with_an_impossible_birth_date(body: str) -> None:
 @pytest.mark.parametrize("number", VALID_RIC)
 def test_resident_id_with_a_bad_check_digit(number: str) -> None:
     wrong = _wrong(number, "0123456789X")
-    assert (
-        _code(check_identifier("resident_id", "natural_person", wrong, False)) is ErrorCode.INVALID_CHECKSUM
-    )
+    assert _code(check_identifier("resident_id", "natural_person", wrong, False)) is ErrorCode.INVALID_CHECKSUM
     assert check_identifier("resident_id", "natural_person", wrong, True).checksum_overridden
 
 

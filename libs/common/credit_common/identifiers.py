@@ -25,9 +25,7 @@ _SCHEMES_FOR_KIND: dict[SubjectKind, frozenset[IdScheme]] = {
 _SEPARATORS = re.compile(r"[\s\-]+")
 _RESIDENT_ID = re.compile(r"^\d{17}[\dX]$")
 # The right character is not told: "fixing" it would turn a typo elsewhere into a valid wrong id.
-_CHECKSUM_MESSAGE = (
-    "the check character does not match; for a genuine code, send checksum_override with a reason"
-)
+_CHECKSUM_MESSAGE = "the check character does not match; for a genuine code, send checksum_override with a reason"
 _EARLIEST_BIRTH_YEAR = 1900  # no one alive holds an 18-digit number with an earlier birth year
 
 
@@ -75,9 +73,7 @@ def check_identifier(
     number = normalise(scheme, raw)
     if scheme is IdScheme.OTHER:
         if not number or len(number) > OTHER_MAX_LENGTH or not number.isprintable():
-            return _refuse(
-                ErrorCode.INVALID_IDENTIFIER, field, f"must be 1 to {OTHER_MAX_LENGTH} printable characters"
-            )
+            return _refuse(ErrorCode.INVALID_IDENTIFIER, field, f"must be 1 to {OTHER_MAX_LENGTH} printable characters")
         return IdentifierResult(id=number)
     problem = _uscc_problem(number) if scheme is IdScheme.USCC else _resident_id_problem(number)
     if problem is None:

@@ -147,6 +147,14 @@ class Runtime:
         self._timer_tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         self.timer_state: dict[str, dict[str, Any]] = {}
+        self.extras: dict[str, Any] = {}  # what a service's wiring keeps (its handlers, ...)
+        self.consumer_specs: list[ConsumerSpec] = list(definition.consumers(self))
+
+    @property
+    def producer(self) -> Any:
+        """The started idempotent producer (the relay's), for an HTTP ingress to publish with."""
+        assert self._producer is not None, "the runtime is not started"
+        return self._producer
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -185,7 +193,7 @@ class Runtime:
         self.relay.start()
         if self.definition.on_start is not None:
             await self.definition.on_start(self)
-        for spec in self.definition.consumers(self):
+        for spec in self.consumer_specs:
             from credit_common.contracts.registry import REGISTRY
 
             def model_for(t: str) -> Any:
@@ -284,9 +292,7 @@ class Runtime:
         log.info("service %s stopped", self.name)
 
 
-def build_app(
-    definition: ServiceDefinition, settings: Settings | None = None, clock: Clock | None = None
-) -> FastAPI:
+def build_app(definition: ServiceDefinition, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     """The service's ASGI app: its lifespan starts and stops the runtime."""
     settings = settings or get_settings()
     configure_logging(definition.name, settings.log_level)
@@ -312,7 +318,7 @@ def build_app(
     app.state.runtime = runtime
     definition.routes(app, runtime)
     consumes: dict[str, list[str]] = {}
-    for spec in definition.consumers(runtime):
+    for spec in runtime.consumer_specs:
         for topic in spec.topics:
             types = list(spec.request_types) or list((spec.handlers or {}).keys())
             consumes.setdefault(topic, []).extend(t for t in types if t not in consumes.get(topic, []))

@@ -49,12 +49,8 @@ def test_reference_upsert_yields_the_record_itself(record: dict[str, Any]) -> No
 
 
 def test_reference_upsert_models() -> None:
-    unit = parse_data(
-        new_event("credit.reference.upserted", "platform/reference", REFERENCE_EXAMPLES[0], time=NOW)
-    )
-    field = parse_data(
-        new_event("credit.reference.upserted", "platform/reference", REFERENCE_EXAMPLES[1], time=NOW)
-    )
+    unit = parse_data(new_event("credit.reference.upserted", "platform/reference", REFERENCE_EXAMPLES[0], time=NOW))
+    field = parse_data(new_event("credit.reference.upserted", "platform/reference", REFERENCE_EXAMPLES[1], time=NOW))
     assert isinstance(unit, UnitRecord)
     assert isinstance(field, FieldRecord)
 

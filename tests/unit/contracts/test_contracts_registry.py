@@ -81,9 +81,7 @@ def test_lookups() -> None:
 def test_kinds() -> None:
     kinds = {row.kind for row in REGISTRY.values()}
     assert kinds == {"request", "event", "reference"}
-    assert [name for name, row in REGISTRY.items() if row.kind == "reference"] == [
-        "credit.reference.upserted"
-    ]
+    assert [name for name, row in REGISTRY.items() if row.kind == "reference"] == ["credit.reference.upserted"]
     assert all(
         row.topic.endswith(("requests.v1", "reports.v1", "actions.v1"))
         for row in REGISTRY.values()

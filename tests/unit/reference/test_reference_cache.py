@@ -27,18 +27,14 @@ TP = TopicPartition(TOPIC, 0)
 
 
 def message(record: ReferenceRecord) -> tuple[bytes, bytes]:
-    event = new_event(
-        REFERENCE_EVENT_TYPE, REFERENCE_SOURCE, record.model_dump(mode="json"), time=datetime.now(UTC)
-    )
+    event = new_event(REFERENCE_EVENT_TYPE, REFERENCE_SOURCE, record.model_dump(mode="json"), time=datetime.now(UTC))
     return reference_key(record).encode(), dumps(event.model_dump(mode="json"))
 
 
 class FakeConsumer:
     """What ReferenceCache uses of AIOKafkaConsumer, over a list of (key, value) messages."""
 
-    def __init__(
-        self, messages: list[tuple[bytes | None, bytes | None]], *, topic_exists: bool = True
-    ) -> None:
+    def __init__(self, messages: list[tuple[bytes | None, bytes | None]], *, topic_exists: bool = True) -> None:
         self.log = list(messages)
         self.topic_exists = topic_exists
         self.pos = -1  # no valid position until seek_to_beginning

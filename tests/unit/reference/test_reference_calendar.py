@@ -104,9 +104,7 @@ def test_a_record_for_a_known_year_replaces_it() -> None:
     # A correction: 9 Oct 2026 (a Friday) declared a day off; the record is the whole year.
     official = [d for d in chinese_calendar.holidays if d.year == 2026]
     make_up = [d for d in chinese_calendar.workdays if d.year == 2026]
-    corrected = CalendarRecord(
-        code="2026", holidays=[*official, date(2026, 10, 9)], working_weekend_days=make_up
-    )
+    corrected = CalendarRecord(code="2026", holidays=[*official, date(2026, 10, 9)], working_weekend_days=make_up)
     calendar = WorkingDayCalendar([corrected])
     assert not calendar.is_working_day(date(2026, 10, 9))
     day = date(2026, 1, 1)

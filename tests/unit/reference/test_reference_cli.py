@@ -33,9 +33,7 @@ def test_validate_prints_file_line_reason(tmp_path: Path) -> None:
     assert "1 problem: the catalogue was refused." in result.output
 
 
-def test_publish_refuses_a_bad_catalogue_without_connecting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_publish_refuses_a_bad_catalogue_without_connecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def must_not_run(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("nothing may be published")
 

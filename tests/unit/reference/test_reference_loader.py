@@ -109,9 +109,7 @@ def test_unknown_field_in_a_measure(tmp_path: Path) -> None:
 
 def test_black_period_longer_than_three_years(tmp_path: Path) -> None:
     fields = write(tmp_path, "fields.yaml", FIELDS)
-    standards = write(
-        tmp_path, "standards.yaml", STANDARD.replace("max_period_days: 1095", "max_period_days: 1460")
-    )
+    standards = write(tmp_path, "standards.yaml", STANDARD.replace("max_period_days: 1095", "max_period_days: 1460"))
     [problem] = problems_of(fields, standards)
     assert (problem.file, problem.line) == (str(standards), 8)
     assert "black standard allows at most 1095 days" in problem.reason

@@ -78,9 +78,7 @@ def baseline_problems(baseline: Path = BASELINE_DIR, generated: dict[str, str] |
         if name not in want:
             problems.append(f"{name}: the message type was removed")
             continue
-        problems += [
-            f"{name}: {line}" for line in incompatibilities(json.loads(text), json.loads(want[name]))
-        ]
+        problems += [f"{name}: {line}" for line in incompatibilities(json.loads(text), json.loads(want[name]))]
     problems += [f"{name}: no baseline (run with --init-baseline)" for name in want if name not in base]
     return problems
 
@@ -180,9 +178,7 @@ def _type_names(node: Schema) -> set[str]:
     else:
         values = None
     if values is not None:
-        names = {
-            _JSON_TYPES.get(type(value), "object" if isinstance(value, dict) else "array") for value in values
-        }
+        names = {_JSON_TYPES.get(type(value), "object" if isinstance(value, dict) else "array") for value in values}
     elif "type" in node:
         declared = node["type"]
         names = set(declared) if isinstance(declared, list) else {declared}
@@ -268,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--check", action="store_true", help="report stale, missing or extra files and baseline breaks"
-    )
+    mode.add_argument("--check", action="store_true", help="report stale, missing or extra files and baseline breaks")
     mode.add_argument("--init-baseline", action="store_true", help="baseline every type that has none yet")
     args = parser.parse_args(argv)
     if args.check:

@@ -76,8 +76,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, sources: list[tuple[str
                     async with conn.transaction():
                         await conn.execute(mig.sql)
                         await conn.execute(
-                            "INSERT INTO schema_migrations (source, version, name, checksum)"
-                            " VALUES ($1, $2, $3, $4)",
+                            "INSERT INTO schema_migrations (source, version, name, checksum) VALUES ($1, $2, $3, $4)",
                             source,
                             mig.version,
                             mig.name,

@@ -69,9 +69,7 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessag
         return
     records = [(m.topic, m.key, m.value, m.headers) for m in messages]
     if len(records) >= _COPY_THRESHOLD:
-        await conn.copy_records_to_table(
-            "outbox", records=records, columns=["topic", "key", "value", "headers"]
-        )
+        await conn.copy_records_to_table("outbox", records=records, columns=["topic", "key", "value", "headers"])
     else:
         await conn.executemany(INSERT_SQL, records)
 
@@ -138,9 +136,7 @@ class OutboxRelay:
                 headers = [_CONTENT_TYPE_HEADER]
                 if r["headers"]:
                     headers.extend((k, v.encode()) for k, v in r["headers"].items())
-                futures.append(
-                    await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers)
-                )
+                futures.append(await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers))
                 per_topic[r["topic"]] = per_topic.get(r["topic"], 0) + 1
             await asyncio.gather(*futures)
             if self._crash_after_publish:

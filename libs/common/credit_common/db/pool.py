@@ -60,9 +60,7 @@ async def create_pool(
     return pool
 
 
-async def connect(
-    dsn: str, *, schema: str | None = None, application_name: str = "credit"
-) -> asyncpg.Connection:
+async def connect(dsn: str, *, schema: str | None = None, application_name: str = "credit") -> asyncpg.Connection:
     """One dedicated connection (for LISTEN, session advisory locks, migrations)."""
     settings = {"application_name": application_name}
     if schema:

@@ -65,9 +65,7 @@ class HealthChecks:
             if not result["ok"]:
                 _log.warning("dependency_not_ready", dependency=name, error=result["error"])
         ready = all(result["ok"] for result in checks.values())
-        return HealthReport(
-            200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks}
-        )
+        return HealthReport(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
 
     @staticmethod
     async def _run(registered: _Registered) -> dict[str, Any]:
@@ -109,9 +107,7 @@ def health_router(checks: HealthChecks, metrics_registry: CollectorRegistry) -> 
     )
     async def ready() -> JSONResponse:
         report = await checks.ready()
-        return JSONResponse(
-            report.body, status_code=report.status_code, headers={"Cache-Control": "no-store"}
-        )
+        return JSONResponse(report.body, status_code=report.status_code, headers={"Cache-Control": "no-store"})
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

@@ -60,12 +60,8 @@ def build_asyncapi(
             return None
 
         handler.__name__ = f"consume_{topic.replace('.', '_')}"
-        broker.subscriber(topic, group_id=service, title=f"{topic}:consume", description=", ".join(types))(
-            handler
-        )
+        broker.subscriber(topic, group_id=service, title=f"{topic}:consume", description=", ".join(types))(handler)
     for topic, types in publishes.items():
-        broker.publisher(
-            topic, title=f"{topic}:publish", description=", ".join(types), schema=_payload(types)
-        )
+        broker.publisher(topic, title=f"{topic}:publish", description=", ".join(types), schema=_payload(types))
     spec = AsyncAPI(broker, title=f"{title} (credit.{service})", version="1.0.0").to_specification()
     return get_asyncapi_html(spec, try_it_out_path=None), spec.to_jsonable()

@@ -24,7 +24,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,9 +135,7 @@ class Context:
         self._emitted[type] = k + 1
         return derived_id(cur.event.id, self.service, type, k)
 
-    def event(
-        self, type: str, data: Any, *, subject: str | None = None, time: datetime | None = None
-    ) -> CloudEvent:
+    def event(self, type: str, data: Any, *, subject: str | None = None, time: datetime | None = None) -> CloudEvent:
         """A new platform event caused by the message being handled (correlation and causation set,
         time taken from the causing event so replays rebuild identical state)."""
         cur = self.current
@@ -161,13 +159,14 @@ class Context:
         *,
         subject: str | None = None,
         time: datetime | None = None,
+        id: str | None = None,
     ) -> str:
         """`emit(topic, key, event(type, data, ...))` without building a CloudEvent model: the
         hot path for set-oriented handlers. Returns the event id."""
         cur = self.current
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json", exclude_none=True)
-        event_id = self.next_id(type)
+        event_id = id or self.next_id(type)
         doc: dict[str, Any] = {
             "specversion": "1.0",
             "id": event_id,
@@ -188,6 +187,29 @@ class Context:
     def begin(self, incoming: Incoming | None) -> None:
         self.current = incoming
         self._emitted.clear()
+
+    @contextlib.contextmanager
+    def handling(self, incoming: Incoming) -> Iterator[None]:
+        """For batch handlers: handle one message under its own span (continuing the trace its
+        headers carry), with causation and derived ids for what it emits."""
+        self.begin(incoming)
+        token = otel_context.attach(extract(_header_dict(incoming.headers)))
+        try:
+            with _tracer.start_as_current_span(
+                f"process {incoming.event.type}",
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": incoming.topic,
+                    "messaging.kafka.destination.partition": incoming.partition,
+                    "messaging.kafka.message.offset": incoming.offset,
+                    "messaging.message.id": incoming.event.id,
+                },
+            ):
+                yield
+        finally:
+            otel_context.detach(token)
+            self.begin(None)
 
 
 _ID_NAMESPACE = uuid_utils.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
@@ -354,9 +376,7 @@ class KafkaConsumerWrapper:
         try:
             while not self._stopping:
                 try:
-                    batches = await consumer.getmany(
-                        timeout_ms=200 if pending else 1000, max_records=self._batch_max
-                    )
+                    batches = await consumer.getmany(timeout_ms=200 if pending else 1000, max_records=self._batch_max)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -371,9 +391,7 @@ class KafkaConsumerWrapper:
                     pending = None
                 if records:
                     self.batch_sizes.append(len(records))
-                    offsets = {
-                        tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs
-                    }
+                    offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
                     pending = (asyncio.create_task(self._apply_durably(parsed)), offsets)
                 if time.monotonic() - self._lag_at > 1.0:
                     self._lag_at = time.monotonic()
@@ -384,9 +402,7 @@ class KafkaConsumerWrapper:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(self._finish(*pending))
 
-    async def _finish(
-        self, task: asyncio.Task[None], offsets: dict[TopicPartition, OffsetAndMetadata]
-    ) -> None:
+    async def _finish(self, task: asyncio.Task[None], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         await task
         assert self._consumer is not None
         try:
@@ -468,10 +484,10 @@ class KafkaConsumerWrapper:
     def _parse(self, record: ConsumerRecord) -> _Parsed:
         position_key = f"{record.topic}:{record.partition}:{record.offset}"
         raw = record.value
+        if raw is None and record.topic == topics.REFERENCE:
+            return _Parsed(record, position_key)  # a tombstone on the compacted reference topic
         if raw is None:
-            return _Parsed(
-                record, position_key, dead_reason="empty value (tombstone) on a non-compacted topic"
-            )
+            return _Parsed(record, position_key, dead_reason="empty value (tombstone) on a non-compacted topic")
         try:
             doc = orjson.loads(raw)  # orjson + validate_python measured faster than validate_json here
         except orjson.JSONDecodeError as not_json:
@@ -489,9 +505,7 @@ class KafkaConsumerWrapper:
                 record,
                 event.id,
                 reject_errors=[
-                    ErrorItem(
-                        "schema_violation", "type", f"{event.type!r} is not a request on {record.topic}"
-                    )
+                    ErrorItem("schema_violation", "type", f"{event.type!r} is not a request on {record.topic}")
                 ],
                 reject_to=unit or event.source,
                 request_id=event.id,
@@ -512,9 +526,7 @@ class KafkaConsumerWrapper:
                         request_id=event.id,
                         request_type=event.type,
                     )
-                return _Parsed(
-                    record, event.id, dead_reason=f"data does not match {event.type}: {_short(exc)}"
-                )
+                return _Parsed(record, event.id, dead_reason=f"data does not match {event.type}: {_short(exc)}")
         incoming = Incoming(
             event, data, unit, record.topic, record.partition, record.offset, record.key, record.headers
         )
@@ -527,9 +539,7 @@ class KafkaConsumerWrapper:
             reject_to=unit or event.source,
         )
 
-    def _unparseable(
-        self, record: ConsumerRecord, position_key: str, doc: Any, exc: ValidationError
-    ) -> _Parsed:
+    def _unparseable(self, record: ConsumerRecord, position_key: str, doc: Any, exc: ValidationError) -> _Parsed:
         p = _Parsed(record, position_key, dead_reason=f"not a CloudEvent: {_short(exc)}")
         # Where a unit can be read, it gets its answer too.
         if isinstance(doc, dict) and isinstance(doc.get("source"), str) and doc["source"].startswith("unit/"):
@@ -580,9 +590,7 @@ class KafkaConsumerWrapper:
         for p in fresh:
             if p.incoming is not None:
                 self._obs.consumed(p.record.topic, p.incoming.event.type)
-                self._obs.event_latency(
-                    p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds())
-                )
+                self._obs.event_latency(p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds()))
         self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
 
     async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:
@@ -599,29 +607,13 @@ class KafkaConsumerWrapper:
             handler = self._handlers.get(inc.event.type)
             if handler is None:
                 continue
-            ctx.begin(inc)
-            token = otel_context.attach(extract(_header_dict(inc.headers)))
-            try:
-                with _tracer.start_as_current_span(
-                    f"process {inc.event.type}",
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": inc.topic,
-                        "messaging.kafka.destination.partition": inc.partition,
-                        "messaging.kafka.message.offset": inc.offset,
-                        "messaging.message.id": inc.event.id,
-                    },
-                ):
-                    try:
-                        result: Accepted | Rejected | None = await handler(inc, ctx)
-                    except Rejected as exc:
-                        result = exc
-                    if p.request_id is not None:
-                        self._answer(ctx, p, result)
-            finally:
-                otel_context.detach(token)
-                ctx.begin(None)
+            with ctx.handling(inc):
+                try:
+                    result: Accepted | Rejected | None = await handler(inc, ctx)
+                except Rejected as exc:
+                    result = exc
+                if p.request_id is not None:
+                    self._answer(ctx, p, result)
 
     def _answer(self, ctx: Context, p: _Parsed, result: Accepted | Rejected | None) -> None:
         """Exactly one answer per request on the feedback topic, keyed by the sending unit."""

@@ -108,11 +108,7 @@ async def ensure_topics(
             described = await admin.describe_topics(report.existing)
             by_name = {d["topic"]: len(d["partitions"]) for d in described}
             for spec in specs:
-                want = (
-                    spec.partitions
-                    if default_partitions is None or spec.partitions == 1
-                    else default_partitions
-                )
+                want = spec.partitions if default_partitions is None or spec.partitions == 1 else default_partitions
                 have = by_name.get(spec.name)
                 if have is not None and have != want:
                     report.warnings.append(f"{spec.name} has {have} partitions; the contract says {want}")

@@ -112,9 +112,7 @@ class ReferenceCache:
             raise RuntimeError("the reference cache is not started")
         waiter = asyncio.ensure_future(self.ready.wait())
         try:
-            done, _ = await asyncio.wait(
-                {waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -124,8 +122,7 @@ class ReferenceCache:
             self._task.result()  # raises what killed it
             raise RuntimeError("the reference cache stopped before it caught up")
         raise TimeoutError(
-            f"reference data from {self._topic} not caught up within {timeout}s "
-            f"({self.applied} records applied so far)"
+            f"reference data from {self._topic} not caught up within {timeout}s ({self.applied} records applied so far)"
         )
 
     async def stop(self) -> None:
@@ -188,9 +185,7 @@ class ReferenceCache:
                 continue
             for tp, messages in batches.items():
                 for message in messages:
-                    await self.apply_message(
-                        message.key, message.value, partition=tp.partition, offset=message.offset
-                    )
+                    await self.apply_message(message.key, message.value, partition=tp.partition, offset=message.offset)
 
     async def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions, waiting (and saying so) until the topic exists."""

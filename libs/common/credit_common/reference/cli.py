@@ -80,9 +80,7 @@ def publish(
     paths: Paths,
     bootstrap_servers: Annotated[
         str | None,
-        typer.Option(
-            "--bootstrap-servers", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)."
-        ),
+        typer.Option("--bootstrap-servers", help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)."),
     ] = None,
     topic: Annotated[
         str, typer.Option("--topic", help=f"The compacted topic to publish to (default: {REFERENCE}).")

@@ -94,9 +94,7 @@ def catalog_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         found = (
-            sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
-            if path.is_dir()
-            else [path]
+            sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES) if path.is_dir() else [path]
         )
         for p in found:
             if p.resolve() not in seen:
@@ -179,20 +177,14 @@ def _read_record(
     problems.extend(Problem(file, line, reason) for line, reason in _duplicate_keys(node))
     stated = item.get("kind")
     if stated is not None and implied is not None and stated != implied:
-        problems.append(
-            Problem(file, _line(node, ["kind"]), f"kind {stated!r} in a file of {implied!r} records")
-        )
+        problems.append(Problem(file, _line(node, ["kind"]), f"kind {stated!r} in a file of {implied!r} records"))
         return None
     kind = stated if stated is not None else implied
     if kind is None:
-        problems.append(
-            Problem(file, _mark_line(node), f"no kind: say `kind:` ({', '.join(REFERENCE_KINDS)})")
-        )
+        problems.append(Problem(file, _mark_line(node), f"no kind: say `kind:` ({', '.join(REFERENCE_KINDS)})"))
         return None
     if not isinstance(kind, str) or kind not in MODEL_BY_KIND:
-        problems.append(
-            Problem(file, _line(node, ["kind"]), f"unknown kind {kind!r} ({', '.join(REFERENCE_KINDS)})")
-        )
+        problems.append(Problem(file, _line(node, ["kind"]), f"unknown kind {kind!r} ({', '.join(REFERENCE_KINDS)})"))
         return None
 
     raw_code = item.get("code")
@@ -340,13 +332,9 @@ def _check_unit(
         yield problem("level", "only national industry associations are authorised (level national)")
     if unit.parent is None:
         if unit.unit_kind == "association":
-            yield problem(
-                "unit_kind", "an association needs a parent: the state department that authorised it"
-            )
+            yield problem("unit_kind", "an association needs a parent: the state department that authorised it")
         elif level != "national":
-            yield problem(
-                "parent", "a non-national unit needs a parent unit (where its overdue items escalate)"
-            )
+            yield problem("parent", "a non-national unit needs a parent unit (where its overdue items escalate)")
     elif unit.parent == unit.code:
         yield problem("parent", "a unit cannot be its own parent")
     elif unit.parent not in declared_units:
@@ -355,17 +343,13 @@ def _check_unit(
         yield from _check_parent(problem, unit, parent)
 
 
-def _check_parent(
-    problem: Callable[[str, str], Problem], unit: UnitRecord, parent: UnitRecord
-) -> Iterator[Problem]:
+def _check_parent(problem: Callable[[str, str], Problem], unit: UnitRecord, parent: UnitRecord) -> Iterator[Problem]:
     if unit.unit_kind == "association":
         if parent.unit_kind != "department" or parent.level != "national":
             yield problem("parent", f"an association's parent is a national department, not {parent.code}")
         extra = sorted(set(unit.authorised_fields) - set(parent.authorised_fields))
         if extra:
-            yield problem(
-                "authorised_fields", f"fields {extra} are not among those of its authorising department"
-            )
+            yield problem("authorised_fields", f"fields {extra} are not among those of its authorising department")
         return
     if level_rank(parent.level) < level_rank(unit.level):
         yield problem("parent", f"parent {parent.code} ({parent.level}) is below the unit's level")

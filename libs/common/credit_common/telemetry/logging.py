@@ -49,7 +49,7 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 
 def _orjson_dumps(value: Any, **_: Any) -> str:
     # default=str: a stray UUID, Decimal or exception object must not lose the line.
-    return orjson.dumps(value, default=str).decode()
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # Run on structlog events and, via the formatter's foreign_pre_chain, on stdlib records.
@@ -112,9 +112,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         foreign.propagate = True
         foreign.setLevel(logging.NOTSET)
     # One access line per request drowns everything else; keep them for debugging sessions.
-    logging.getLogger("uvicorn.access").setLevel(
-        logging.DEBUG if numeric_level <= logging.DEBUG else logging.WARNING
-    )
+    logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if numeric_level <= logging.DEBUG else logging.WARNING)
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.stdlib.BoundLogger:

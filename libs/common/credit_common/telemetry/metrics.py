@@ -37,9 +37,7 @@ def _metric(
 
 def up_gauge(registry: CollectorRegistry) -> Gauge:
     """`credit_up{dependency}`: 1 when the last readiness check of the dependency passed, else 0."""
-    return _metric(
-        registry, Gauge, "credit_up", "Dependency reachable at the last check (1/0).", ["dependency"]
-    )
+    return _metric(registry, Gauge, "credit_up", "Dependency reachable at the last check (1/0).", ["dependency"])
 
 
 def http_request_seconds(registry: CollectorRegistry) -> Histogram:
@@ -72,9 +70,7 @@ class ServiceMetrics:
         self.messages_published = _metric(
             r, Counter, "credit_messages_published_total", "Messages published.", ["topic"]
         )
-        self.rejections = _metric(
-            r, Counter, "credit_rejections_total", "Requests rejected, by error code.", ["code"]
-        )
+        self.rejections = _metric(r, Counter, "credit_rejections_total", "Requests rejected, by error code.", ["code"])
         self.deadletters = _metric(
             r,
             Counter,
@@ -90,16 +86,12 @@ class ServiceMetrics:
         self.event_latency_seconds = hist(
             "credit_event_latency_seconds", "From an event's time to its processing.", ["topic"]
         )
-        self.relay_publish_seconds = hist(
-            "credit_relay_publish_seconds", "Outbox relay time per published batch."
-        )
+        self.relay_publish_seconds = hist("credit_relay_publish_seconds", "Outbox relay time per published batch.")
         self.consumer_lag = _metric(
             r, Gauge, "credit_consumer_lag", "Records behind the partition's end.", ["topic", "partition"]
         )
         self.outbox_pending = _metric(r, Gauge, "credit_outbox_pending", "Outbox rows not yet published.")
-        self.reference_records = _metric(
-            r, Gauge, "credit_reference_records", "Records in the reference cache."
-        )
+        self.reference_records = _metric(r, Gauge, "credit_reference_records", "Records in the reference cache.")
         self.up = up_gauge(r)
         self.http_request_seconds = http_request_seconds(r)
 
@@ -113,6 +105,4 @@ def otel_histogram_views(buckets: Sequence[float] = MS_BUCKETS) -> list[View]:
     """Views giving every OpenTelemetry histogram (FastStream's `messaging.process.duration`,
     `messaging.publish.duration`, in seconds) explicit millisecond-fitting buckets; pass them as
     `MeterProvider(views=...)`. The SDK default (0, 5, 10, … 10000) suits milliseconds, not seconds."""
-    return [
-        View(instrument_type=OtelHistogram, aggregation=ExplicitBucketHistogramAggregation(list(buckets)))
-    ]
+    return [View(instrument_type=OtelHistogram, aggregation=ExplicitBucketHistogramAggregation(list(buckets)))]

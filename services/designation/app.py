@@ -1,0 +1,187 @@
+"""The designation service: wiring only (consumers, timer, HTTP routes). Rules live in domain.py,
+load-decide-save in handlers.py, SQL in store.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
+from credit_common.contracts.registry import REGISTRY
+from credit_common.http.problems import Problem
+from credit_common.identifiers import normalise
+from credit_common.messaging import topics
+from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, TimerSpec, run
+from credit_common.telemetry.tracing import inject_headers
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from . import store
+from .handlers import REQUEST_TYPES, DesignationHandlers, record_feedback
+
+NAME = "designation"
+# The HTTP ingress takes every request type of the contract and publishes it to its topic.
+INGRESS: dict[str, list[str]] = {}
+for _row in REGISTRY.values():
+    if _row.kind == "request":
+        INGRESS.setdefault(_row.topic, []).append(_row.name)
+
+
+def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
+    handlers = DesignationHandlers(rt)
+    rt.extras["handlers"] = handlers
+    return [
+        ConsumerSpec(
+            name="",
+            topics=[topics.DESIGNATION_REQUESTS, topics.OBJECTION_EVENTS, topics.REFERENCE],
+            batch_handler=handlers.handle_batch,
+            request_types=REQUEST_TYPES,
+            request_topics=[topics.DESIGNATION_REQUESTS],
+        ),
+        # Every service's answers, for GET /v1/requests/{id}: its own consumer group, so a burst
+        # of feedback never delays designations.
+        ConsumerSpec(name="feedback", topics=[topics.FEEDBACK], batch_handler=record_feedback),
+    ]
+
+
+async def expire(rt: Runtime) -> None:
+    await rt.extras["handlers"].expire_due(rt)
+
+
+def _subject_key(event: CloudEvent) -> str | None:
+    if event.subject:
+        return event.subject
+    data = event.data if isinstance(event.data, dict) else {}
+    subject = data.get("subject")
+    if isinstance(subject, dict) and isinstance(subject.get("id"), str):
+        try:
+            return normalise(str(subject.get("scheme", "other")), subject["id"])
+        except Exception:
+            return subject["id"]
+    for key in ("designation_id", "objection_id", "application_id"):
+        if isinstance(data.get(key), str):
+            return data[key]
+    return None
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    return [
+        {
+            "code": "schema_violation",
+            "field": prefix + ".".join(str(x) for x in e["loc"]),
+            "message": e["msg"],
+        }
+        for e in exc.errors(include_url=False)[:50]
+    ]
+
+
+def routes(app: FastAPI, rt: Runtime) -> None:
+    @app.post(
+        "/v1/requests",
+        status_code=202,
+        summary="Submit a request (a CloudEvent) for departments that cannot speak Kafka",
+        responses={400: {"description": "malformed envelope or data (problem details)"}},
+    )
+    async def submit(request: Request, body: Annotated[Any, Body(media_type=CONTENT_TYPE)] = None) -> JSONResponse:
+        try:
+            raw = await request.body()
+            event = CloudEvent.model_validate_json(raw)
+        except ValidationError as exc:
+            raise Problem(400, "Malformed request", "the body is not a valid CloudEvent", errors=_errors(exc)) from exc
+        row = REGISTRY.get(event.type)
+        if row is None or row.kind != "request":
+            raise Problem(
+                400,
+                "Unknown request type",
+                f"{event.type!r} is not a request type of the contract",
+                errors=[{"code": "schema_violation", "field": "type", "message": "unknown request type"}],
+            )
+        try:
+            row.model.model_validate(event.data)
+        except ValidationError as exc:
+            raise Problem(
+                400, "Malformed request", f"data does not match {event.type}", errors=_errors(exc, "data.")
+            ) from exc
+        if event.source_unit is None and event.source != "portal":
+            raise Problem(
+                400,
+                "Unknown source",
+                "source must be unit/<unit code> or portal",
+                errors=[{"code": "schema_violation", "field": "source", "message": "unit/<code> or portal"}],
+            )
+        value = event.model_dump_json(exclude_none=True).encode()
+        key = _subject_key(event)
+        headers = inject_headers([("content-type", CONTENT_TYPE.encode())])
+        try:
+            await rt.producer.send_and_wait(row.topic, value, key=key.encode() if key else None, headers=headers)
+        except Exception as exc:
+            raise Problem(503, "Broker unavailable", f"could not publish the request: {type(exc).__name__}") from exc
+        await store.record_pending(rt.db, event.id, event.type, event.source_unit or event.source, event.time)
+        return JSONResponse(
+            {
+                "id": event.id,
+                "status": "pending",
+                "topic": row.topic,
+                "links": {"self": f"/v1/requests/{event.id}"},
+            },
+            status_code=202,
+            headers={"Location": f"/v1/requests/{event.id}"},
+        )
+
+    @app.get("/v1/requests/{request_id}", summary="A request's answer: pending, accepted or rejected")
+    async def get_request(request_id: str) -> dict[str, Any]:
+        row = await store.get_request(rt.db, request_id)
+        if row is None:
+            raise Problem(404, "Unknown request", f"no request {request_id} has been received or answered")
+        return {
+            "id": row["request_id"],
+            "type": row["request_type"],
+            "unit": row["unit"],
+            "status": row["status"],
+            "result_id": row["result_id"],
+            "errors": row["errors"] or [],
+            "answered_by": row["answered_by"],
+            "received_at": row["received_at"],
+            "answered_at": row["answered_at"],
+        }
+
+    @app.get("/v1/designations/{designation_id}", summary="A designation's current record")
+    async def get_designation(designation_id: str) -> dict[str, Any]:
+        record = await store.get_designation(rt.db, designation_id)
+        if record is None:
+            raise Problem(404, "Unknown designation", f"no designation {designation_id}")
+        return record
+
+
+definition = ServiceDefinition(
+    name=NAME,
+    title="Designation service",
+    description=(
+        "Designates credit subjects onto the red, black and key-scrutiny lists under the unified "
+        "standards, and removes, amends, transfers and expires them."
+    ),
+    migrations=Path(__file__).parent / "migrations",
+    consumers=consumers,
+    timers=[TimerSpec("expiry", 5.0, expire)],
+    routes=routes,
+    publishes={
+        topics.DESIGNATION_EVENTS: [
+            "credit.designation.created",
+            "credit.designation.amended",
+            "credit.designation.removed",
+        ],
+        topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],
+        topics.DEADLETTER: ["credit.deadletter.recorded"],
+        **INGRESS,
+    },
+)
+
+
+def main() -> None:
+    run(definition)
+
+
+if __name__ == "__main__":
+    main()

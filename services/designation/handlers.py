@@ -1,0 +1,311 @@
+"""Load, decide, save, emit. The designation consumer handles a batch set-wise: one query loads
+every designation and active entry the batch touches (locked), the rules run message by message
+in order against that in-memory state, and the changes are written with one COPY and one
+executemany; events and answers go through the outbox in the same transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from credit_common.clock import SHANGHAI, local_today, start_of_local_day
+from credit_common.contracts.events import DesignationRecord
+from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
+from credit_common.db.outbox import write_outbox
+from credit_common.identifiers import normalise
+from credit_common.messaging import topics
+from credit_common.messaging.consumer import Accepted, Context, ErrorItem, Incoming, Rejected, derived_id
+from credit_common.reference.catalog import Catalog
+from credit_common.service import Runtime
+from credit_common.telemetry.metrics import MS_BUCKETS
+from prometheus_client import Histogram
+
+from . import domain
+from .store import DesignationStore, record_answers
+
+log = logging.getLogger(__name__)
+
+DESIGNATE = "credit.designation.designate"
+REMOVE = "credit.designation.remove"
+AMEND = "credit.designation.amend"
+REQUEST_TYPES = (DESIGNATE, REMOVE, AMEND)
+OBJECTION_RESOLVED = "credit.objection.resolved"
+RESTORATION_RESOLVED = "credit.restoration.resolved"
+REFERENCE_UPSERTED = "credit.reference.upserted"
+RESOLVED = (OBJECTION_RESOLVED, RESTORATION_RESOLVED)
+CREATED = "credit.designation.created"
+AMENDED = "credit.designation.amended"
+REMOVED = "credit.designation.removed"
+
+
+@dataclass
+class BatchState:
+    """The designations a batch touches, as they stand after each message."""
+
+    records: dict[str, DesignationRecord] = field(default_factory=dict)
+    created: dict[str, datetime] = field(default_factory=dict)  # new in this batch: id -> created_at
+    changed: dict[str, datetime] = field(default_factory=dict)  # existing, changed: id -> updated_at
+
+    def lookup(self, designation_id: str) -> DesignationRecord | None:
+        return self.records.get(designation_id)
+
+    def active_of(self, subject_id: str) -> Iterable[DesignationRecord]:
+        return [r for r in self.records.values() if r.subject.id == subject_id and r.status == "active"]
+
+    def add(self, record: DesignationRecord, at: datetime) -> None:
+        self.records[record.designation_id] = record
+        self.created[record.designation_id] = at
+
+    def put(self, record: DesignationRecord, at: datetime) -> None:
+        self.records[record.designation_id] = record
+        if record.designation_id not in self.created:
+            self.changed[record.designation_id] = at
+
+    async def save(self, store: DesignationStore) -> None:
+        await store.insert([(self.records[i], at, self.changed.pop(i, at)) for i, at in self.created.items()])
+        await store.update([(self.records[i], at) for i, at in self.changed.items()])
+
+
+def _subject_key(data: Designate) -> str:
+    try:
+        return normalise(data.subject.scheme, data.subject.id)
+    except Exception:
+        return data.subject.id
+
+
+def _record_json(record: DesignationRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+class DesignationHandlers:
+    """The handlers of the designation service, bound to its runtime (catalogue, clock, metrics)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.expiry_lateness = Histogram(
+            "credit_expiry_lateness_seconds",
+            "Time from the start of the day after effective_to (Asia/Shanghai) to the removal.",
+            buckets=[*MS_BUCKETS, 30, 60, 120, 300],
+            registry=runtime.registry,
+        )
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.rt.reference.catalog
+
+    # ------------------------------------------------------------------ emitting
+
+    def _emit_created(self, ctx: Context, record: DesignationRecord) -> None:
+        ctx.publish(
+            topics.DESIGNATION_EVENTS,
+            record.subject.id,
+            CREATED,
+            {"record": _record_json(record)},
+            subject=record.subject.id,
+        )
+
+    def _emit_removed(
+        self, ctx: Context, removal: domain.Removal, *, at: datetime | None = None, id: str | None = None
+    ) -> None:
+        data: dict[str, Any] = {"record": _record_json(removal.record), "reason": removal.reason}
+        if removal.related_id:
+            data["related_id"] = removal.related_id
+        ctx.publish(
+            topics.DESIGNATION_EVENTS,
+            removal.record.subject.id,
+            REMOVED,
+            data,
+            subject=removal.record.subject.id,
+            time=at,
+            id=id,
+        )
+
+    # ------------------------------------------------------------------ the batch
+
+    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
+        store = DesignationStore(ctx.conn)
+        designation_ids: set[str] = set()
+        subject_ids: set[str] = set()
+        for inc in items:
+            d = inc.data
+            if isinstance(d, Designate):
+                subject_ids.add(_subject_key(d))
+                if d.transfer_from:
+                    designation_ids.add(d.transfer_from)
+            elif isinstance(d, RemoveDesignation | AmendDesignation) or inc.event.type in RESOLVED:
+                designation_ids.add(d.designation_id)
+        state = BatchState()
+        for record in await store.load_for_batch(designation_ids, subject_ids):
+            state.records[record.designation_id] = record
+
+        outcomes: list[Accepted | Rejected | None] = []
+        for inc in items:
+            with ctx.handling(inc):
+                try:
+                    outcomes.append(await self._one(inc, ctx, state, store))
+                except Rejected as rejected:
+                    outcomes.append(rejected)
+        await state.save(store)
+        return outcomes
+
+    async def _one(
+        self, inc: Incoming, ctx: Context, state: BatchState, store: DesignationStore
+    ) -> Accepted | Rejected | None:
+        at = inc.event.time
+        t = inc.event.type
+        if t == DESIGNATE:
+            result = domain.designate(
+                inc.data,
+                designation_id=inc.event.id,
+                unit_code=inc.unit,
+                catalog=self.catalog,
+                today=at.astimezone(SHANGHAI).date(),
+                at=at,
+                active_of_subject=state.active_of,
+                lookup=state.lookup,
+            )
+            state.add(result.record, at)
+            self._emit_created(ctx, result.record)
+            for removal in result.removals:
+                state.put(removal.record, at)
+                self._emit_removed(ctx, removal)
+            return Accepted(result.record.designation_id)
+        if t == REMOVE:
+            removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
+            state.put(removal.record, at)
+            self._emit_removed(ctx, removal)
+            return Accepted(removal.record.designation_id)
+        if t == AMEND:
+            amended = domain.amend(inc.data, unit_code=inc.unit, catalog=self.catalog, lookup=state.lookup)
+            state.put(amended.record, at)
+            ctx.publish(
+                topics.DESIGNATION_EVENTS,
+                amended.record.subject.id,
+                AMENDED,
+                {
+                    "record": _record_json(amended.record),
+                    "changes": amended.changes,
+                    "reason": inc.data.reason,
+                },
+                subject=amended.record.subject.id,
+            )
+            return Accepted(amended.record.designation_id)
+        if t == OBJECTION_RESOLVED:
+            d = inc.data
+            if str(d.outcome) == "upheld":
+                upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
+                if upheld is not None:
+                    state.put(upheld.record, at)
+                    self._emit_removed(ctx, upheld)
+            return None
+        if t == RESTORATION_RESOLVED:
+            self._restoration(inc, ctx, state, at)
+            return None
+        if t == REFERENCE_UPSERTED:
+            await self._reference(inc, ctx, state, store, at)
+            return None
+        return None  # another event type on a topic this service reads: not ours
+
+    def _restoration(self, inc: Incoming, ctx: Context, state: BatchState, at: datetime) -> None:
+        d = inc.data
+        if str(d.outcome) != "approved":
+            return
+        record = state.lookup(d.designation_id)
+        if record is None or record.status != "active":
+            return
+        why_not = domain.restoration_allowed(record, self.catalog.standard(record.standard), d.decided_on)
+        if why_not is not None:
+            # The deciding unit is told on the feedback topic, answering its decide request.
+            request_id = inc.event.causationid or d.application_id
+            ctx.publish(
+                topics.FEEDBACK,
+                d.unit,
+                "credit.request.rejected",
+                {
+                    "request_id": request_id,
+                    "request_type": "credit.restoration.decide",
+                    "errors": [ErrorItem("restoration_not_allowed", "outcome", why_not).as_dict()],
+                },
+                id=derived_id(inc.event.id, self.rt.name, "restoration_not_allowed"),
+            )
+            self.rt.observer.rejected("restoration_not_allowed")
+            return
+        removal = domain.remove_for(record, "restored", at, d.application_id)
+        if removal is not None:
+            state.put(removal.record, at)
+            self._emit_removed(ctx, removal)
+
+    async def _reference(
+        self, inc: Incoming, ctx: Context, state: BatchState, store: DesignationStore, at: datetime
+    ) -> None:
+        record = inc.data.root if hasattr(inc.data, "root") else inc.data
+        if getattr(record, "kind", None) != "standard" or record.status != "repealed":
+            return
+        for existing in await store.load_active_of_standard(record.code):
+            state.records.setdefault(existing.designation_id, existing)
+        for entry in [r for r in state.records.values() if r.standard == record.code and r.status == "active"]:
+            removal = domain.remove_for(entry, "standard_repealed", at, None)
+            if removal is not None:
+                state.put(removal.record, at)
+                self._emit_removed(ctx, removal)
+
+    # ------------------------------------------------------------------ expiry timer
+
+    async def expire_due(self, runtime: Runtime, limit: int = 500) -> int:
+        """Remove (`expired`) every active entry whose last day is over, Asia/Shanghai, by the
+        platform clock. Each removal is stamped with its due time (the start of the day after
+        `effective_to`) and a derived id, so it is the same event whoever emits it, whenever."""
+        total = 0
+        today = local_today(runtime.clock)
+        while True:
+            async with runtime.db.acquire() as conn, conn.transaction():
+                store = DesignationStore(conn)
+                due = await store.claim_expired(today, limit)
+                if not due:
+                    return total
+                ctx = Context(conn=conn, clock=runtime.clock, service=runtime.name)
+                now = runtime.clock.now()
+                updates = []
+                for record in due:
+                    due_at = start_of_local_day(record.effective_to + timedelta(days=1))
+                    expired = domain.remove_for(record, "expired", due_at, None)
+                    assert expired is not None
+                    removal = expired
+                    updates.append((removal.record, due_at))
+                    self._emit_removed(
+                        ctx, removal, at=due_at, id=derived_id(record.designation_id, runtime.name, "expired")
+                    )
+                    self.expiry_lateness.observe(max(0.0, (now - due_at).total_seconds()))
+                await store.update(updates)
+                await write_outbox(conn, ctx.outbox)
+            total += len(due)
+
+
+# ---------------------------------------------------------------------- feedback ledger
+
+
+async def record_feedback(items: Sequence[Incoming], ctx: Context) -> list[None]:
+    """Every answer on the feedback topic (any service's) into the request ledger."""
+    rows = []
+    for inc in items:
+        data = inc.event.data if isinstance(inc.event.data, dict) else {}
+        if inc.event.type not in ("credit.request.accepted", "credit.request.rejected"):
+            continue
+        status = "accepted" if inc.event.type.endswith("accepted") else "rejected"
+        rows.append(
+            (
+                str(data.get("request_id", "")),
+                str(data.get("request_type", "")),
+                inc.key.decode("utf-8", "replace") if inc.key else None,
+                status,
+                data.get("result_id"),
+                data.get("errors"),
+                inc.event.source,
+                inc.event.time,
+            )
+        )
+    await record_answers(ctx.conn, [r for r in rows if r[0]])
+    return [None] * len(items)

@@ -1,0 +1,148 @@
+"""The designation service's tables (its own schema only): designations and the request ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+from credit_common.contracts.events import DesignationRecord
+
+LOAD_FOR_BATCH = """
+SELECT record FROM designations
+ WHERE designation_id = ANY($1::text[])
+    OR (subject_id = ANY($2::text[]) AND status = 'active')
+ FOR UPDATE
+"""
+LOAD_ACTIVE_OF_STANDARD = "SELECT record FROM designations WHERE standard = $1 AND status = 'active' FOR UPDATE"
+GET = "SELECT record FROM designations WHERE designation_id = $1"
+UPDATE = """
+UPDATE designations SET status = $2, effective_to = $3, record = $4, updated_at = $5
+ WHERE designation_id = $1
+"""
+COLUMNS = [
+    "designation_id",
+    "subject_id",
+    "list",
+    "field",
+    "standard",
+    "unit",
+    "status",
+    "effective_from",
+    "effective_to",
+    "record",
+    "created_at",
+    "updated_at",
+]
+CLAIM_EXPIRED = """
+SELECT record FROM designations
+ WHERE status = 'active' AND effective_to < $1
+ ORDER BY effective_to, designation_id
+ LIMIT $2
+ FOR UPDATE SKIP LOCKED
+"""
+COUNT_BY_LIST = "SELECT list, status, count(*) AS n FROM designations GROUP BY list, status"
+
+REQUEST_PENDING = """
+INSERT INTO requests (request_id, request_type, unit, status, received_at)
+VALUES ($1, $2, $3, 'pending', $4)
+ON CONFLICT (request_id) DO NOTHING
+"""
+# The first answer wins; a repeated answer (same request) changes nothing.
+REQUEST_ANSWERED = """
+INSERT INTO requests
+       (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+ON CONFLICT (request_id) DO UPDATE
+   SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
+       answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
+       request_type = coalesce(nullif(requests.request_type, ''), EXCLUDED.request_type)
+ WHERE requests.status = 'pending'
+"""
+GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
+
+
+def record_of(doc: dict[str, Any]) -> DesignationRecord:
+    return DesignationRecord.model_validate(doc)
+
+
+def doc_of(record: DesignationRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+class DesignationStore:
+    """One connection's view of the designations table (inside the caller's transaction)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def load_for_batch(
+        self, designation_ids: Iterable[str], subject_ids: Iterable[str]
+    ) -> list[DesignationRecord]:
+        """The named designations and every active entry of the named subjects, locked."""
+        rows = await self.conn.fetch(LOAD_FOR_BATCH, list(designation_ids), list(subject_ids))
+        return [record_of(r["record"]) for r in rows]
+
+    async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
+        return [record_of(r["record"]) for r in await self.conn.fetch(LOAD_ACTIVE_OF_STANDARD, standard)]
+
+    async def insert(self, rows: Sequence[tuple[DesignationRecord, datetime, datetime]]) -> None:
+        """New designations: (record, created_at, updated_at)."""
+        if not rows:
+            return
+        await self.conn.copy_records_to_table(
+            "designations",
+            records=[
+                (
+                    r.designation_id,
+                    r.subject.id,
+                    str(r.list),
+                    r.field,
+                    r.standard,
+                    r.unit,
+                    str(r.status),
+                    r.effective_from,
+                    r.effective_to,
+                    doc_of(r),
+                    created,
+                    updated,
+                )
+                for r, created, updated in rows
+            ],
+            columns=COLUMNS,
+        )
+
+    async def update(self, rows: Sequence[tuple[DesignationRecord, datetime]]) -> None:
+        """Changed designations: (record, updated_at)."""
+        if rows:
+            await self.conn.executemany(
+                UPDATE, [(r.designation_id, str(r.status), r.effective_to, doc_of(r), at) for r, at in rows]
+            )
+
+    async def claim_expired(self, today: date, limit: int) -> list[DesignationRecord]:
+        """Active entries whose last day is before `today`, locked (SKIP LOCKED: one instance each)."""
+        return [record_of(r["record"]) for r in await self.conn.fetch(CLAIM_EXPIRED, today, limit)]
+
+
+async def get_designation(pool: asyncpg.Pool, designation_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(GET, designation_id)
+    return dict(row["record"]) if row else None
+
+
+async def list_counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(COUNT_BY_LIST)]
+
+
+async def record_pending(pool: asyncpg.Pool, request_id: str, type_: str, unit: str | None, at: datetime) -> None:
+    await pool.execute(REQUEST_PENDING, request_id, type_, unit, at)
+
+
+async def record_answers(conn: asyncpg.Connection, answers: Sequence[tuple[Any, ...]]) -> None:
+    if answers:
+        await conn.executemany(REQUEST_ANSWERED, answers)
+
+
+async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(GET_REQUEST, request_id)
+    return dict(row) if row else None

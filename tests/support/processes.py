@@ -1,0 +1,71 @@
+"""Our services as real processes for integration and end-to-end tests (never mocked)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+class ServiceProcess:
+    """`python -m services.<name>` on its own port, its JSON log kept in tests/artifacts/."""
+
+    def __init__(self, name: str, port: int, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.port = port
+        self.env = env or {}
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.proc: asyncio.subprocess.Process | None = None
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"{name}-{port}.log"
+
+    async def start(self, timeout: float = 90.0) -> ServiceProcess:
+        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), **self.env}
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", f"services.{self.name}", env=env, stdout=log, stderr=log
+        )
+        log.close()
+        await self.wait_ready(timeout)
+        return self
+
+    async def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
+            while True:
+                if self.proc is not None and self.proc.returncode is not None:
+                    raise AssertionError(f"{self.name} exited ({self.proc.returncode}); see {self.log_path}")
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{self.name} not ready in {timeout}s; see {self.log_path}")
+                await asyncio.sleep(0.2)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM: a clean shutdown (finish the batch in hand, drain the outbox)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def kill(self) -> None:
+        """kill -9: no shutdown at all."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=10.0)

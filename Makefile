@@ -52,5 +52,5 @@ test: lint typecheck catalog ## the whole suite: lint, types, schema checks, uni
 	@$(RUN) python -m credit_common.contracts.schemagen --check
 	@$(RUN) pytest $(PYTEST_ARGS)
 
-bench: catalog ## the benchmarks (tests/perf): figures beside raw baselines, a CSV row each
-	@$(RUN) python -m tests.perf.run
+bench: deps ## the benchmarks (tests/perf) on a throwaway stack: figures beside raw baselines, a CSV row each
+	@deploy/bench.sh $(BENCH_ARGS)

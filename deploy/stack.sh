@@ -4,6 +4,7 @@
 #
 #   deploy/stack.sh up      install what is missing, start what is not running, wait until ready
 #   deploy/stack.sh down    stop both
+#   deploy/stack.sh destroy stop both and delete their data
 #   deploy/stack.sh status  say what runs
 #   deploy/stack.sh env     print the connection settings (eval "$(deploy/stack.sh env)")
 #
@@ -13,7 +14,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LOCAL="$ROOT/.local"
+LOCAL="${CREDIT_LOCAL_DIR:-$ROOT/.local}"  # a throwaway stack (benchmarks) lives elsewhere
+case "$LOCAL" in /*) ;; *) LOCAL="$ROOT/$LOCAL" ;; esac
 KAFKA_PORT=${CREDIT_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${CREDIT_KAFKA_CONTROLLER_PORT:-19093}
 PG_PORT=${CREDIT_PG_PORT:-15432}
@@ -88,7 +90,7 @@ kafka_start() {
       kafka.tools.StorageTool format -t "$id" -c "$props" >"$KAFKA_DIR/format.out" 2>&1 \
       || die "formatting Kafka storage" "$KAFKA_DIR/format.out"
   fi
-  log "starting Kafka on 127.0.0.1:$KAFKA_PORT (log: .local/kafka/broker.log)"
+  log "starting Kafka on 127.0.0.1:$KAFKA_PORT (log: ${KAFKA_DIR#"$ROOT"/}/broker.log)"
   # shellcheck disable=SC2086
   nohup java $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
@@ -174,7 +176,7 @@ pg_start() {
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DIR"; fi
   if pg_running; then log "PostgreSQL already running"; return; fi
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
-    log "initdb into .local/pg/data"
+    log "initdb into ${PG_DIR#"$ROOT"/}/data"
     echo "$PG_PASSWORD" >"$PG_DIR/pwfile"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR/pwfile"
     as_postgres "'$bin/initdb' -D '$PG_DIR/data' -U $PG_USER --pwfile='$PG_DIR/pwfile' \
@@ -195,7 +197,7 @@ max_wal_size = 4GB
 checkpoint_timeout = 15min
 EOF
   fi
-  log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: .local/pg/postgres.log)"
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: ${PG_DIR#"$ROOT"/}/postgres.log)"
   as_postgres "'$bin/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/postgres.log' -w -t 60 start" >/dev/null 2>&1 \
     || die "PostgreSQL did not start" "$PG_DIR/postgres.log"
   as_postgres "'$bin/psql' -h '$PG_DIR' -p $PG_PORT -U $PG_USER -d postgres -tAc \
@@ -244,12 +246,18 @@ case "${1:-}" in
       if pg_running; then echo "postgres: running at 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; fi
     else echo "postgres: external"; fi
     ;;
+  destroy)
+    kafka_stop
+    pg_stop
+    log "deleting $LOCAL"
+    rm -rf "$LOCAL"
+    ;;
   env)
     echo "export KAFKA_BOOTSTRAP_SERVERS='$(kafka_bootstrap)'"
     echo "export DATABASE_URL='$(pg_url)'"
     ;;
   *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|destroy|status|env" >&2
     exit 2
     ;;
 esac

@@ -10,17 +10,30 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import foundation
+from . import designation, foundation
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-async def run_all(n: int, csv_path: Path) -> list[Result]:
+SUITES = ("foundation", "designation")
+
+
+async def run_all(
+    n: int,
+    csv_path: Path,
+    *,
+    designation_n: int = 1_000_000,
+    latency_seconds: float = 30.0,
+    only: tuple[str, ...] = SUITES,
+) -> list[Result]:
     settings = get_settings()
     results: list[Result] = []
-    console.print(f"[bold]foundation[/] benchmarks, n={n:,} (Kafka {settings.kafka_bootstrap_servers})")
-    results += await foundation.run(settings, n)
+    if "foundation" in only:
+        console.print(f"[bold]foundation[/] benchmarks, n={n:,} (Kafka {settings.kafka_bootstrap_servers})")
+        results += await foundation.run(settings, n)
+    if "designation" in only:
+        results += await designation.run(settings, designation_n, latency_seconds)
     write_csv(csv_path, results)
     return results
 
@@ -29,8 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200_000, help="messages per case")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="append the rows here")
+    parser.add_argument("--designation-n", type=int, default=1_000_000, help="designate requests to drain")
+    parser.add_argument("--latency-seconds", type=float, default=30.0, help="seconds of steady 500 req/s")
+    parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
-    results = asyncio.run(run_all(args.n, args.csv))
+    results = asyncio.run(
+        run_all(
+            args.n,
+            args.csv,
+            designation_n=args.designation_n,
+            latency_seconds=args.latency_seconds,
+            only=tuple(args.only),
+        )
+    )
     print()
     for r in results:
         print(r.line())

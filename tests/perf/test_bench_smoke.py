@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.perf]
 
 async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> None:
     out = tmp_path / "bench.csv"
-    results = await run_all(2000, out)
+    results = await run_all(2000, out, designation_n=2000, latency_seconds=2)
     cases = {r.case for r in results}
     assert cases == {
         "raw_aiokafka_produce",
@@ -23,6 +23,8 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "raw_asyncpg_copy",
         "consumer_wrapper",
         "outbox_relay",
+        "designation_drain",
+        "designation_latency_500rps",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -33,3 +35,6 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["consumer_wrapper"]["baseline_case"] == "raw_asyncpg_copy"
     assert float(by_case["consumer_wrapper"]["ratio"]) > 0
     assert by_case["outbox_relay"]["baseline_case"] == "raw_aiokafka_produce"
+    assert by_case["designation_drain"]["baseline_case"] == "raw_aiokafka_consume"
+    assert float(by_case["designation_drain"]["peak_rss_mb"]) > 0, "the service process was sampled"
+    assert "p99_ms=" in by_case["designation_latency_500rps"]["extra"]

@@ -1,0 +1,268 @@
+"""Designation service benchmarks (issue 3), with the service as a real process:
+
+- drain: N designate requests pre-filled on the 12-partition requests topic, drained to created
+  events published and rows committed; requests/s beside raw aiokafka consume of the same
+  messages. Goals: 1,000,000 in at most 5 minutes; at least 0.25 x raw consume.
+- latency: request-to-created-event latency, p50 and p99, at a steady 500 requests/s. Goal: p99
+  at most 150 ms.
+- peak RSS of the service process over both. Goal: at most 300 MB."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from credit_common.contracts.envelope import CONTENT_TYPE, new_id
+from credit_common.messaging import topics
+from credit_common.settings import Settings
+
+from tests.support.subjects import new_uscc
+
+from .foundation import PARTITIONS, progress, raw_consume
+from .harness import Result, console
+
+PORT = 28101
+
+
+def designate_request(rng: random.Random, i: int, at: datetime) -> tuple[bytes, bytes, str]:
+    subject = new_uscc(rng)
+    rid = new_id()
+    ev = {
+        "specversion": "1.0",
+        "id": rid,
+        "source": "unit/100000-SAT",
+        "type": "credit.designation.designate",
+        "time": at.isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": {
+            "list": "black",
+            "standard": "taxation-black",
+            "subject": {"kind": "legal_person", "scheme": "uscc", "id": subject, "name": f"Bench Trading Co. {i}"},
+            "decision": {
+                "document_no": f"税稽罚〔2026〕{i}号",
+                "decided_on": at.date().isoformat(),
+                "facts": "Issued false VAT invoices of RMB 1,250,000 over two years.",
+            },
+        },
+    }
+    return subject.encode(), orjson.dumps(ev), rid
+
+
+async def fill(bootstrap: str, n: int) -> float:
+    """Produce n designate requests (generated in chunks to bound memory); returns msgs/s."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    rng = random.Random(20261125)
+    at = datetime.now(UTC)
+    headers = [("content-type", CONTENT_TYPE.encode())]
+    try:
+        with progress() as bar:
+            task = bar.add_task("fill designate requests", total=n)
+            t0 = time.perf_counter()
+            for start in range(0, n, 20_000):
+                futures = []
+                for i in range(start, min(n, start + 20_000)):
+                    key, value, _ = designate_request(rng, i, at)
+                    futures.append(
+                        await producer.send(topics.DESIGNATION_REQUESTS, value=value, key=key, headers=headers)
+                    )
+                await asyncio.gather(*futures)
+                bar.update(task, completed=min(n, start + 20_000))
+            return n / (time.perf_counter() - t0)
+    finally:
+        await producer.stop()
+
+
+class Service:
+    """The designation service as a process, with its RSS sampled."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.peak_rss = 0
+        self._sampler: asyncio.Task[None] | None = None
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        env = {**os.environ, "CREDIT_HTTP_PORT": str(PORT), "LOG_LEVEL": "WARNING"}
+        self.started_at = time.perf_counter()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.designation",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._sampler = asyncio.create_task(self._sample())
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}") as client:
+            for _ in range(600):
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                assert self.proc.returncode is None, "the designation service exited"
+                await asyncio.sleep(0.1)
+        raise AssertionError("the designation service did not become ready")
+
+    async def _sample(self) -> None:
+        assert self.proc is not None
+        p = psutil.Process(self.proc.pid)
+        while True:
+            try:
+                self.peak_rss = max(self.peak_rss, p.memory_info().rss)
+            except psutil.Error:
+                return
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 60)
+
+
+async def events_end(bootstrap: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topics.DESIGNATION_EVENTS, p) for p in range(PARTITIONS)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+async def drain(settings: Settings, svc: Service, n: int, rows_before: int, events_before: int) -> float:
+    """Start the service and wait until n more designations are committed and n more created
+    events are on the topic; requests/s from process start."""
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        await svc.start()
+        with progress() as bar:
+            task = bar.add_task("designation service drain", total=n)
+            while True:
+                rows = await db.fetchval("SELECT count(*) FROM designation.designations") - rows_before
+                events = await events_end(settings.kafka_bootstrap_servers) - events_before
+                bar.update(task, completed=min(rows, events))
+                if rows >= n and events >= n:
+                    return n / (time.perf_counter() - svc.started_at)
+                await asyncio.sleep(0.5)
+    finally:
+        await db.close()
+
+
+async def latency(settings: Settings, rate: int, seconds: float) -> tuple[float, float, int]:
+    """Steady `rate` designate requests/s for `seconds`; p50 and p99 (ms) from send to the
+    created event arriving on the events topic, and how many were measured."""
+    bootstrap = settings.kafka_bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    tps = [TopicPartition(topics.DESIGNATION_EVENTS, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+
+    async def receive() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    ev: dict[str, Any] = orjson.loads(r.value)
+                    did = ev["data"]["record"]["designation_id"]
+                    if did in sent and ev["type"] == "credit.designation.created":
+                        got.setdefault(did, now)
+
+    receiver = asyncio.create_task(receive())
+    rng = random.Random(uuid.uuid4().int)
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"steady {rate}/s", total=n)
+            for i in range(n):
+                target = t0 + i / rate
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                key, value, rid = designate_request(rng, i, datetime.now(UTC))
+                sent[rid] = time.perf_counter()
+                await producer.send(topics.DESIGNATION_REQUESTS, value=value, key=key)
+                if i % 100 == 0:
+                    bar.update(task, completed=i)
+        for _ in range(300):  # up to 30 s for the last events
+            if len(got) >= n:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        receiver.cancel()
+        await producer.stop()
+        await consumer.stop()
+    lat = sorted((got[k] - sent[k]) * 1000 for k in got)
+    if not lat:
+        raise AssertionError("no created events arrived")
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return p50, p99, len(lat)
+
+
+async def run(settings: Settings, n: int, latency_seconds: float) -> list[Result]:
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        exists = await db.fetchval("SELECT to_regclass('designation.designations') IS NOT NULL")
+        rows_before = await db.fetchval("SELECT count(*) FROM designation.designations") if exists else 0
+    finally:
+        await db.close()
+    events_before = await events_end(settings.kafka_bootstrap_servers)
+    console.print(f"[bold]designation[/] benchmarks: {n:,} requests, then {latency_seconds:.0f}s at 500/s")
+    await fill(settings.kafka_bootstrap_servers, n)
+    consume_rate = await raw_consume(settings.kafka_bootstrap_servers, topics.DESIGNATION_REQUESTS, n)
+    svc = Service()
+    try:
+        drain_rate = await drain(settings, svc, n, rows_before, events_before)
+        p50, p99, measured = await latency(settings, 500, latency_seconds)
+    finally:
+        await svc.stop()
+    rss = svc.peak_rss / 1e6
+    return [
+        Result(
+            "designation_drain",
+            n,
+            drain_rate,
+            unit="req/s",
+            baseline_case="raw_aiokafka_consume",
+            baseline=consume_rate,
+            goal=0.25,
+            peak_rss_mb=rss,
+            extra={"seconds": f"{n / drain_rate:.0f}", "service_peak_rss_mb": f"{rss:.0f}"},
+        ),
+        Result(
+            "designation_latency_500rps",
+            measured,
+            500,
+            unit="req/s",
+            peak_rss_mb=rss,
+            extra={"p50_ms": f"{p50:.1f}", "p99_ms": f"{p99:.1f}", "goal_p99_ms": 150},
+        ),
+    ]

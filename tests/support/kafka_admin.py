@@ -1,0 +1,69 @@
+"""Consumer-group operations tests need: reset to earliest (replay), and lag."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    tps: list[TopicPartition] = []
+    for topic in topics:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps.extend(TopicPartition(topic, p) for p in sorted(parts))
+    return tps
+
+
+async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -> None:
+    """Commit the earliest offsets of `topics` for `group` (which must have no live member)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await _partitions(consumer, topics)
+        earliest = await consumer.beginning_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in earliest.items()})
+    finally:
+        await consumer.stop()
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(await _partitions(consumer, topics)))
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Records of `topics` not yet committed by `group` (a partition never committed counts whole)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    ends = await end_offsets(bootstrap, topics)
+    lag = 0
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+    return lag
+
+
+async def wait_caught_up(bootstrap: str, group: str, topics: Sequence[str], timeout: float = 120.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        lag = await group_lag(bootstrap, group, topics)
+        if lag == 0:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"group {group} still {lag} records behind after {timeout}s")
+        await asyncio.sleep(0.5)

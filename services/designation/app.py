@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.contracts.registry import REGISTRY
@@ -14,7 +14,7 @@ from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, TimerSpec, run
 from credit_common.telemetry.tracing import inject_headers
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -83,8 +83,11 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         status_code=202,
         summary="Submit a request (a CloudEvent) for departments that cannot speak Kafka",
         responses={400: {"description": "malformed envelope or data (problem details)"}},
+        # The body is read raw below, so that a body that is not even JSON is a 400 problem like
+        # any other malformed request (a declared Body parameter made FastAPI answer 422 first).
+        openapi_extra={"requestBody": {"required": True, "content": {CONTENT_TYPE: {"schema": {"type": "object"}}}}},
     )
-    async def submit(request: Request, body: Annotated[Any, Body(media_type=CONTENT_TYPE)] = None) -> JSONResponse:
+    async def submit(request: Request) -> JSONResponse:
         try:
             raw = await request.body()
             event = CloudEvent.model_validate_json(raw)

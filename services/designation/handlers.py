@@ -46,6 +46,7 @@ class BatchState:
     """The designations a batch touches, as they stand after each message."""
 
     records: dict[str, DesignationRecord] = field(default_factory=dict)
+    by_subject: dict[str, set[str]] = field(default_factory=dict)
     created: dict[str, datetime] = field(default_factory=dict)  # new in this batch: id -> created_at
     changed: dict[str, datetime] = field(default_factory=dict)  # existing, changed: id -> updated_at
 
@@ -53,10 +54,18 @@ class BatchState:
         return self.records.get(designation_id)
 
     def active_of(self, subject_id: str) -> Iterable[DesignationRecord]:
-        return [r for r in self.records.values() if r.subject.id == subject_id and r.status == "active"]
+        records = (self.records[i] for i in self.by_subject.get(subject_id, ()))
+        return [r for r in records if r.status == "active"]
+
+    def loaded(self, record: DesignationRecord) -> None:
+        """A record as the database has it (no change to save)."""
+        if record.designation_id not in self.records:
+            self.records[record.designation_id] = record
+            self.by_subject.setdefault(record.subject.id, set()).add(record.designation_id)
 
     def add(self, record: DesignationRecord, at: datetime) -> None:
         self.records[record.designation_id] = record
+        self.by_subject.setdefault(record.subject.id, set()).add(record.designation_id)
         self.created[record.designation_id] = at
 
     def put(self, record: DesignationRecord, at: datetime) -> None:
@@ -139,7 +148,7 @@ class DesignationHandlers:
                 designation_ids.add(d.designation_id)
         state = BatchState()
         for record in await store.load_for_batch(designation_ids, subject_ids):
-            state.records[record.designation_id] = record
+            state.loaded(record)
 
         outcomes: list[Accepted | Rejected | None] = []
         for inc in items:
@@ -245,7 +254,7 @@ class DesignationHandlers:
         if getattr(record, "kind", None) != "standard" or record.status != "repealed":
             return
         for existing in await store.load_active_of_standard(record.code):
-            state.records.setdefault(existing.designation_id, existing)
+            state.loaded(existing)
         for entry in [r for r in state.records.values() if r.standard == record.code and r.status == "active"]:
             removal = domain.remove_for(entry, "standard_repealed", at, None)
             if removal is not None:

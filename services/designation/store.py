@@ -9,12 +9,11 @@ from typing import Any
 import asyncpg
 from credit_common.contracts.events import DesignationRecord
 
-LOAD_FOR_BATCH = """
-SELECT record FROM designations
- WHERE designation_id = ANY($1::text[])
-    OR (subject_id = ANY($2::text[]) AND status = 'active')
- FOR UPDATE
-"""
+# Two statements, not one with OR: each uses its index (an OR of the two would scan the table).
+LOAD_BY_ID = "SELECT record FROM designations WHERE designation_id = ANY($1::text[]) FOR UPDATE"
+LOAD_ACTIVE_OF_SUBJECTS = (
+    "SELECT record FROM designations WHERE subject_id = ANY($1::text[]) AND status = 'active' FOR UPDATE"
+)
 LOAD_ACTIVE_OF_STANDARD = "SELECT record FROM designations WHERE standard = $1 AND status = 'active' FOR UPDATE"
 GET = "SELECT record FROM designations WHERE designation_id = $1"
 UPDATE = """
@@ -81,8 +80,15 @@ class DesignationStore:
         self, designation_ids: Iterable[str], subject_ids: Iterable[str]
     ) -> list[DesignationRecord]:
         """The named designations and every active entry of the named subjects, locked."""
-        rows = await self.conn.fetch(LOAD_FOR_BATCH, list(designation_ids), list(subject_ids))
-        return [record_of(r["record"]) for r in rows]
+        found: dict[str, DesignationRecord] = {}
+        ids, subjects = list(designation_ids), list(subject_ids)
+        rows = (await self.conn.fetch(LOAD_BY_ID, ids) if ids else []) + (
+            await self.conn.fetch(LOAD_ACTIVE_OF_SUBJECTS, subjects) if subjects else []
+        )
+        for r in rows:
+            rec = record_of(r["record"])
+            found[rec.designation_id] = rec
+        return list(found.values())
 
     async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
         return [record_of(r["record"]) for r in await self.conn.fetch(LOAD_ACTIVE_OF_STANDARD, standard)]

@@ -296,7 +296,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
     """The service's ASGI app: its lifespan starts and stops the runtime."""
     settings = settings or get_settings()
     configure_logging(definition.name, settings.log_level)
-    configure_tracing(definition.name, settings.otel_exporter_otlp_endpoint)
+    configure_tracing(definition.name, settings.otel_exporter_otlp_endpoint, settings.credit_trace_sample_ratio)
     runtime = Runtime(definition, settings, clock)
 
     @asynccontextmanager

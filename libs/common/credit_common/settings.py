@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     otel_exporter_otlp_endpoint: str | None = None
+    # Share of traces started here that are recorded (messages arriving sampled always are).
+    credit_trace_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
 
     # Each service logs in as its own role that owns only its schema; local default password.
     credit_db_service_password: str = "credit-service"

@@ -190,25 +190,32 @@ class Context:
 
     @contextlib.contextmanager
     def handling(self, incoming: Incoming) -> Iterator[None]:
-        """For batch handlers: handle one message under its own span (continuing the trace its
-        headers carry), with causation and derived ids for what it emits."""
+        """Handle one message: causation and derived ids for what it emits, and, when the message
+        carries a W3C traceparent, its own span continuing that trace. (A span per message costs
+        tens of microseconds; messages that bring no trace are covered by the batch's span.)"""
         self.begin(incoming)
-        token = otel_context.attach(extract(_header_dict(incoming.headers)))
         try:
-            with _tracer.start_as_current_span(
-                f"process {incoming.event.type}",
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": incoming.topic,
-                    "messaging.kafka.destination.partition": incoming.partition,
-                    "messaging.kafka.message.offset": incoming.offset,
-                    "messaging.message.id": incoming.event.id,
-                },
-            ):
+            carrier = _header_dict(incoming.headers) if incoming.headers else {}
+            if "traceparent" not in carrier:
                 yield
+                return
+            token = otel_context.attach(extract(carrier))
+            try:
+                with _tracer.start_as_current_span(
+                    f"process {incoming.event.type}",
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": incoming.topic,
+                        "messaging.kafka.destination.partition": incoming.partition,
+                        "messaging.kafka.message.offset": incoming.offset,
+                        "messaging.message.id": incoming.event.id,
+                    },
+                ):
+                    yield
+            finally:
+                otel_context.detach(token)
         finally:
-            otel_context.detach(token)
             self.begin(None)
 
 
@@ -557,6 +564,20 @@ class KafkaConsumerWrapper:
         if not work:
             return
         topic = parsed[0].record.topic
+        with _tracer.start_as_current_span(
+            f"consume {topic}",
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(work)},
+        ):
+            fresh = await self._apply_in_transaction(work, topic)
+        now = datetime.now(UTC)
+        for p in fresh:
+            if p.incoming is not None:
+                self._obs.consumed(p.record.topic, p.incoming.event.type)
+                self._obs.event_latency(p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds()))
+        self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
+
+    async def _apply_in_transaction(self, work: list[_Parsed], topic: str) -> list[_Parsed]:
         async with self._pool.acquire() as conn, conn.transaction():
             keys = [p.inbox_key for p in work]
             new = set(
@@ -586,12 +607,7 @@ class KafkaConsumerWrapper:
             if to_handle:
                 await self._handle(ctx, to_handle)
             await write_outbox(conn, ctx.outbox)
-        now = datetime.now(UTC)
-        for p in fresh:
-            if p.incoming is not None:
-                self._obs.consumed(p.record.topic, p.incoming.event.type)
-                self._obs.event_latency(p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds()))
-        self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
+        return fresh
 
     async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:
         if self._batch_handler is not None:

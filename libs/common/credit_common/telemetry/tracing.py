@@ -15,21 +15,30 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 _provider: TracerProvider | None = None
 
 
-def configure_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvider:
+def configure_tracing(
+    service: str, otlp_endpoint: str | None = None, sample_ratio: float = 1.0
+) -> TracerProvider:
     """Install the process's `TracerProvider` (resource `service.name`); export over OTLP/HTTP
     when `otlp_endpoint` is set (the base URL, as in `OTEL_EXPORTER_OTLP_ENDPOINT`).
 
+    Sampling is parent-based: a message whose traceparent says "sampled" is always recorded; a
+    message that starts a trace is recorded with probability `sample_ratio` (a recorded span per
+    message costs the consumer tens of microseconds; unsampled spans still carry fresh ids).
     OpenTelemetry allows one global provider per process, so a second call returns the first.
     """
     global _provider
     if _provider is not None:
         return _provider
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: service}),
+        sampler=ParentBased(root=TraceIdRatioBased(sample_ratio)),
+    )
     if otlp_endpoint:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(otlp_endpoint))))
     trace.set_tracer_provider(provider)

@@ -24,15 +24,19 @@ topics: stack ## create the contract's topics
 catalog: topics ## validate and publish the reference catalogue in deploy/catalog
 	@$(RUN) credit-reference publish deploy/catalog
 
-up: catalog ## start the platform: Kafka, PostgreSQL, the reference catalogue (and the services)
+up: catalog ## start the platform: Kafka, PostgreSQL, the reference catalogue and the services
+	@deploy/services.sh up
 	@deploy/stack.sh status
-	@echo "Platform up. Settings: eval \"\$$(deploy/stack.sh env)\""
+	@deploy/services.sh status
+	@echo "Platform up. Settings for a shell: eval \"\$$(deploy/stack.sh env)\""
 
 down: ## stop everything
+	@deploy/services.sh down
 	@deploy/stack.sh down
 
 status: ## what runs
 	@deploy/stack.sh status
+	@deploy/services.sh status
 
 lint: deps ## ruff lint and format check
 	@$(RUN) ruff check .
@@ -49,6 +53,7 @@ schemas: deps ## regenerate the JSON Schemas from the contract models
 	@$(RUN) python -m credit_common.contracts.schemagen
 
 test: lint typecheck catalog ## the whole suite: lint, types, schema checks, unit, integration, e2e, a short bench
+	@deploy/services.sh down  # the tests run their own service processes (replay needs the groups idle)
 	@$(RUN) python -m credit_common.contracts.schemagen --check
 	@$(RUN) pytest $(PYTEST_ARGS)
 

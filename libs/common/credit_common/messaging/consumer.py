@@ -653,16 +653,18 @@ class KafkaConsumerWrapper:
             }
             etype = "credit.request.accepted"
         event_time = p.incoming.event.time if p.incoming is not None else _record_time(p.record)
-        ev = new_event(
-            etype,
-            f"platform/{self.service}",
-            data,
-            id=derived_id(p.request_id, self.service, "answer"),
-            time=event_time,
-            correlationid=p.request_id,
-            causationid=p.request_id,
-        )
-        ctx.emit(topics.FEEDBACK, unit_key, ev)
+        doc = {
+            "specversion": "1.0",
+            "id": derived_id(p.request_id, self.service, "answer"),
+            "source": f"platform/{self.service}",
+            "type": etype,
+            "time": event_time,
+            "datacontenttype": "application/json",
+            "correlationid": p.request_id,
+            "causationid": p.request_id,
+            "data": data,
+        }
+        ctx.outbox.append(OutboxMessage.of_document(topics.FEEDBACK, unit_key, doc))
 
     def _deadletter(self, ctx: Context, p: _Parsed) -> None:
         r = p.record

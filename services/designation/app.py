@@ -116,6 +116,11 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             )
         value = event.model_dump_json(exclude_none=True).encode()
         key = _subject_key(event)
+        if event.subject is None and isinstance(event.data, dict) and isinstance(event.data.get("designation_id"), str):
+            # Key a remove/amend by its entry's subject, so it stays in order with that subject's others.
+            known = await store.get_designation(rt.db, event.data["designation_id"])
+            if known is not None:
+                key = known["subject"]["id"]
         headers = inject_headers([("content-type", CONTENT_TYPE.encode())])
         try:
             await rt.producer.send_and_wait(row.topic, value, key=key.encode() if key else None, headers=headers)
@@ -155,7 +160,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         record = await store.get_designation(rt.db, designation_id)
         if record is None:
             raise Problem(404, "Unknown designation", f"no designation {designation_id}")
-        return record
+        return {**record, "later_decisions": await store.decisions_of(rt.db, designation_id)}
 
 
 definition = ServiceDefinition(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from credit_common.contracts.common import level_at_least
+from credit_common.contracts.common import DesignationStatus, RemovalReason, level_at_least
 from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.reference import StandardRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
@@ -128,7 +128,7 @@ def designate(
 
     removals: list[Removal] = []
     if req.transfer_from is not None:
-        removals.append(_transfer(req, subject_id, lookup, at, designation_id))
+        removals.append(_transfer(req, subject_id, lookup, at, designation_id, std.field))
     if req.list in ("black", "key_scrutiny"):
         removals.extend(
             Removal(_removed(r, "superseded", at), "superseded", designation_id) for r in active if r.list == "red"
@@ -179,7 +179,9 @@ def _period_errors(std: StandardRecord, start: date, end: date, today: date) -> 
     return []
 
 
-def _transfer(req: Designate, subject_id: str, lookup: Lookup, at: datetime, designation_id: str) -> Removal:
+def _transfer(
+    req: Designate, subject_id: str, lookup: Lookup, at: datetime, designation_id: str, std_field: str | None = None
+) -> Removal:
     """A black designation naming `transfer_from` removes that key-scrutiny entry (`transferred`)."""
     assert req.transfer_from is not None
     if req.list != "black":
@@ -193,11 +195,22 @@ def _transfer(req: Designate, subject_id: str, lookup: Lookup, at: datetime, des
         raise Rejected(_err("list_mismatch", f"{source.designation_id} is on the {source.list} list", "transfer_from"))
     if source.status != "active":
         raise Rejected(_err("not_active", f"{source.designation_id} is no longer active", "transfer_from"))
+    if std_field is not None and source.field != std_field:
+        # design.md: a subject on a key-scrutiny list is moved to the black list of the same field.
+        raise Rejected(
+            _err(
+                "list_mismatch",
+                f"{source.designation_id} is in field {source.field}; the black standard is in {std_field}",
+                "transfer_from",
+            )
+        )
     return Removal(_removed(source, "transferred", at), "transferred", designation_id)
 
 
 def _removed(record: DesignationRecord, reason: str, at: datetime) -> DesignationRecord:
-    return record.model_copy(update={"status": "removed", "removal_reason": reason, "removed_at": at})
+    return record.model_copy(
+        update={"status": DesignationStatus.REMOVED, "removal_reason": RemovalReason(reason), "removed_at": at}
+    )
 
 
 def _may_act_on(catalog: Catalog, unit_code: str | None, record: DesignationRecord) -> bool:
@@ -236,7 +249,9 @@ class Amended:
     changes: dict[str, object]
 
 
-def amend(req: AmendDesignation, *, unit_code: str | None, catalog: Catalog, lookup: Lookup) -> Amended:
+def amend(
+    req: AmendDesignation, *, unit_code: str | None, catalog: Catalog, lookup: Lookup, today: date | None = None
+) -> Amended:
     """Correct the facts or the decision, or shorten the period (effective_to only moves earlier)."""
     record = _active_target(req.designation_id, unit_code, catalog, lookup)
     ch = req.changes
@@ -262,6 +277,14 @@ def amend(req: AmendDesignation, *, unit_code: str | None, catalog: Catalog, loo
                 _err(
                     "invalid_period",
                     f"effective_to {ch.effective_to} is before effective_from {record.effective_from}",
+                    "changes.effective_to",
+                )
+            )
+        if today is not None and ch.effective_to < today:
+            raise Rejected(
+                _err(
+                    "invalid_period",
+                    f"effective_to {ch.effective_to} is already past ({today}); revoke the entry instead",
                     "changes.effective_to",
                 )
             )

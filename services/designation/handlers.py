@@ -49,6 +49,7 @@ class BatchState:
     by_subject: dict[str, set[str]] = field(default_factory=dict)
     created: dict[str, datetime] = field(default_factory=dict)  # new in this batch: id -> created_at
     changed: dict[str, datetime] = field(default_factory=dict)  # existing, changed: id -> updated_at
+    audit: list[tuple[Any, ...]] = field(default_factory=list)  # revocation and amendment decisions
 
     def lookup(self, designation_id: str) -> DesignationRecord | None:
         return self.records.get(designation_id)
@@ -76,6 +77,7 @@ class BatchState:
     async def save(self, store: DesignationStore) -> None:
         await store.insert([(self.records[i], at, self.changed.pop(i, at)) for i, at in self.created.items()])
         await store.update([(self.records[i], at) for i, at in self.changed.items()])
+        await store.audit(self.audit)
 
 
 def _subject_key(data: Designate) -> str:
@@ -185,11 +187,31 @@ class DesignationHandlers:
         if t == REMOVE:
             removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
             state.put(removal.record, at)
+            state.audit.append(
+                (
+                    inc.event.id,
+                    removal.record.designation_id,
+                    "revoke",
+                    inc.unit,
+                    inc.data.decision.model_dump(mode="json"),
+                    None,
+                    at,
+                )
+            )
             self._emit_removed(ctx, removal)
             return Accepted(removal.record.designation_id)
         if t == AMEND:
-            amended = domain.amend(inc.data, unit_code=inc.unit, catalog=self.catalog, lookup=state.lookup)
+            amended = domain.amend(
+                inc.data,
+                unit_code=inc.unit,
+                catalog=self.catalog,
+                lookup=state.lookup,
+                today=at.astimezone(SHANGHAI).date(),
+            )
             state.put(amended.record, at)
+            state.audit.append(
+                (inc.event.id, amended.record.designation_id, "amend", inc.unit, amended.changes, inc.data.reason, at)
+            )
             ctx.publish(
                 topics.DESIGNATION_EVENTS,
                 amended.record.subject.id,

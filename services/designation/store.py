@@ -41,6 +41,12 @@ SELECT record FROM designations
  LIMIT $2
  FOR UPDATE SKIP LOCKED
 """
+AUDIT = """
+INSERT INTO designation_decisions (request_id, designation_id, kind, unit, decision, reason, decided_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (request_id) DO NOTHING
+"""
+DECISIONS_OF = "SELECT * FROM designation_decisions WHERE designation_id = $1 ORDER BY decided_at, request_id"
 COUNT_BY_LIST = "SELECT list, status, count(*) AS n FROM designations GROUP BY list, status"
 
 REQUEST_PENDING = """
@@ -126,6 +132,12 @@ class DesignationStore:
                 UPDATE, [(r.designation_id, str(r.status), r.effective_to, doc_of(r), at) for r, at in rows]
             )
 
+    async def audit(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """(request_id, designation_id, kind, unit, decision, reason, decided_at) of revocations and
+        amendments."""
+        if rows:
+            await self.conn.executemany(AUDIT, rows)
+
     async def claim_expired(self, today: date, limit: int) -> list[DesignationRecord]:
         """Active entries whose last day is before `today`, locked (SKIP LOCKED: one instance each)."""
         return [record_of(r["record"]) for r in await self.conn.fetch(CLAIM_EXPIRED, today, limit)]
@@ -134,6 +146,10 @@ class DesignationStore:
 async def get_designation(pool: asyncpg.Pool, designation_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(GET, designation_id)
     return dict(row["record"]) if row else None
+
+
+async def decisions_of(pool: asyncpg.Pool, designation_id: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(DECISIONS_OF, designation_id)]
 
 
 async def list_counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:

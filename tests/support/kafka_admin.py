@@ -27,6 +27,7 @@ async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -
     await consumer.start()
     try:
         tps = await _partitions(consumer, topics)
+        consumer.assign(tps)  # manual assignment: commits go to the group without joining it
         earliest = await consumer.beginning_offsets(tps)
         await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in earliest.items()})
     finally:

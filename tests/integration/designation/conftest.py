@@ -344,10 +344,11 @@ class Departments:
         )
 
     async def record(self, designation_id: str) -> dict[str, Any]:
-        """GET /v1/designations/{id}."""
+        """GET /v1/designations/{id}: the record (its later decisions, the audit trail, left out)."""
         response = await self.http.get(f"/v1/designations/{designation_id}")
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        body.pop("later_decisions", None)
         return body
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:

@@ -435,7 +435,11 @@ async def test_designating_unit_revokes(departments: Departments, list_: str, ki
         "removal_reason": "revoked",
         "removed_at": removed["data"]["record"]["removed_at"],
     }
-    assert (await departments.record(record["designation_id"])) == removed["data"]["record"]
+    current = (await departments.http.get(f"/v1/designations/{record['designation_id']}")).json()
+    (audit,) = current.pop("later_decisions")
+    assert current == removed["data"]["record"]
+    assert (audit["request_id"], audit["kind"], audit["unit"]) == (event["id"], "revoke", "100000-SAT")
+    assert audit["decision"] == event["data"]["decision"], "the revocation's decision is kept"
 
 
 @kinds()

@@ -401,16 +401,9 @@ async def test_schema_violation_through_http(departments: Departments, case: str
     assert (await departments.http.get(f"/v1/requests/{event['id']}")).status_code == 404
 
 
-# ---------------------------------------------------------------------- known defect
+# ---------------------------------------------------------------------- times need an offset
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "CloudEvent.time (libs/common envelope) is a plain datetime, so a time without a UTC offset is "
-        "taken; a naive removed_at then poisons the record (later requests naming it are dead-lettered)"
-    ),
-)
 @via_both
 async def test_request_time_without_offset_is_a_schema_violation(departments: Departments, via: str) -> None:
     """contracts.md: times are RFC 3339 with an offset. A request whose `time` has none is not a

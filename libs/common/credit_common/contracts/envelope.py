@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import uuid_utils
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -25,7 +25,7 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
     type: str = Field(min_length=1, max_length=200)
-    time: datetime
+    time: AwareDatetime  # RFC 3339 with an offset (contracts.md); a naive time is not an event
     subject: str | None = Field(default=None, max_length=200)
     datacontenttype: str = "application/json"
     correlationid: str | None = None

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from . import store
-from .handlers import REQUEST_TYPES, DesignationHandlers, record_feedback
+from .handlers import REQUEST_TYPES, DesignationHandlers, own_answer, record_feedback, record_own_answers
 
 NAME = "designation"
 # The HTTP ingress takes every request type of the contract and publishes it to its topic.
@@ -39,10 +39,11 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
             batch_handler=handlers.handle_batch,
             request_types=REQUEST_TYPES,
             request_topics=[topics.DESIGNATION_REQUESTS],
+            on_answers=record_own_answers,
         ),
-        # Every service's answers, for GET /v1/requests/{id}: its own consumer group, so a burst
-        # of feedback never delays designations.
-        ConsumerSpec(name="feedback", topics=[topics.FEEDBACK], batch_handler=record_feedback),
+        # Other services' answers, for GET /v1/requests/{id}: its own consumer group, so a burst
+        # of feedback never delays designations (this service's own answers are recorded as made).
+        ConsumerSpec(name="feedback", topics=[topics.FEEDBACK], batch_handler=record_feedback, skip=own_answer),
     ]
 
 

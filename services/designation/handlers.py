@@ -17,7 +17,7 @@ from credit_common.contracts.requests import AmendDesignation, Designate, Remove
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, ErrorItem, Incoming, Rejected, derived_id
+from credit_common.messaging.consumer import Accepted, Answer, Context, ErrorItem, Incoming, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
@@ -50,6 +50,16 @@ class BatchState:
     created: dict[str, datetime] = field(default_factory=dict)  # new in this batch: id -> created_at
     changed: dict[str, datetime] = field(default_factory=dict)  # existing, changed: id -> updated_at
     audit: list[tuple[Any, ...]] = field(default_factory=list)  # revocation and amendment decisions
+    _docs: dict[str, tuple[DesignationRecord, dict[str, Any]]] = field(default_factory=dict)
+
+    def doc(self, record: DesignationRecord) -> dict[str, Any]:
+        """The record as JSON, made once per version (emitted and stored alike)."""
+        cached = self._docs.get(record.designation_id)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        doc = _record_json(record)
+        self._docs[record.designation_id] = (record, doc)
+        return doc
 
     def lookup(self, designation_id: str) -> DesignationRecord | None:
         return self.records.get(designation_id)
@@ -75,8 +85,13 @@ class BatchState:
             self.changed[record.designation_id] = at
 
     async def save(self, store: DesignationStore) -> None:
-        await store.insert([(self.records[i], at, self.changed.pop(i, at)) for i, at in self.created.items()])
-        await store.update([(self.records[i], at) for i, at in self.changed.items()])
+        await store.insert(
+            [
+                (self.records[i], self.doc(self.records[i]), at, self.changed.pop(i, at))
+                for i, at in self.created.items()
+            ]
+        )
+        await store.update([(self.records[i], self.doc(self.records[i]), at) for i, at in self.changed.items()])
         await store.audit(self.audit)
 
 
@@ -109,19 +124,26 @@ class DesignationHandlers:
 
     # ------------------------------------------------------------------ emitting
 
-    def _emit_created(self, ctx: Context, record: DesignationRecord) -> None:
+    def _emit_created(self, ctx: Context, record: DesignationRecord, doc: dict[str, Any] | None = None) -> None:
         ctx.publish(
             topics.DESIGNATION_EVENTS,
             record.subject.id,
             CREATED,
-            {"record": _record_json(record)},
+            {"record": doc if doc is not None else _record_json(record)},
             subject=record.subject.id,
         )
 
     def _emit_removed(
-        self, ctx: Context, removal: domain.Removal, *, at: datetime | None = None, id: str | None = None
+        self,
+        ctx: Context,
+        removal: domain.Removal,
+        *,
+        at: datetime | None = None,
+        id: str | None = None,
+        doc: dict[str, Any] | None = None,
     ) -> None:
-        data: dict[str, Any] = {"record": _record_json(removal.record), "reason": removal.reason}
+        record = doc if doc is not None else _record_json(removal.record)
+        data: dict[str, Any] = {"record": record, "reason": removal.reason}
         if removal.related_id:
             data["related_id"] = removal.related_id
         ctx.publish(
@@ -179,10 +201,10 @@ class DesignationHandlers:
                 lookup=state.lookup,
             )
             state.add(result.record, at)
-            self._emit_created(ctx, result.record)
+            self._emit_created(ctx, result.record, state.doc(result.record))
             for removal in result.removals:
                 state.put(removal.record, at)
-                self._emit_removed(ctx, removal)
+                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
             return Accepted(result.record.designation_id)
         if t == REMOVE:
             removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
@@ -230,7 +252,7 @@ class DesignationHandlers:
                 upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
                 if upheld is not None:
                     state.put(upheld.record, at)
-                    self._emit_removed(ctx, upheld)
+                    self._emit_removed(ctx, upheld, doc=state.doc(upheld.record))
             return None
         if t == RESTORATION_RESOLVED:
             self._restoration(inc, ctx, state, at)
@@ -267,7 +289,7 @@ class DesignationHandlers:
         removal = domain.remove_for(record, "restored", at, d.application_id)
         if removal is not None:
             state.put(removal.record, at)
-            self._emit_removed(ctx, removal)
+            self._emit_removed(ctx, removal, doc=state.doc(removal.record))
 
     async def _reference(
         self, inc: Incoming, ctx: Context, state: BatchState, store: DesignationStore, at: datetime
@@ -281,7 +303,7 @@ class DesignationHandlers:
             removal = domain.remove_for(entry, "standard_repealed", at, None)
             if removal is not None:
                 state.put(removal.record, at)
-                self._emit_removed(ctx, removal)
+                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
 
     # ------------------------------------------------------------------ expiry timer
 
@@ -305,9 +327,14 @@ class DesignationHandlers:
                     expired = domain.remove_for(record, "expired", due_at, None)
                     assert expired is not None
                     removal = expired
-                    updates.append((removal.record, due_at))
+                    doc = _record_json(removal.record)
+                    updates.append((removal.record, doc, due_at))
                     self._emit_removed(
-                        ctx, removal, at=due_at, id=derived_id(record.designation_id, runtime.name, "expired")
+                        ctx,
+                        removal,
+                        at=due_at,
+                        id=derived_id(record.designation_id, runtime.name, "expired"),
+                        doc=doc,
                     )
                     self.expiry_lateness.observe(max(0.0, (now - due_at).total_seconds()))
                 await store.update(updates)
@@ -315,11 +342,41 @@ class DesignationHandlers:
             total += len(due)
 
 
-# ---------------------------------------------------------------------- feedback ledger
+# ---------------------------------------------------------------------- request ledger
+
+
+async def record_own_answers(conn: Any, answers: list[Answer]) -> None:
+    """This service's answers go into the ledger in the transaction that decided them."""
+    await record_answers(
+        conn,
+        [
+            (
+                a.request_id,
+                a.request_type,
+                a.unit,
+                "accepted" if a.accepted else "rejected",
+                a.result_id,
+                a.errors,
+                "platform/designation",
+                a.time,
+            )
+            for a in answers
+        ],
+    )
+
+
+OWN_SOURCE = b'"source":"platform/designation"'
+
+
+def own_answer(record: Any) -> bool:
+    """This service's own answers are already in the ledger: pass over them unparsed. (A cheap
+    test on the bytes our serializer writes; a miss only costs a no-op upsert.)"""
+    return record.value is not None and OWN_SOURCE in record.value
 
 
 async def record_feedback(items: Sequence[Incoming], ctx: Context) -> list[None]:
-    """Every answer on the feedback topic (any service's) into the request ledger."""
+    """Other services' answers on the feedback topic into the request ledger (for requests that
+    came in through this service's HTTP ingress, and any other)."""
     rows = []
     for inc in items:
         data = inc.event.data if isinstance(inc.event.data, dict) else {}

@@ -54,11 +54,14 @@ INSERT INTO requests (request_id, request_type, unit, status, received_at)
 VALUES ($1, $2, $3, 'pending', $4)
 ON CONFLICT (request_id) DO NOTHING
 """
-# The first answer wins; a repeated answer (same request) changes nothing.
+# The first answer wins; a repeated answer (same request) changes nothing. One statement per
+# batch (unnest), not one per answer.
 REQUEST_ANSWERED = """
 INSERT INTO requests
        (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+SELECT r, t, u, s, res, e, b, a, a
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[],
+              $8::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
 ON CONFLICT (request_id) DO UPDATE
    SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
        answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
@@ -99,8 +102,8 @@ class DesignationStore:
     async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
         return [record_of(r["record"]) for r in await self.conn.fetch(LOAD_ACTIVE_OF_STANDARD, standard)]
 
-    async def insert(self, rows: Sequence[tuple[DesignationRecord, datetime, datetime]]) -> None:
-        """New designations: (record, created_at, updated_at)."""
+    async def insert(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]]) -> None:
+        """New designations: (record, its JSON document, created_at, updated_at)."""
         if not rows:
             return
         await self.conn.copy_records_to_table(
@@ -116,20 +119,20 @@ class DesignationStore:
                     str(r.status),
                     r.effective_from,
                     r.effective_to,
-                    doc_of(r),
+                    doc,
                     created,
                     updated,
                 )
-                for r, created, updated in rows
+                for r, doc, created, updated in rows
             ],
             columns=COLUMNS,
         )
 
-    async def update(self, rows: Sequence[tuple[DesignationRecord, datetime]]) -> None:
-        """Changed designations: (record, updated_at)."""
+    async def update(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]]) -> None:
+        """Changed designations: (record, its JSON document, updated_at)."""
         if rows:
             await self.conn.executemany(
-                UPDATE, [(r.designation_id, str(r.status), r.effective_to, doc_of(r), at) for r, at in rows]
+                UPDATE, [(r.designation_id, str(r.status), r.effective_to, doc, at) for r, doc, at in rows]
             )
 
     async def audit(self, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -161,8 +164,10 @@ async def record_pending(pool: asyncpg.Pool, request_id: str, type_: str, unit: 
 
 
 async def record_answers(conn: asyncpg.Connection, answers: Sequence[tuple[Any, ...]]) -> None:
+    """(request_id, type, unit, status, result_id, errors, answered_by, at) rows."""
     if answers:
-        await conn.executemany(REQUEST_ANSWERED, answers)
+        latest = {a[0]: a for a in answers}  # one row per request id within a statement
+        await conn.execute(REQUEST_ANSWERED, *(list(col) for col in zip(*latest.values(), strict=True)))
 
 
 async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:

@@ -30,7 +30,13 @@ from credit_common.db.roles import ensure_service_schema, role_name
 from credit_common.http.app import create_http_app, mount_asyncapi
 from credit_common.http.health import HealthChecks
 from credit_common.messaging.asyncapi import build_asyncapi
-from credit_common.messaging.consumer import BatchHandler, ConsumerObserver, Handler, KafkaConsumerWrapper
+from credit_common.messaging.consumer import (
+    AnswersHook,
+    BatchHandler,
+    ConsumerObserver,
+    Handler,
+    KafkaConsumerWrapper,
+)
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import ensure_topics
 from credit_common.reference.cache import ReferenceCache
@@ -52,6 +58,8 @@ class ConsumerSpec:
     batch_handler: BatchHandler | None = None
     request_types: Sequence[str] = ()
     request_topics: Sequence[str] = ()
+    on_answers: AnswersHook | None = None  # the service's own request ledger, same transaction
+    skip: Callable[[Any], bool] | None = None  # records to pass over unparsed (cheap pre-filter)
 
 
 @dataclass
@@ -214,6 +222,8 @@ class Runtime:
                 model_for=model_for,
                 observer=self.observer,
                 on_committed=self.relay.wake,
+                on_answers=spec.on_answers,
+                skip=spec.skip,
                 batch_max=s.credit_consumer_batch_max,
                 batch_timeout_ms=s.credit_consumer_batch_timeout_ms,
             )

@@ -52,8 +52,10 @@ class OutboxMessage:
 
 
 def _trace_headers() -> dict[str, str] | None:
-    """W3C traceparent (and tracestate) of the current span, so the trace continues via Kafka."""
-    if not trace.get_current_span().get_span_context().is_valid:
+    """W3C traceparent (and tracestate) of the current span, so the trace continues via Kafka.
+    Only for a sampled span: an unsampled one would carry nothing a collector keeps."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
         return None
     headers: dict[str, str] = {}
     inject(headers)

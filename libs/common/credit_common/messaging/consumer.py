@@ -118,6 +118,7 @@ class Context:
     clock: Clock
     service: str
     outbox: list[OutboxMessage] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
     current: Incoming | None = None
     _emitted: dict[str, int] = field(default_factory=dict)
 
@@ -227,7 +228,21 @@ def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:
     return str(uuid_utils.uuid5(_ID_NAMESPACE, f"{cause}|{service}|{type}|{k}"))
 
 
+@dataclass(slots=True)
+class Answer:
+    """One request's answer, as the feedback topic gets it (for a service's own request ledger)."""
+
+    request_id: str
+    request_type: str
+    unit: str
+    accepted: bool
+    result_id: str | None
+    errors: list[dict[str, Any]] | None
+    time: datetime
+
+
 Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]
+AnswersHook = Callable[[asyncpg.Connection, list[Answer]], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Incoming], Context], Awaitable[Sequence[Accepted | Rejected | None]]]
 ModelLookup = Callable[[str], type[BaseModel] | None]
 
@@ -286,6 +301,8 @@ class KafkaConsumerWrapper:
         model_for: ModelLookup | None = None,
         observer: ConsumerObserver | None = None,
         on_committed: Callable[[], None] | None = None,
+        on_answers: AnswersHook | None = None,
+        skip: Callable[[ConsumerRecord], bool] | None = None,
         batch_max: int = 1000,
         batch_timeout_ms: int = 50,
         client_id: str | None = None,
@@ -305,6 +322,8 @@ class KafkaConsumerWrapper:
         self._model_for = model_for
         self._obs = observer or ConsumerObserver()
         self._on_committed = on_committed
+        self._on_answers = on_answers
+        self._skip = skip
         self._batch_max = batch_max
         self._batch_timeout_ms = batch_timeout_ms
         self._client_id = client_id or f"{service}-{group_id}"
@@ -490,6 +509,8 @@ class KafkaConsumerWrapper:
 
     def _parse(self, record: ConsumerRecord) -> _Parsed:
         position_key = f"{record.topic}:{record.partition}:{record.offset}"
+        if self._skip is not None and self._skip(record):
+            return _Parsed(record, position_key)  # not this consumer's business (no effect, no inbox row)
         raw = record.value
         if raw is None and record.topic == topics.REFERENCE:
             return _Parsed(record, position_key)  # a tombstone on the compacted reference topic
@@ -607,6 +628,8 @@ class KafkaConsumerWrapper:
             if to_handle:
                 await self._handle(ctx, to_handle)
             await write_outbox(conn, ctx.outbox)
+            if self._on_answers is not None and ctx.answers:
+                await self._on_answers(conn, ctx.answers)
         return fresh
 
     async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:
@@ -665,6 +688,17 @@ class KafkaConsumerWrapper:
             "data": data,
         }
         ctx.outbox.append(OutboxMessage.of_document(topics.FEEDBACK, unit_key, doc))
+        ctx.answers.append(
+            Answer(
+                p.request_id,
+                p.request_type or "",
+                unit_key,
+                etype == "credit.request.accepted",
+                data.get("result_id"),
+                data.get("errors"),
+                event_time,
+            )
+        )
 
     def _deadletter(self, ctx: Context, p: _Parsed) -> None:
         r = p.record
@@ -720,6 +754,7 @@ def _schema_errors(exc: ValidationError) -> list[ErrorItem]:
 
 __all__ = [
     "Accepted",
+    "Answer",
     "BatchHandler",
     "Context",
     "ErrorItem",

@@ -21,9 +21,7 @@ _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 _provider: TracerProvider | None = None
 
 
-def configure_tracing(
-    service: str, otlp_endpoint: str | None = None, sample_ratio: float = 1.0
-) -> TracerProvider:
+def configure_tracing(service: str, otlp_endpoint: str | None = None, sample_ratio: float = 1.0) -> TracerProvider:
     """Install the process's `TracerProvider` (resource `service.name`); export over OTLP/HTTP
     when `otlp_endpoint` is set (the base URL, as in `OTEL_EXPORTER_OTLP_ENDPOINT`).
 

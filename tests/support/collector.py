@@ -68,7 +68,16 @@ class Collector:
             await self._consumer.stop()
 
     def where(self, topic: str, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        return [e for e in self.events[topic] if predicate(e)]
+        """Events matching `predicate`; an event of another shape (other producers share these
+        topics) is simply not a match."""
+        out = []
+        for e in self.events[topic]:
+            try:
+                if predicate(e):
+                    out.append(e)
+            except (KeyError, TypeError, AttributeError, IndexError):
+                continue
+        return out
 
     async def wait_for(
         self,

@@ -149,7 +149,7 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
     wanted = set(ids)
 
     def answered() -> int:
-        return len({e["data"]["request_id"] for e in collector.events[topics.FEEDBACK]} & wanted)
+        return len({(e.get("data") or {}).get("request_id") for e in collector.events[topics.FEEDBACK]} & wanted)
 
     crashing = ServiceProcess("designation", 18131)
     await crashing.start()
@@ -176,7 +176,7 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
     answers: dict[str, set[str]] = defaultdict(set)
     kinds: dict[str, set[str]] = defaultdict(set)
     for e in collector.events[topics.FEEDBACK]:
-        rid = e["data"]["request_id"]
+        rid = (e.get("data") or {}).get("request_id")
         if rid in wanted:
             answers[rid].add(e["id"])
             kinds[rid].add(e["type"])
@@ -185,11 +185,11 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
     assert all(v == {"credit.request.accepted"} for v in kinds.values())
 
     created: dict[str, set[str]] = defaultdict(set)
-    for e in collector.events[topics.DESIGNATION_EVENTS]:
-        if e["type"] == "credit.designation.created":
-            did = e["data"]["record"]["designation_id"]
-            if did in wanted:
-                created[did].add(e["id"])
+    for e in collector.where(
+        topics.DESIGNATION_EVENTS,
+        lambda e: e["type"] == "credit.designation.created" and e["data"]["record"]["designation_id"] in wanted,
+    ):
+        created[e["data"]["record"]["designation_id"]].add(e["id"])
     assert set(created) == wanted, "every designation was announced"
     assert all(len(v) == 1 for v in created.values()), "one created event (one id) per designation"
     rows = await admin.fetchval(

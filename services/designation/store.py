@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from credit_common.contracts.events import DesignationRecord
 
 # Two statements, not one with OR: each uses its index (an OR of the two would scan the table).
@@ -59,8 +60,8 @@ ON CONFLICT (request_id) DO NOTHING
 REQUEST_ANSWERED = """
 INSERT INTO requests
        (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
-SELECT r, t, u, s, res, e, b, a, a
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::text[],
+SELECT r, t, u, s, res, e::jsonb, b, a, a
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
               $8::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
 ON CONFLICT (request_id) DO UPDATE
    SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
@@ -167,7 +168,10 @@ async def record_answers(conn: asyncpg.Connection, answers: Sequence[tuple[Any, 
     """(request_id, type, unit, status, result_id, errors, answered_by, at) rows."""
     if answers:
         latest = {a[0]: a for a in answers}  # one row per request id within a statement
-        await conn.execute(REQUEST_ANSWERED, *(list(col) for col in zip(*latest.values(), strict=True)))
+        cols = [list(col) for col in zip(*latest.values(), strict=True)]
+        # errors travel as JSON text: a list inside a jsonb[] parameter would become an array dimension
+        cols[5] = [None if e is None else orjson.dumps(e).decode() for e in cols[5]]
+        await conn.execute(REQUEST_ANSWERED, *cols)
 
 
 async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:

@@ -172,6 +172,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
+            # Clear before the round, not after it: a wake() that lands while the round runs
+            # (rows committed after its SELECT) must not be lost to the idle wait.
+            self._wake.clear()
             try:
                 n = await self.relay_once()
                 self.last_error = None
@@ -185,7 +188,6 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if n == 0:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
 

@@ -21,6 +21,7 @@ CONTROLLER_PORT=${CREDIT_KAFKA_CONTROLLER_PORT:-19093}
 PG_PORT=${CREDIT_PG_PORT:-15432}
 KAFKA_HEAP=${CREDIT_KAFKA_HEAP:--Xms256m -Xmx768m}
 KAFKA_DIR="$LOCAL/kafka"
+KAFKA_LIBS="$ROOT/.local/kafka-libs"  # shared by every local stack of this checkout (bench too)
 PG_DIR="$LOCAL/pg"
 PG_USER=credit
 PG_PASSWORD=credit
@@ -60,7 +61,7 @@ kafka_pid() {
 kafka_install() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
-  local libs="$KAFKA_DIR/libs" stamp
+  local libs="$KAFKA_LIBS" stamp
   stamp=$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-16)
   if [ -f "$libs/.stamp" ] && [ "$(cat "$libs/.stamp")" = "$stamp" ]; then return; fi
   log "resolving the Kafka broker jars from Maven Central (deploy/kafka/pom.xml)"
@@ -79,7 +80,7 @@ kafka_start() {
   local props="$KAFKA_DIR/server.properties" data="$KAFKA_DIR/data"
   sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
       -e "s#@DATA_DIR@#$data#g" "$ROOT/deploy/kafka/server.properties.in" >"$props"
-  local cp="$KAFKA_DIR/libs/*"
+  local cp="$KAFKA_LIBS/*"
   if [ ! -f "$data/meta.properties" ]; then
     log "formatting Kafka storage in $data"
     mkdir -p "$data"

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import orjson
 from credit_common.http.problems import Problem
+from credit_common.http.responses import JsonResponse
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
@@ -149,11 +150,19 @@ def routes(app: FastAPI, rt: Runtime) -> None:
 
     # ---------------------------------------------------------------- internal (authorised liaisons)
 
-    @app.get("/v1/subjects/{subject_id}", summary="Every entry of a subject on every list at a moment, as known then")
-    async def get_subject(subject_id: str, as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
-        return await subject(subject_id, as_of, known_at, public=False)
+    @app.get(
+        "/v1/subjects/{subject_id}",
+        response_class=JsonResponse,
+        summary="Every entry of a subject on every list at a moment, as known then",
+    )
+    async def get_subject(subject_id: str, as_of: str | None = None, known_at: str | None = None) -> JsonResponse:
+        return JsonResponse(await subject(subject_id, as_of, known_at, public=False))
 
-    @app.get("/v1/lists/{list_name}", summary="A page of a list's snapshot, consistent with its snapshot_seq")
+    @app.get(
+        "/v1/lists/{list_name}",
+        response_class=JsonResponse,
+        summary="A page of a list's snapshot, consistent with its snapshot_seq",
+    )
     async def get_list(
         list_name: str,
         field: FieldQ = None,
@@ -161,10 +170,14 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         region: RegionQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        return await snapshot(list_name, field, unit, region, limit, cursor, public=False)
+    ) -> JsonResponse:
+        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, public=False))
 
-    @app.get("/v1/changes", summary="Changes after a seq, in seq order, with the seq to ask after next")
+    @app.get(
+        "/v1/changes",
+        response_class=JsonResponse,
+        summary="Changes after a seq, in seq order, with the seq to ask after next",
+    )
     async def get_changes(
         after: Annotated[int, Query(ge=0)] = 0,
         list_name: Annotated[str | None, Query(alias="list")] = None,
@@ -172,8 +185,8 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         unit: UnitQ = None,
         region: RegionQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-    ) -> dict[str, Any]:
-        return await changes(after, list_name, field, unit, region, limit, public=False)
+    ) -> JsonResponse:
+        return JsonResponse(await changes(after, list_name, field, unit, region, limit, public=False))
 
     @app.get("/v1/export/{list_name}.jsonl", summary="The whole list, one entry a line (streamed)")
     async def export_jsonl(list_name: str, field: FieldQ = None, unit: UnitQ = None, region: RegionQ = None) -> Any:
@@ -187,13 +200,21 @@ def routes(app: FastAPI, rt: Runtime) -> None:
 
     # ---------------------------------------------------------------- public (the portal)
 
-    @app.get("/v1/public/subjects/{subject_id}", summary="Public: a subject's entries at a moment, masked")
+    @app.get(
+        "/v1/public/subjects/{subject_id}",
+        response_class=JsonResponse,
+        summary="Public: a subject's entries at a moment, masked",
+    )
     async def get_public_subject(
         subject_id: str, as_of: str | None = None, known_at: str | None = None
-    ) -> dict[str, Any]:
-        return await subject(subject_id, as_of, known_at, public=True)
+    ) -> JsonResponse:
+        return JsonResponse(await subject(subject_id, as_of, known_at, public=True))
 
-    @app.get("/v1/public/lists/{list_name}", summary="Public: a page of a list's public snapshot")
+    @app.get(
+        "/v1/public/lists/{list_name}",
+        response_class=JsonResponse,
+        summary="Public: a page of a list's public snapshot",
+    )
     async def get_public_list(
         list_name: str,
         field: FieldQ = None,
@@ -201,10 +222,10 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         region: RegionQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        return await snapshot(list_name, field, unit, region, limit, cursor, public=True)
+    ) -> JsonResponse:
+        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, public=True))
 
-    @app.get("/v1/public/changes", summary="Public: changes of public entries after a seq")
+    @app.get("/v1/public/changes", response_class=JsonResponse, summary="Public: changes of public entries after a seq")
     async def get_public_changes(
         after: Annotated[int, Query(ge=0)] = 0,
         list_name: Annotated[str | None, Query(alias="list")] = None,
@@ -212,8 +233,8 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         unit: UnitQ = None,
         region: RegionQ = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-    ) -> dict[str, Any]:
-        return await changes(after, list_name, field, unit, region, limit, public=True)
+    ) -> JsonResponse:
+        return JsonResponse(await changes(after, list_name, field, unit, region, limit, public=True))
 
     @app.get("/v1/public/export/{list_name}.jsonl", summary="Public: the whole public list, one entry a line")
     async def public_export_jsonl(
@@ -229,9 +250,9 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         filters = _filters(field, unit, region, True)
         return ListExport(rt.db, export_slots, _list_name(list_name), filters, "csv")
 
-    @app.get("/v1/stats", summary="Entries per list and status, and the last seq")
-    async def get_stats() -> dict[str, Any]:
-        return {"entries": await store.counts(rt.db), "last_seq": await store.last_seq(rt.db)}
+    @app.get("/v1/stats", response_class=JsonResponse, summary="Entries per list and status, and the last seq")
+    async def get_stats() -> JsonResponse:
+        return JsonResponse({"entries": await store.counts(rt.db), "last_seq": await store.last_seq(rt.db)})
 
 
 definition = ServiceDefinition(

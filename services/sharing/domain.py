@@ -387,6 +387,30 @@ _CSV_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "facts": lambda e: (e.get("decision") or {}).get("facts"),
 }
 CSV_COLUMNS: tuple[str, ...] = tuple(_CSV_FIELDS)
+
+# The same columns as SQL over an entries row's `entry` (the internal CSV export is rendered by
+# PostgreSQL's COPY, several times faster than Python; a test holds the two renderings equal).
+_E = "e.entry"
+CSV_SQL: dict[str, str] = {
+    "entry_id": f"{_E} ->> 'entry_id'",
+    "subject_kind": f"{_E} -> 'subject' ->> 'kind'",
+    "subject_scheme": f"{_E} -> 'subject' ->> 'scheme'",
+    "subject_id": f"{_E} -> 'subject' ->> 'id'",
+    "subject_name": f"{_E} -> 'subject' ->> 'name'",
+    "legal_representative": f"{_E} -> 'subject' ->> 'legal_representative'",
+    "field": f"{_E} ->> 'field'",
+    "standard": f"{_E} ->> 'standard'",
+    "unit": f"{_E} ->> 'unit'",
+    "region": f"{_E} ->> 'region'",
+    "effective_from": f"{_E} ->> 'effective_from'",
+    "effective_to": f"{_E} ->> 'effective_to'",
+    "under_objection": f"CASE WHEN ({_E} ->> 'under_objection')::boolean THEN 'true' ELSE 'false' END",
+    "document_no": f"{_E} -> 'decision' ->> 'document_no'",
+    "decided_on": f"{_E} -> 'decision' ->> 'decided_on'",
+    "legal_basis": f"{_E} -> 'decision' ->> 'legal_basis'",
+    "facts": f"{_E} -> 'decision' ->> 'facts'",
+}
+assert tuple(CSV_SQL) == CSV_COLUMNS
 PUBLIC_CSV_COLUMNS: tuple[str, ...] = tuple(c for c in CSV_COLUMNS if c != "facts")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from .domain import ENTRY_REMOVED, Change, Input, Version
+from .domain import CSV_COLUMNS, CSV_SQL, ENTRY_REMOVED, Change, Input, Version
 
 # One lock per entry (or per subject's warning entry), taken in lock-id order so two instances
 # never deadlock: objection and designation events of one entry can be in different partitions
@@ -149,6 +149,16 @@ SELECT e.entry, e.public FROM entries e
 """
 EXPORT_TEXT = f"""
 SELECT e.entry::text FROM entries e
+ WHERE e.list = $1 AND e.status = 'active'
+   {_FILTERS.format(t="e")}
+ ORDER BY e.entry_id
+"""
+
+
+# The internal CSV export's rows, rendered by PostgreSQL's COPY (asyncpg inlines the arguments with
+# the server's quote_literal, as COPY takes no parameters).
+EXPORT_CSV = f"""
+SELECT {", ".join(f'{CSV_SQL[c]} AS "{c}"' for c in CSV_COLUMNS)} FROM entries e
  WHERE e.list = $1 AND e.status = 'active'
    {_FILTERS.format(t="e")}
  ORDER BY e.entry_id

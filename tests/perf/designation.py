@@ -10,19 +10,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
-import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
@@ -31,7 +27,7 @@ from credit_common.settings import Settings
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import Result, console
+from .harness import Result, ServiceUnderTest, console
 
 PORT = 28101
 
@@ -88,54 +84,11 @@ async def fill(bootstrap: str, n: int) -> float:
         await producer.stop()
 
 
-class Service:
+class Service(ServiceUnderTest):
     """The designation service as a process, with its RSS sampled."""
 
     def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self.peak_rss = 0
-        self._sampler: asyncio.Task[None] | None = None
-        self.started_at = 0.0
-
-    async def start(self) -> None:
-        env = {**os.environ, "CREDIT_HTTP_PORT": str(PORT), "LOG_LEVEL": "WARNING"}
-        self.started_at = time.perf_counter()
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.designation",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        self._sampler = asyncio.create_task(self._sample())
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}") as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                assert self.proc.returncode is None, "the designation service exited"
-                await asyncio.sleep(0.1)
-        raise AssertionError("the designation service did not become ready")
-
-    async def _sample(self) -> None:
-        assert self.proc is not None
-        p = psutil.Process(self.proc.pid)
-        while True:
-            try:
-                self.peak_rss = max(self.peak_rss, p.memory_info().rss)
-            except psutil.Error:
-                return
-            await asyncio.sleep(0.1)
-
-    async def stop(self) -> None:
-        if self._sampler is not None:
-            self._sampler.cancel()
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.terminate()
-            await asyncio.wait_for(self.proc.wait(), 60)
+        super().__init__("designation", PORT)
 
 
 async def events_end(bootstrap: str) -> int:

@@ -6,12 +6,14 @@ import asyncio
 import csv
 import os
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 from rich.console import Console
 
@@ -123,3 +125,68 @@ class RssSampler:
         finally:
             self._task.cancel()
             self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+class ServiceUnderTest:
+    """One of our services as a real process (`python -m services.<name>`), its RSS sampled every
+    100 ms from start to stop; `started_at` is when the process was launched."""
+
+    def __init__(self, name: str, port: int, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.port = port
+        self.env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.peak_rss = 0
+        self._sampler: asyncio.Task[None] | None = None
+        self.started_at = 0.0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.peak_rss / 1e6
+
+    async def start(self) -> None:
+        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}
+        self.started_at = time.perf_counter()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"services.{self.name}",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._sampler = asyncio.create_task(self._sample())
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
+            for _ in range(600):
+                try:
+                    if (await client.get("/health/ready")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                assert self.proc.returncode is None, f"the {self.name} service exited"
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"the {self.name} service did not become ready")
+
+    def reset_peak(self) -> None:
+        self.peak_rss = 0
+
+    async def _sample(self) -> None:
+        assert self.proc is not None
+        p = psutil.Process(self.proc.pid)
+        while True:
+            try:
+                self.peak_rss = max(self.peak_rss, p.memory_info().rss)
+            except psutil.Error:
+                return
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 60)

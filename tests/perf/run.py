@@ -10,13 +10,13 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import designation, foundation
+from . import designation, foundation, sharing
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-SUITES = ("foundation", "designation")
+SUITES = ("foundation", "designation", "sharing")
 
 
 async def run_all(
@@ -25,6 +25,9 @@ async def run_all(
     *,
     designation_n: int = 1_000_000,
     latency_seconds: float = 30.0,
+    sharing_n: int = 200_000,
+    sharing_entries: int = 2_000_000,
+    lookup_seconds: float = 30.0,
     only: tuple[str, ...] = SUITES,
 ) -> list[Result]:
     settings = get_settings()
@@ -34,6 +37,8 @@ async def run_all(
         results += await foundation.run(settings, n)
     if "designation" in only:
         results += await designation.run(settings, designation_n, latency_seconds)
+    if "sharing" in only:
+        results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds)
     write_csv(csv_path, results)
     return results
 
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="append the rows here")
     parser.add_argument("--designation-n", type=int, default=1_000_000, help="designate requests to drain")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="seconds of steady 500 req/s")
+    parser.add_argument("--sharing-n", type=int, default=200_000, help="designation events to project")
+    parser.add_argument("--sharing-entries", type=int, default=2_000_000, help="active entries for the reads")
+    parser.add_argument("--lookup-seconds", type=float, default=30.0, help="seconds of steady 1,000 lookups/s")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
     results = asyncio.run(
@@ -52,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             args.csv,
             designation_n=args.designation_n,
             latency_seconds=args.latency_seconds,
+            sharing_n=args.sharing_n,
+            sharing_entries=args.sharing_entries,
+            lookup_seconds=args.lookup_seconds,
             only=tuple(args.only),
         )
     )

@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.perf]
 
 async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> None:
     out = tmp_path / "bench.csv"
-    results = await run_all(2000, out, designation_n=2000, latency_seconds=2)
+    results = await run_all(
+        2000, out, designation_n=2000, latency_seconds=2, sharing_n=2000, sharing_entries=6000, lookup_seconds=2
+    )
     cases = {r.case for r in results}
     assert cases == {
         "raw_aiokafka_produce",
@@ -25,6 +27,10 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "outbox_relay",
         "designation_drain",
         "designation_latency_500rps",
+        "sharing_projection",
+        "sharing_subject_lookup",
+        "sharing_export_jsonl",
+        "sharing_export_csv",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -38,3 +44,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["designation_drain"]["baseline_case"] == "raw_aiokafka_consume"
     assert float(by_case["designation_drain"]["peak_rss_mb"]) > 0, "the service process was sampled"
     assert "p99_ms=" in by_case["designation_latency_500rps"]["extra"]
+    assert by_case["sharing_projection"]["baseline_case"] == "raw_aiokafka_consume"
+    assert by_case["sharing_subject_lookup"]["baseline_case"] == "raw_asyncpg_pk_lookup_p99"
+    assert by_case["sharing_export_jsonl"]["baseline_case"] == "raw_asyncpg_copy_out"
+    assert float(by_case["sharing_export_csv"]["peak_rss_mb"]) > 0, "the service process was sampled"

@@ -1,1 +1,1 @@
-"""The warning service (see its issue; built on libs/common)."""
+"""The warning service: the Big Data Warning List and key-scrutiny-to-black transfer recommendations."""

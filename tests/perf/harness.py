@@ -145,20 +145,27 @@ class ServiceUnderTest:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def log_path(self) -> Path:
+        return Path(os.environ.get("CREDIT_LOCAL_DIR", ".local")) / "logs" / f"bench-{self.name}.log"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    @property
     def peak_rss_mb(self) -> float:
         return self.peak_rss / 1e6
 
     async def start(self) -> None:
         env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}
         self.started_at = time.perf_counter()
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            f"services.{self.name}",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", f"services.{self.name}", env=env, stdout=log, stderr=log
+            )
         self._sampler = asyncio.create_task(self._sample())
         async with httpx.AsyncClient(base_url=self.base_url) as client:
             for _ in range(600):
@@ -167,7 +174,7 @@ class ServiceUnderTest:
                         return
                 except httpx.HTTPError:
                     pass
-                assert self.proc.returncode is None, f"the {self.name} service exited"
+                assert self.proc.returncode is None, f"the {self.name} service exited: {self.log_tail()}"
                 await asyncio.sleep(0.1)
         raise AssertionError(f"the {self.name} service did not become ready")
 

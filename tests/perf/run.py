@@ -10,13 +10,13 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import designation, foundation, sharing
+from . import designation, foundation, sharing, warning
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-SUITES = ("foundation", "designation", "sharing")
+SUITES = ("foundation", "designation", "sharing", "warning")
 
 
 async def run_all(
@@ -28,6 +28,7 @@ async def run_all(
     sharing_n: int = 200_000,
     sharing_entries: int = 2_000_000,
     lookup_seconds: float = 30.0,
+    warning_seconds: float = 60.0,
     only: tuple[str, ...] = SUITES,
 ) -> list[Result]:
     settings = get_settings()
@@ -39,6 +40,8 @@ async def run_all(
         results += await designation.run(settings, designation_n, latency_seconds)
     if "sharing" in only:
         results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds)
+    if "warning" in only:
+        results += await warning.run(settings, warning_seconds)
     write_csv(csv_path, results)
     return results
 
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sharing-n", type=int, default=200_000, help="designation events to project")
     parser.add_argument("--sharing-entries", type=int, default=2_000_000, help="active entries for the reads")
     parser.add_argument("--lookup-seconds", type=float, default=30.0, help="seconds of steady 1,000 lookups/s")
+    parser.add_argument("--warning-seconds", type=float, default=60.0, help="seconds of warning listings")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
     results = asyncio.run(
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             sharing_n=args.sharing_n,
             sharing_entries=args.sharing_entries,
             lookup_seconds=args.lookup_seconds,
+            warning_seconds=args.warning_seconds,
             only=tuple(args.only),
         )
     )

@@ -13,10 +13,18 @@ from tests.perf.run import run_all
 pytestmark = [pytest.mark.integration, pytest.mark.perf]
 
 
+@pytest.mark.timeout(900)  # five suites, each starting its services as processes
 async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> None:
     out = tmp_path / "bench.csv"
     results = await run_all(
-        2000, out, designation_n=2000, latency_seconds=2, sharing_n=2000, sharing_entries=6000, lookup_seconds=2
+        2000,
+        out,
+        designation_n=2000,
+        latency_seconds=2,
+        sharing_n=2000,
+        sharing_entries=6000,
+        lookup_seconds=2,
+        warning_seconds=3,
     )
     cases = {r.case for r in results}
     assert cases == {
@@ -31,6 +39,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "sharing_subject_lookup",
         "sharing_export_jsonl",
         "sharing_export_csv",
+        "warning_listing_latency",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -48,3 +57,4 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["sharing_subject_lookup"]["baseline_case"] == "raw_asyncpg_pk_lookup_p99"
     assert by_case["sharing_export_jsonl"]["baseline_case"] == "raw_asyncpg_copy_out"
     assert float(by_case["sharing_export_csv"]["peak_rss_mb"]) > 0, "the service process was sampled"
+    assert "p99_ms=" in by_case["warning_listing_latency"]["extra"]

@@ -1,0 +1,272 @@
+"""The warning service as a real process (port 18103), and helpers to feed it as the platform does:
+designation events as the designation service publishes them (source `platform/designation`, the
+whole record), conduct reports as departments send them, test-only fields on the reference topic;
+and what it publishes, read back from its topics (warning events, unit inbox, feedback)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from credit_common.contracts.envelope import CONTENT_TYPE, new_id
+from credit_common.contracts.reference import FieldRecord
+from credit_common.messaging import topics
+from credit_common.reference.cli import publish_records
+from credit_common.settings import Settings
+from stdnum.cn import ric
+
+from tests.support.collector import Collector
+from tests.support.kafka_admin import wait_caught_up
+from tests.support.processes import ServiceProcess
+from tests.support.subjects import new_resident_id, new_uscc
+
+pytestmark = pytest.mark.integration
+
+WARNING_PORT = 18103
+DESIGNATION_PORT = 18123
+GROUP = "warning"
+INPUTS = [topics.DESIGNATION_EVENTS, topics.CONDUCT_REPORTS, topics.REFERENCE]
+OUTPUTS = [topics.WARNING_EVENTS, topics.UNIT_INBOX]
+
+
+@pytest.fixture(scope="session")
+async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
+    svc = ServiceProcess("warning", WARNING_PORT)
+    await svc.start()
+    await caught_up(stack, timeout=600)  # tests start from a service that has read everything
+    yield svc
+    await svc.stop()
+
+
+@pytest.fixture(scope="session")
+async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="session")
+async def collector(stack: Settings) -> AsyncIterator[Collector]:
+    """What the warning service publishes (and answers), from now on."""
+    c = Collector(stack.kafka_bootstrap_servers, [*OUTPUTS, topics.FEEDBACK, topics.DESIGNATION_EVENTS])
+    await c.start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture(scope="session")
+async def http(warning: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with warning.client() as c:
+        yield c
+
+
+async def caught_up(stack: Settings, timeout: float = 120.0) -> None:
+    """Every input published so far is applied (group `warning` has no lag)."""
+    await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, INPUTS, timeout=timeout)
+
+
+async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Call `check()` until it returns something truthy; fail at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+# ------------------------------------------------------------------------------- subjects
+
+
+def company(name: str = "Hebei Example Steel Co., Ltd.") -> dict[str, Any]:
+    return {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": name, "legal_representative": "Li Ming"}
+
+
+def person(name: str = "Zhao Lei") -> dict[str, Any]:
+    body = new_resident_id()[:17]  # stdnum's check digit needs the number with a check digit slot
+    return {
+        "kind": "natural_person",
+        "scheme": "resident_id",
+        "id": body + ric.calc_check_digit(body + "0"),
+        "name": name,
+    }
+
+
+# ------------------------------------------------------------------- designation events, direct
+
+
+def record(
+    subject: dict[str, Any],
+    field: str,
+    *,
+    list_: str = "key_scrutiny",
+    designation_id: str | None = None,
+    unit: str = "110108-SAT",
+    effective_from: date = date(2026, 1, 5),
+    effective_to: date = date(2027, 1, 4),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A whole designation record, as designation events carry it."""
+    return {
+        "designation_id": designation_id or new_id(),
+        "list": list_,
+        "field": field,
+        "standard": f"{field}-{list_}",
+        "standard_version": 1,
+        "subject": subject,
+        "unit": unit,
+        "unit_level": "county",
+        "region": "110108",
+        "decision": {
+            "document_no": f"DOC-{uuid.uuid4().hex[:8]}",
+            "decided_on": effective_from.isoformat(),
+            "facts": "Facts established by the investigation.",
+        },
+        "effective_from": effective_from.isoformat(),
+        "effective_to": effective_to.isoformat(),
+        "public": True,
+        "status": "active",
+        **extra,
+    }
+
+
+def event(
+    source: str, type_: str, data: dict[str, Any], *, subject: str, at: datetime | None = None, id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": id or new_id(),
+        "source": source,
+        "type": type_,
+        "time": (at or datetime.now(UTC)).isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def created(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    return event(
+        "platform/designation", "credit.designation.created", {"record": rec}, subject=rec["subject"]["id"], at=at
+    )
+
+
+def amended(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    data = {"record": rec, "changes": {"facts": rec["decision"]["facts"]}, "reason": "Correction."}
+    return event("platform/designation", "credit.designation.amended", data, subject=rec["subject"]["id"], at=at)
+
+
+def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None, **data: Any) -> dict[str, Any]:
+    at = at or datetime.now(UTC)
+    gone = {**rec, "status": "removed", "removal_reason": reason, "removed_at": at.isoformat()}
+    return event(
+        "platform/designation",
+        "credit.designation.removed",
+        {"record": gone, "reason": reason, **data},
+        subject=rec["subject"]["id"],
+        at=at,
+    )
+
+
+async def publish(kafka: AIOKafkaProducer, ev: dict[str, Any], topic: str = topics.DESIGNATION_EVENTS) -> str:
+    """An event on its topic, keyed by its subject, acknowledged before this returns."""
+    key = ev.get("subject") or ev["id"]
+    await kafka.send_and_wait(
+        topic, orjson.dumps(ev), key=str(key).encode(), headers=[("content-type", CONTENT_TYPE.encode())]
+    )
+    return str(ev["id"])
+
+
+# ------------------------------------------------------------------------------- conduct reports
+
+
+def conduct_report(
+    subject: dict[str, Any],
+    field: str,
+    *,
+    unit: str = "110000-SAT",
+    serious: bool = True,
+    at: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    at = at or datetime.now(UTC)
+    data = {
+        "subject": subject,
+        "field": field,
+        "serious": serious,
+        "occurred_on": (at.date() - timedelta(days=3)).isoformat(),
+        "document_no": f"CR-{uuid.uuid4().hex[:8]}",
+        "description": "Serious untrustworthy conduct established by an inspection.",
+        **extra,
+    }
+    return event(f"unit/{unit}", "credit.conduct.report", data, subject=str(subject.get("id", "")).upper(), at=at)
+
+
+async def report(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> dict[str, Any]:
+    """Send a conduct report; returns its one answer from the feedback topic."""
+    await publish(kafka, ev, topics.CONDUCT_REPORTS)
+    answer = await collector.answer(ev["id"], timeout=60)
+    assert answer["source"] == "platform/warning"
+    assert answer["data"]["request_type"] == ev["type"]
+    assert answer["_key"] == ev["source"].removeprefix("unit/")
+    return answer
+
+
+# ------------------------------------------------------------------------------- what it publishes
+
+
+def warning_events(collector: Collector, subject_id: str) -> list[dict[str, Any]]:
+    """Every warning-list event about `subject_id`, in the order published."""
+    return collector.where(
+        topics.WARNING_EVENTS,
+        lambda e: e["type"].startswith("credit.warning.") and e["subject"] == subject_id,
+    )
+
+
+async def wait_warning_events(collector: Collector, subject_id: str, count: int, timeout: float = 30.0) -> list[dict]:
+    return await collector.wait_for(
+        topics.WARNING_EVENTS,
+        lambda e: e["type"].startswith("credit.warning.") and e["subject"] == subject_id,
+        count=count,
+        timeout=timeout,
+    )
+
+
+# ------------------------------------------------------------------------------- test-only fields
+
+
+class ScratchFields:
+    """Fields of this test run only, on the real reference topic; tombstoned at the end."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.codes: list[str] = []
+
+    async def publish(self, code: str, key_field: bool) -> None:
+        if code not in self.codes:
+            self.codes.append(code)
+        record = FieldRecord(code=code, name=f"Integration-test field {code}", key_field=key_field)
+        await publish_records([record], self.bootstrap, force=True)
+
+    async def tombstone(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        await producer.start()
+        try:
+            for code in self.codes:
+                await producer.send_and_wait(topics.REFERENCE, None, key=f"field:{code}".encode())
+        finally:
+            await producer.stop()
+
+
+def new_field_code() -> str:
+    return f"wt_{uuid.uuid4().hex[:10]}"

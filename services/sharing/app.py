@@ -23,6 +23,7 @@ from fastapi import FastAPI, Query
 
 from . import domain, store
 from .exports import ListExport
+from .fastpath import SubjectLookups
 from .handlers import SharingHandlers, change_item
 from .store import Filters
 
@@ -108,6 +109,9 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         if not public:  # the public answer never repeats the identity number it was asked about
             doc = {"subject_id": sid, **doc}
         return {**doc, "entries": entries}
+
+    # The hot lookups skip FastAPI's stack on their plain, successful path (fastpath.py).
+    app.add_middleware(SubjectLookups, lookup=subject, histogram=app.state.metrics.http_request_seconds)
 
     async def snapshot(
         list_name: str,

@@ -1,0 +1,5 @@
+"""`python -m services.objection`: serve the objection service (port 8104 by default)."""
+
+from services.objection.app import main
+
+main()

@@ -1,0 +1,306 @@
+"""The objection service as a real process (port 18104), and helpers to feed it as the platform
+does: designation events as the designation service publishes them (source `platform/designation`,
+the whole record), objection and restoration requests as departments and the portal send them;
+and what it publishes, read back from its topics (objection events, unit inbox, feedback)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from credit_common.clock import SHANGHAI
+from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent, new_id
+from credit_common.contracts.registry import model_for
+from credit_common.messaging import topics
+from credit_common.settings import Settings
+
+from tests.support.collector import Collector
+from tests.support.kafka_admin import wait_caught_up
+from tests.support.processes import ServiceProcess
+from tests.support.subjects import new_uscc
+
+pytestmark = pytest.mark.integration
+
+OBJECTION_PORT = 18104
+TIME_TRAVELLER_PORT = 18114
+DESIGNATION_PORT = 18124
+SHARING_PORT = 18134
+GROUP = "objection"
+INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_REQUESTS]
+OUTPUTS = [topics.OBJECTION_EVENTS, topics.UNIT_INBOX]
+
+
+@pytest.fixture(scope="session")
+async def objection(stack: Settings) -> AsyncIterator[ServiceProcess]:
+    svc = ServiceProcess("objection", OBJECTION_PORT)
+    await svc.start()
+    await caught_up(stack, timeout=600)  # tests start from a service that has read everything
+    yield svc
+    await svc.stop()
+
+
+@pytest.fixture(scope="session")
+async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="session")
+async def collector(stack: Settings) -> AsyncIterator[Collector]:
+    """What the objection service publishes (and answers), and what the others do with it."""
+    c = Collector(
+        stack.kafka_bootstrap_servers,
+        [*OUTPUTS, topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.LISTS_CHANGES],
+    )
+    await c.start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture(scope="session")
+async def http(objection: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with objection.client() as c:
+        yield c
+
+
+async def caught_up(stack: Settings, timeout: float = 120.0) -> None:
+    """Every input published so far is applied (group `objection` has no lag)."""
+    await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, INPUTS, timeout=timeout)
+
+
+async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Call `check()` until it returns something truthy; fail at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+def company(name: str = "Hebei Example Steel Co., Ltd.") -> dict[str, Any]:
+    return {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": name, "legal_representative": "Li Ming"}
+
+
+def today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+# ------------------------------------------------------------------- designation events, direct
+
+
+def record(
+    subject: dict[str, Any] | None = None,
+    *,
+    list_: str = "black",
+    standard: str = "taxation-black",
+    unit: str = "110108-SAT",
+    effective_from: date | None = None,
+    days: int = 1000,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A whole designation record, as designation events carry it (on its list 800 days by default)."""
+    start = effective_from or today() - timedelta(days=800)
+    return {
+        "designation_id": new_id(),
+        "list": list_,
+        "field": standard.split("-")[0],
+        "standard": standard,
+        "standard_version": 1,
+        "subject": subject or company(),
+        "unit": unit,
+        "unit_level": "county",
+        "region": "110108",
+        "decision": {
+            "document_no": f"DOC-{uuid.uuid4().hex[:8]}",
+            "decided_on": start.isoformat(),
+            "facts": "Facts established by the investigation.",
+        },
+        "effective_from": start.isoformat(),
+        "effective_to": (start + timedelta(days=days)).isoformat(),
+        "public": True,
+        "status": "active",
+        **extra,
+    }
+
+
+def event(
+    source: str, type_: str, data: dict[str, Any], *, subject: str, at: datetime | None = None, id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": id or new_id(),
+        "source": source,
+        "type": type_,
+        "time": (at or datetime.now(UTC)).isoformat(),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def created(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    return event(
+        "platform/designation", "credit.designation.created", {"record": rec}, subject=rec["subject"]["id"], at=at
+    )
+
+
+def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None) -> dict[str, Any]:
+    at = at or datetime.now(UTC)
+    gone = {**rec, "status": "removed", "removal_reason": reason, "removed_at": at.isoformat()}
+    return event(
+        "platform/designation",
+        "credit.designation.removed",
+        {"record": gone, "reason": reason},
+        subject=rec["subject"]["id"],
+        at=at,
+    )
+
+
+async def publish(kafka: AIOKafkaProducer, ev: dict[str, Any], topic: str = topics.DESIGNATION_EVENTS) -> str:
+    """An event on its topic, keyed by its subject, acknowledged before this returns."""
+    key = ev.get("subject") or ev["id"]
+    await kafka.send_and_wait(
+        topic, orjson.dumps(ev), key=str(key).encode(), headers=[("content-type", CONTENT_TYPE.encode())]
+    )
+    return str(ev["id"])
+
+
+async def designated(kafka: AIOKafkaProducer, stack: Settings, rec: dict[str, Any]) -> dict[str, Any]:
+    """Publish `rec` as created and wait until the objection service has applied it."""
+    await publish(kafka, created(rec))
+    await caught_up(stack)
+    return rec
+
+
+# ------------------------------------------------------------------------------- requests
+
+
+def file_objection(
+    rec: dict[str, Any],
+    *,
+    source: str = "portal",
+    objector: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    body = {
+        "designation_id": rec["designation_id"],
+        "objector": objector or {"kind": "subject", "id": rec["subject"]["id"], "name": rec["subject"]["name"]},
+        "grounds": "The facts in the decision are wrong: the tax was paid on time.",
+        "evidence": ["RECEIPT-2026-001"],
+        **data,
+    }
+    return event(source, "credit.objection.file", body, subject=rec["subject"]["id"], at=at)
+
+
+def decide_objection(
+    objection_id: str, unit: str, outcome: str = "upheld", *, subject: str = "", at: datetime | None = None
+) -> dict[str, Any]:
+    body = {
+        "objection_id": objection_id,
+        "outcome": outcome,
+        "reasoning": "Reviewed the evidence.",
+        "decided_on": today().isoformat(),
+    }
+    return event(f"unit/{unit}", "credit.objection.decide", body, subject=subject or objection_id, at=at)
+
+
+def apply_restoration(
+    rec: dict[str, Any],
+    *,
+    applicant: str | None = None,
+    measures: list[dict[str, Any]] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    body = {
+        "designation_id": rec["designation_id"],
+        "applicant": {"id": applicant or rec["subject"]["id"], "name": rec["subject"]["name"]},
+        "measures": measures
+        or [
+            {"kind": "obligation_performed", "detail": "Paid the tax and late fees.", "completed_on": "2026-06-01"},
+            {"kind": "restoration_training", "detail": "Restoration course.", "completed_on": "2026-06-10", "hours": 6},
+        ],
+        "evidence": ["RECEIPT-2026-002"],
+    }
+    return event("portal", "credit.restoration.apply", body, subject=rec["subject"]["id"], at=at)
+
+
+def decide_restoration(
+    application_id: str,
+    unit: str,
+    outcome: str = "approved",
+    *,
+    subject: str = "",
+    decided_on: date | None = None,
+) -> dict[str, Any]:
+    body = {
+        "application_id": application_id,
+        "outcome": outcome,
+        "reasoning": "The measures are sufficient.",
+        "decided_on": (decided_on or today()).isoformat(),
+    }
+    return event(f"unit/{unit}", "credit.restoration.decide", body, subject=subject or application_id)
+
+
+async def send(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> dict[str, Any]:
+    """Send a request on the objection requests topic; returns its one answer from the feedback topic."""
+    await publish(kafka, ev, topics.OBJECTION_REQUESTS)
+    answer = await collector.answer(ev["id"], timeout=60)
+    assert answer["source"] == "platform/objection"
+    assert answer["data"]["request_type"] == ev["type"]
+    assert answer["_key"] == (ev["source"].removeprefix("unit/") if ev["source"].startswith("unit/") else ev["source"])
+    return answer
+
+
+async def accepted(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> dict[str, Any]:
+    answer = await send(kafka, collector, ev)
+    assert answer["type"] == "credit.request.accepted", answer["data"]
+    return answer
+
+
+async def rejected(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """The (code, field) pairs of the request's rejection."""
+    answer = await send(kafka, collector, ev)
+    assert answer["type"] == "credit.request.rejected", answer["data"]
+    return [(e["code"], e["field"]) for e in answer["data"]["errors"]]
+
+
+# ------------------------------------------------------------------------------- what it publishes
+
+
+async def one(collector: Collector, topic: str, type_: str, key: str, value: str, timeout: float = 30.0) -> dict:
+    """The one `type_` event on `topic` whose data[key] is value (checked against the contract)."""
+    (found,) = await collector.wait_for(
+        topic, lambda e: e["type"] == type_ and e["data"][key] == value, timeout=timeout
+    )
+    return conforming(found)
+
+
+def conforming(found: dict[str, Any]) -> dict[str, Any]:
+    """`found`, once its envelope and data are checked against the contract's models."""
+    CloudEvent.model_validate({k: v for k, v in found.items() if not k.startswith("_")})
+    model_for(found["type"]).model_validate(found["data"])
+    return found
+
+
+async def inbox_item(collector: Collector, type_: str, key: str, value: str, timeout: float = 30.0) -> dict:
+    """The one inbox item of `type_` whose data.<kind>.<key> (or data.item_id) is value."""
+    part = {"credit.inbox.objection": "objection", "credit.inbox.restoration": "restoration"}.get(type_)
+
+    def match(e: dict[str, Any]) -> bool:
+        return e["type"] == type_ and (e["data"][part][key] if part else e["data"]["item_id"]) == value
+
+    (found,) = await collector.wait_for(topics.UNIT_INBOX, match, timeout=timeout)
+    return conforming(found)

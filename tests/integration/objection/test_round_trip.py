@@ -16,6 +16,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
@@ -48,6 +49,14 @@ async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
 async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("sharing", SHARING_PORT)
     await svc.start()
+    # Start from a sharing service that has read every event so far (in a full run, the designation
+    # tests leave a hundred thousand on the topic: a minute or more of projection).
+    await wait_caught_up(
+        stack.kafka_bootstrap_servers,
+        "sharing",
+        [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVENTS],
+        timeout=600,
+    )
     yield svc
     await svc.stop()
 

@@ -19,7 +19,7 @@ from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.contracts.reference import FieldRecord
 from credit_common.messaging import topics
 from credit_common.reference.cli import publish_records
-from credit_common.settings import Settings
+from credit_common.settings import Settings, get_settings
 from stdnum.cn import ric
 
 from tests.support.collector import Collector
@@ -213,7 +213,10 @@ def conduct_report(
 
 
 async def report(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> dict[str, Any]:
-    """Send a conduct report; returns its one answer from the feedback topic."""
+    """Send a conduct report; returns its one answer from the feedback topic. Designation events
+    and reports come on two topics, in no order between them: the service first reads every
+    designation event published so far, as a report about a known entry arrives in life."""
+    await wait_caught_up(get_settings().kafka_bootstrap_servers, GROUP, [topics.DESIGNATION_EVENTS], timeout=300)
     await publish(kafka, ev, topics.CONDUCT_REPORTS)
     answer = await collector.answer(ev["id"], timeout=60)
     assert answer["source"] == "platform/warning"

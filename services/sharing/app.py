@@ -7,13 +7,11 @@ one (`/v1/public/...`): only entries of public standards, through `domain.public
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
+from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.http.responses import JsonResponse
 from credit_common.identifiers import normalise
@@ -62,19 +60,13 @@ def _filters(field: str | None, unit: str | None, region: str | None, public: bo
     return Filters(field=field, unit=unit, region_prefix=domain.region_prefix(region), public_only=public)
 
 
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, expect: dict[str, Any]) -> tuple[int, str]:
+def _decode_cursor(cursor: str, scope: dict[str, Any]) -> tuple[int, str]:
+    """The snapshot seq and the entry id to continue after."""
+    doc = decode_cursor(cursor, scope, fields=("seq", "after"))
     try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        seq, after = int(doc["seq"]), str(doc["after"])
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        return int(doc["seq"]), str(doc["after"])
+    except (TypeError, ValueError) as exc:
         raise Problem(400, "Bad cursor", "the cursor is not one this service gave out") from exc
-    if any(doc.get(k) != v for k, v in expect.items()):
-        raise Problem(400, "Bad cursor", "the cursor belongs to another list or other filters")
-    return seq, after
 
 
 def routes(app: FastAPI, rt: Runtime) -> None:
@@ -133,9 +125,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             if entry is not None:
                 entries.append(entry)
         next_cursor = (
-            _encode_cursor({**scope, "seq": snapshot_seq, "after": rows[-1]["entry_id"]})
-            if len(rows) >= limit
-            else None
+            encode_cursor({**scope, "seq": snapshot_seq, "after": rows[-1]["entry_id"]}) if len(rows) >= limit else None
         )
         return {"list": list_, "snapshot_seq": snapshot_seq, "entries": entries, "next_cursor": next_cursor}
 

@@ -3,14 +3,12 @@ load-decide-save in handlers.py, SQL in store.py."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
+from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
@@ -83,22 +81,9 @@ async def overdue(rt: Runtime) -> None:
     await rt.extras["handlers"].overdue_due(rt)
 
 
-def _encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str | None, scope: dict[str, Any]) -> str:
-    """The id to continue after; a cursor made for other filters is refused."""
-    if not cursor:
-        return ""
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after = str(doc["after"])
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-        raise Problem(400, "Bad cursor", "the cursor is not one this service gave out") from exc
-    if any(doc.get(k) != v for k, v in scope.items()):
-        raise Problem(400, "Bad cursor", "the cursor belongs to other filters")
-    return after
+    """The id to continue after ("" for the first page)."""
+    return str(decode_cursor(cursor, scope)["after"]) if cursor else ""
 
 
 def _warning_doc(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +130,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         scope = {"status": str(status)}
         after = _decode_cursor(cursor, scope)
         rows = await store.list_warnings(rt.db, str(status), after, limit)
-        next_cursor = _encode_cursor({**scope, "after": rows[-1]["subject_id"]}) if len(rows) >= limit else None
+        next_cursor = encode_cursor({**scope, "after": rows[-1]["subject_id"]}) if len(rows) >= limit else None
         return {"warnings": [_warning_doc(r) for r in rows], "next_cursor": next_cursor}
 
     @app.get(
@@ -175,7 +160,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         scope = {"status": str(status) if status else None, "subject": sid, "unit": unit}
         after = _decode_cursor(cursor, scope)
         rows = await store.list_recommendations(rt.db, scope["status"], sid, unit, after, limit)
-        next_cursor = _encode_cursor({**scope, "after": rows[-1]["recommendation_id"]}) if len(rows) >= limit else None
+        next_cursor = encode_cursor({**scope, "after": rows[-1]["recommendation_id"]}) if len(rows) >= limit else None
         return {"transfers": [_transfer_doc(r) for r in rows], "next_cursor": next_cursor}
 
     @app.get("/v1/stats", summary="Subjects per warning status, recommendations per status, active entries")

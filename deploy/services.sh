@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN="$ROOT/.local/run"
 LOGS="$ROOT/.local/logs"
-ALL=(designation sharing warning objection)
+ALL=(designation sharing warning objection cases)
 declare -A PORT=([designation]=8101 [sharing]=8102 [warning]=8103 [objection]=8104 [cases]=8105)
 
 log() { printf '\033[1m[services]\033[0m %s\n' "$*" >&2; }

@@ -379,12 +379,14 @@ class KafkaConsumerWrapper:
         if c is None:
             return out
         for tp in c.assignment():
-            end = c.last_stable_offset(tp)
-            if end is None:
-                end = c.highwater(tp)
-            if end is None:
-                continue
             try:
+                # A rebalance may take the partition between assignment() and these calls: they
+                # then raise IllegalStateError, and the partition is simply not ours to report.
+                end = c.last_stable_offset(tp)
+                if end is None:
+                    end = c.highwater(tp)
+                if end is None:
+                    continue
                 pos = await asyncio.wait_for(c.position(tp), 1.0)
             except Exception:
                 continue

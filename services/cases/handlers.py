@@ -1,0 +1,219 @@
+"""Load, decide, save, emit. The cases consumer handles a batch set-wise: it loads the designations
+the batch names and the objections open on them, runs the rules message by message in order
+against that in-memory state, and writes what changed (cases by COPY, tallies by one upsert);
+`credit.case.recorded` goes through the outbox in the same transaction.
+
+Every event takes its id from the report that caused it (`Context.publish` derives it) and its
+time from that report, so a replay re-emits the very same events."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from credit_common.contracts.requests import ReportEnforcement
+from credit_common.messaging import topics
+from credit_common.messaging.consumer import Accepted, Context, Incoming, Rejected
+from credit_common.reference.catalog import Catalog
+from credit_common.service import Runtime
+
+from . import domain
+from .store import CasesStore
+
+CREATED = "credit.designation.created"
+AMENDED = "credit.designation.amended"
+REMOVED = "credit.designation.removed"
+DESIGNATION_TYPES = (CREATED, AMENDED, REMOVED)
+OBJECTION_OPENED = "credit.objection.opened"
+OBJECTION_OVERDUE = "credit.objection.overdue"
+OBJECTION_RESOLVED = "credit.objection.resolved"
+OBJECTION_TYPES = (OBJECTION_OPENED, OBJECTION_OVERDUE, OBJECTION_RESOLVED)
+REPORT = "credit.enforcement.report"
+REQUEST_TYPES = (REPORT,)
+CASE_RECORDED = "credit.case.recorded"
+
+# (objection_id, designation_id, status, opened_at, closed_at, outcome)
+ObjectionRow = tuple[str, str, str, datetime | None, datetime | None, str | None]
+
+
+@dataclass
+class BatchState:
+    """What a batch touches, as it stands after each message, and what it writes."""
+
+    entries: dict[str, domain.Entry]
+    open_objections: dict[str, set[str]]  # designation id -> ids of its open objections
+    changed_entries: dict[str, datetime] = field(default_factory=dict)
+    designations_made: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    objections: dict[str, ObjectionRow] = field(default_factory=dict)
+    removed: dict[str, datetime] = field(default_factory=dict)
+    cases: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def save(self, store: CasesStore) -> None:
+        await store.save_entries([(self.entries[i], at) for i, at in sorted(self.changed_entries.items())])
+        await store.add_designations_made(self.designations_made)
+        # Objections open in the database on an entry that left its list close with it; those the
+        # batch itself wrote carry their final status already.
+        for designation_id, at in sorted(self.removed.items()):
+            await store.close_objections_of([designation_id], at)
+        await store.save_objections([self.objections[i] for i in sorted(self.objections)])
+        await store.add_cases(self.cases)
+
+
+class CasesHandlers:
+    """The handlers of the cases service, bound to its runtime (catalogue)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.rt.reference.catalog
+
+    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
+        store = CasesStore(ctx.conn)
+        ids: set[str] = set()
+        for inc in items:
+            t = inc.event.type
+            if t in DESIGNATION_TYPES:
+                ids.add(inc.data.record.designation_id)
+            elif t == REPORT or t in OBJECTION_TYPES:
+                ids.add(inc.data.designation_id)
+        loaded = await store.load(ids)
+        state = BatchState(entries=loaded.entries, open_objections=loaded.open_objections)
+        outcomes: list[Accepted | Rejected | None] = []
+        for inc in items:
+            with ctx.handling(inc):
+                try:
+                    outcomes.append(self._one(inc, ctx, state))
+                except Rejected as rejected:
+                    outcomes.append(rejected)
+        await state.save(store)
+        return outcomes
+
+    def _one(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted | None:
+        t = inc.event.type
+        if t == REPORT:
+            return self._report(inc, ctx, state)
+        if t in DESIGNATION_TYPES:
+            self._designation(inc, state)
+        elif t in OBJECTION_TYPES:
+            self._objection(inc, state)
+        return None  # other event types on the topics this service reads are not its business
+
+    # ------------------------------------------------------------------ designation events
+
+    def _designation(self, inc: Incoming, state: BatchState) -> None:
+        doc = inc.data.record.model_dump(mode="json", exclude_none=True)
+        at = inc.event.time
+        entry = domain.Entry.of(doc, at)
+        known = entry.designation_id in state.entries
+        state.entries[entry.designation_id] = entry
+        state.changed_entries[entry.designation_id] = at
+        if inc.event.type == CREATED and not known:
+            # Counted once, in the year of its decision, for the designating unit's province.
+            state.designations_made[(entry.decided_on.year, entry.province, entry.list)] += 1
+        if entry.status != "active":
+            state.removed[entry.designation_id] = at
+            for objection_id in sorted(state.open_objections.pop(entry.designation_id, set())):
+                self._put_objection(state, objection_id, entry.designation_id, "closed", None, at, "entry_removed")
+
+    # ------------------------------------------------------------------ objection events
+
+    def _objection(self, inc: Incoming, state: BatchState) -> None:
+        d = inc.data
+        at = inc.event.time
+        oid, did = d.objection_id, d.designation_id
+        entry = state.entries.get(did)
+        still_listed = entry is None or entry.status == "active"
+        if inc.event.type == OBJECTION_RESOLVED:
+            state.open_objections.get(did, set()).discard(oid)
+            self._put_objection(state, oid, did, "closed", None, at, str(d.outcome))
+        elif still_listed:  # opened, or overdue (still open, escalated)
+            state.open_objections.setdefault(did, set()).add(oid)
+            opened_at = at if inc.event.type == OBJECTION_OPENED else None
+            self._put_objection(state, oid, did, "open", opened_at, None, None)
+        else:  # announced after its entry left the list: nothing left to suspend
+            self._put_objection(state, oid, did, "closed", None, at, "entry_removed")
+
+    @staticmethod
+    def _put_objection(
+        state: BatchState,
+        oid: str,
+        did: str,
+        status: str,
+        opened_at: datetime | None,
+        closed_at: datetime | None,
+        outcome: str | None,
+    ) -> None:
+        previous = state.objections.get(oid)
+        if previous is not None and opened_at is None:
+            opened_at = previous[3]
+        state.objections[oid] = (oid, did, status, opened_at, closed_at, outcome)
+
+    # ------------------------------------------------------------------ enforcement reports
+
+    def _report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+        req: ReportEnforcement = inc.data
+        entry = state.entries.get(req.designation_id)
+        facts = domain.check_report(
+            req,
+            unit_code=inc.unit,
+            entry=entry,
+            catalog=self.catalog,
+            objection_open=bool(state.open_objections.get(req.designation_id)),
+            reported_on=domain.local_day(inc.event.time),
+        )
+        assert entry is not None
+        case_id = inc.event.id
+        subject = entry.record["subject"]
+        media = [m.model_dump(mode="json", exclude_none=True) for m in req.media]
+        kind = facts.measure.measure_kind
+        ctx.publish(
+            topics.CASES_EVENTS,
+            entry.subject_id,
+            CASE_RECORDED,
+            {
+                "case_id": case_id,
+                "designation_id": entry.designation_id,
+                "subject": subject,
+                "list": entry.list,
+                "field": entry.field,
+                "measure": facts.measure.code,
+                "measure_kind": kind,
+                "unit": facts.unit,
+                "province": facts.province,
+                "applied_on": req.applied_on.isoformat(),
+                "typical": req.typical,
+                "media_reported": bool(media),
+            },
+            subject=entry.subject_id,
+        )
+        state.cases.append(
+            (
+                case_id,
+                entry.designation_id,
+                entry.subject_id,
+                subject,
+                entry.list,
+                entry.field,
+                entry.standard,
+                entry.public,
+                facts.mou.code,
+                facts.measure.code,
+                kind,
+                facts.unit,
+                facts.province,
+                req.applied_on,
+                req.outcome,
+                req.description,
+                req.typical,
+                media,
+                bool(media),
+                inc.event.source,
+                inc.event.time,
+            )
+        )
+        return Accepted(case_id)

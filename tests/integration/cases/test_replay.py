@@ -1,0 +1,131 @@
+"""Exactly-once under replay: reset the cases service's consumer group to the earliest offsets and
+run it again. Its tables (cases and tallies included) are unchanged and it publishes nothing: every
+input was recorded in its inbox in the transaction that applied it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from credit_common.contracts.envelope import new_id
+from credit_common.messaging import topics
+from credit_common.settings import Settings
+
+from tests.support.collector import Collector
+from tests.support.events import company, publish, record, removed, today
+from tests.support.kafka_admin import end_offsets, reset_to_earliest
+from tests.support.processes import ServiceProcess
+
+from .conftest import GROUP, INPUTS, accepted, caught_up, designated, objection_event, recorded, rejected, report
+
+pytestmark = pytest.mark.integration
+
+OUTPUTS = [topics.CASES_EVENTS, topics.FEEDBACK, topics.DEADLETTER]
+DIGEST = {
+    table: f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY {key}), '')) FROM cases.{table} t"
+    for table, key in (
+        ("designations", "designation_id"),
+        ("objections", "objection_id"),
+        ("cases", "case_id"),
+        ("case_tallies", "year, month, province, unit, field, list, measure"),
+        ("designation_tallies", "year, province, list"),
+    )
+} | {
+    "inbox": "SELECT count(*), '' FROM cases.inbox",
+    "outbox": "SELECT count(*), '' FROM cases.outbox",
+}
+
+
+async def digest(admin: asyncpg.Connection) -> dict[str, tuple[int, str]]:
+    out = {}
+    for name, sql in DIGEST.items():
+        row = await admin.fetchrow(sql)
+        out[name] = (row[0], row[1])
+    return out
+
+
+async def published_by_cases(bootstrap: str, since: dict[TopicPartition, int]) -> list[dict]:
+    """Records from `platform/cases` on the output topics after the offsets `since`."""
+    ends = await end_offsets(bootstrap, OUTPUTS)
+    wanted = [tp for tp, end in ends.items() if end > since.get(tp, 0)]
+    if not wanted:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found = []
+    try:
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, since.get(tp, 0))
+        remaining = set(wanted)
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.value is not None and b'"source":"platform/cases"' in r.value:
+                        found.append(orjson.loads(r.value))
+                    if r.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def counter(metrics: str, name: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
+    stack: Settings,
+    cases: ServiceProcess,
+    kafka: AIOKafkaProducer,
+    collector: Collector,
+    admin: asyncpg.Connection,
+) -> None:
+    # Some history of every kind: cases recorded and refused, an objection opened and resolved,
+    # an entry removed, a dead letter.
+    rec = record(company(), list_="black", field="taxation", unit="110108-SAT")
+    await designated(kafka, rec)
+    ev = report(rec, "440000-GAC", "tax-black-customs-inspection", today(), media=1, typical=True)
+    await accepted(kafka, collector, ev)
+    await recorded(collector, ev["id"])
+    oid = new_id()
+    await publish(kafka, objection_event("credit.objection.opened", rec, oid), topics.OBJECTION_EVENTS)
+    await caught_up(stack)
+    assert await rejected(kafka, collector, report(rec, "440000-GAC", "tax-black-customs-inspection", today())) == [
+        ("suspended_under_objection", "designation_id")
+    ]
+    await publish(kafka, objection_event("credit.objection.resolved", rec, oid), topics.OBJECTION_EVENTS)
+    await publish(kafka, removed(rec, "revoked"))
+    await kafka.send_and_wait(topics.ENFORCEMENT_ACTIONS, b"\x00not an event", key=b"garbage")
+    await caught_up(stack)
+
+    await cases.stop()  # a clean stop drains the outbox
+    try:
+        before = await digest(admin)
+        assert before["outbox"][0] == 0
+        assert before["cases"][0] >= 1
+        assert before["case_tallies"][0] >= 1
+        ends_before = await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS)
+        await reset_to_earliest(stack.kafka_bootstrap_servers, GROUP, INPUTS)
+        await cases.start()
+        await caught_up(stack, timeout=600)
+        await asyncio.sleep(3.0)  # a relay round would have published anything written
+        after = await digest(admin)
+        assert after == before, "replay changed the service's tables"
+        again = await published_by_cases(stack.kafka_bootstrap_servers, ends_before)
+        assert again == [], f"replay published {len(again)} events, e.g. {again[:1]}"
+        async with cases.client() as http:
+            metrics = (await http.get("/metrics")).text
+        assert counter(metrics, "credit_inbox_duplicates_total") >= 6, "nothing was replayed"
+        assert counter(metrics, "credit_messages_published_total") == 0
+    finally:
+        if cases.proc is None or cases.proc.returncode is not None:
+            await cases.start()

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import designation, foundation, sharing, warning
+from . import cases, designation, foundation, sharing, warning
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-SUITES = ("foundation", "designation", "sharing", "warning")
+SUITES = ("foundation", "designation", "sharing", "warning", "cases")
 
 
 async def run_all(
@@ -29,6 +29,9 @@ async def run_all(
     sharing_entries: int = 2_000_000,
     lookup_seconds: float = 30.0,
     warning_seconds: float = 60.0,
+    cases_n: int = 200_000,
+    cases_total: int = 1_000_000,
+    indicator_seconds: float = 30.0,
     only: tuple[str, ...] = SUITES,
 ) -> list[Result]:
     settings = get_settings()
@@ -42,6 +45,8 @@ async def run_all(
         results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds)
     if "warning" in only:
         results += await warning.run(settings, warning_seconds)
+    if "cases" in only:
+        results += await cases.run(settings, cases_n, cases_total, indicator_seconds)
     write_csv(csv_path, results)
     return results
 
@@ -56,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sharing-entries", type=int, default=2_000_000, help="active entries for the reads")
     parser.add_argument("--lookup-seconds", type=float, default=30.0, help="seconds of steady 1,000 lookups/s")
     parser.add_argument("--warning-seconds", type=float, default=60.0, help="seconds of warning listings")
+    parser.add_argument("--cases-n", type=int, default=200_000, help="enforcement reports to record")
+    parser.add_argument("--cases-total", type=int, default=1_000_000, help="cases recorded for the indicators")
+    parser.add_argument("--indicator-seconds", type=float, default=30.0, help="seconds of indicator requests")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
     results = asyncio.run(
@@ -68,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             sharing_entries=args.sharing_entries,
             lookup_seconds=args.lookup_seconds,
             warning_seconds=args.warning_seconds,
+            cases_n=args.cases_n,
+            cases_total=args.cases_total,
+            indicator_seconds=args.indicator_seconds,
             only=tuple(args.only),
         )
     )

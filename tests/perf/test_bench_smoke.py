@@ -25,6 +25,9 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         sharing_entries=6000,
         lookup_seconds=2,
         warning_seconds=3,
+        cases_n=2000,
+        cases_total=5000,
+        indicator_seconds=2,
     )
     cases = {r.case for r in results}
     assert cases == {
@@ -40,6 +43,8 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "sharing_export_jsonl",
         "sharing_export_csv",
         "warning_listing_latency",
+        "cases_recording",
+        "cases_indicators",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -58,3 +63,6 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["sharing_export_jsonl"]["baseline_case"] == "raw_asyncpg_copy_out"
     assert float(by_case["sharing_export_csv"]["peak_rss_mb"]) > 0, "the service process was sampled"
     assert "p99_ms=" in by_case["warning_listing_latency"]["extra"]
+    assert by_case["cases_recording"]["baseline_case"] == "raw_aiokafka_consume"
+    assert by_case["cases_indicators"]["baseline_case"] == "raw_sql_aggregate_p99"
+    assert "cases=5000" in by_case["cases_indicators"]["extra"]

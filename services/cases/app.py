@@ -45,6 +45,33 @@ def _case_doc(row: Any) -> dict[str, Any]:
     return dict(row)
 
 
+async def indicator_report(rt: Runtime, year: int, province: str | None) -> dict[str, Any]:
+    """The indicators of `year`, nationally and for every province (or for `province` alone), as
+    of today by the platform clock."""
+    today = local_today(rt.clock)
+    cases, made = await store.indicator_counts(rt.db, year)
+    provinces = {u.region[:2] + "0000" for u in rt.reference.catalog.units()} | set(cases) | set(made)
+    provinces.discard(domain.NATIONAL)
+    scopes = []
+    if province is None:
+        national = domain.ScopeCounts(
+            cases=sum(c for c, _ in cases.values()),
+            media_cases=sum(m for _, m in cases.values()),
+            designations=sum(made.values()),
+        )
+        scopes.append(domain.indicators("national", None, national, year, today))
+    for p in sorted(provinces) if province is None else [province]:
+        c, m = cases.get(p, (0, 0))
+        counts = domain.ScopeCounts(cases=c, media_cases=m, designations=made.get(p, 0))
+        scopes.append(domain.indicators("province", p, counts, year, today))
+    return {
+        "year": year,
+        "as_of": today,
+        "elapsed_fraction": round(domain.elapsed_fraction(year, today), 4),
+        "scopes": scopes,
+    }
+
+
 def routes(app: FastAPI, rt: Runtime) -> None:
     def year_or_now(year: int | None) -> int:
         return year if year is not None else local_today(rt.clock).year
@@ -146,29 +173,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         summary="Case-quota indicators nationally and per province: year-to-date value, projection, status",
     )
     async def get_indicators(year: Year = None, province: Province = None) -> dict[str, Any]:
-        y = year_or_now(year)
-        today = local_today(rt.clock)
-        cases, made = await store.indicator_counts(rt.db, y)
-        provinces = {u.region[:2] + "0000" for u in rt.reference.catalog.units()} | set(cases) | set(made)
-        provinces.discard(domain.NATIONAL)
-        scopes = []
-        if province is None:
-            national = domain.ScopeCounts(
-                cases=sum(c for c, _ in cases.values()),
-                media_cases=sum(m for _, m in cases.values()),
-                designations=sum(made.values()),
-            )
-            scopes.append(domain.indicators("national", None, national, y, today))
-        for p in sorted(provinces) if province is None else [province]:
-            c, m = cases.get(p, (0, 0))
-            counts = domain.ScopeCounts(cases=c, media_cases=m, designations=made.get(p, 0))
-            scopes.append(domain.indicators("province", p, counts, y, today))
-        return {
-            "year": y,
-            "as_of": today,
-            "elapsed_fraction": round(domain.elapsed_fraction(y, today), 4),
-            "scopes": scopes,
-        }
+        return await indicator_report(rt, year_or_now(year), province)
 
     @app.get(
         "/v1/efficacy",

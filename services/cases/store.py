@@ -313,3 +313,13 @@ async def counts(db: asyncpg.Pool) -> dict[str, Any]:
         "objections": {r["status"]: r["n"] for r in objections},
         "cases": {r["measure_kind"]: r["n"] for r in cases},
     }
+
+
+async def recent_cases(db: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    """The latest cases by the day they were applied (a backward scan of the applied_on index)."""
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT case_id, designation_id, measure, measure_kind, unit, province, applied_on, typical, media_reported"
+        "  FROM cases ORDER BY applied_on DESC, case_id DESC LIMIT $1",
+        limit,
+    )
+    return rows

@@ -24,11 +24,16 @@ topics: stack ## create the contract's topics
 catalog: topics ## validate and publish the reference catalogue in deploy/catalog
 	@$(RUN) credit-reference publish deploy/catalog
 
-up: catalog ## start the platform: Kafka, PostgreSQL, the reference catalogue and the services
+up: catalog ## start the platform: Kafka, PostgreSQL, the catalogue, the five services (Ctrl-C stops all; DETACH=1: background)
+ifdef DETACH
 	@deploy/services.sh up
 	@deploy/stack.sh status
 	@deploy/services.sh status
-	@echo "Platform up. Settings for a shell: eval \"\$$(deploy/stack.sh env)\""
+	@echo "Platform up. Settings for a shell: eval \"\$$(deploy/stack.sh env)\"; make down stops it."
+else
+	@echo "Settings for another shell: eval \"\$$(deploy/stack.sh env)\""
+	@.venv/bin/python deploy/supervise.py --stop-stack
+endif
 
 down: ## stop everything
 	@deploy/services.sh down

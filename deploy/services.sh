@@ -1,69 +1,49 @@
 #!/usr/bin/env bash
-# The platform's services as background processes (pid and log in .local/run and .local/logs).
+# The platform's services in the background, under deploy/supervise.py (which keeps each
+# service's log in .local/logs/<name>.log, restarts what dies and stops them cleanly).
 #
-#   deploy/services.sh up [NAME...]     start what is not running, wait until each is ready
-#   deploy/services.sh down [NAME...]   stop (SIGTERM: each finishes its batch and drains its outbox)
+#   deploy/services.sh up [NAME...]     start the supervisor (all five, or those named), wait until ready
+#   deploy/services.sh down             stop the supervisor and every service (SIGTERM: each finishes
+#                                       its batch and drains its outbox)
 #   deploy/services.sh status
 #
-# Each service's port is the contract's default (designation 8101, ...). Readiness waits are
-# bounded; a failure names the service and shows the tail of its log.
+# `make up` runs the same supervisor in the foreground instead (Ctrl-C stops everything).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN="$ROOT/.local/run"
-LOGS="$ROOT/.local/logs"
+LOCAL=${CREDIT_LOCAL_DIR:-.local}; [[ $LOCAL = /* ]] || LOCAL="$ROOT/$LOCAL"
+RUN="$LOCAL/run"
 ALL=(designation sharing warning objection cases)
 declare -A PORT=([designation]=8101 [sharing]=8102 [warning]=8103 [objection]=8104 [cases]=8105)
 
 log() { printf '\033[1m[services]\033[0m %s\n' "$*" >&2; }
-die() {
-  printf '\033[1;31m[services] FAILED:\033[0m %s\n' "$1" >&2
-  [ -n "${2:-}" ] && [ -f "$2" ] && { printf -- '--- last lines of %s ---\n' "$2" >&2; tail -n 30 "$2" >&2; }
-  exit 1
-}
 pid_of() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
 
-up_one() {
-  local name=$1 port=${PORT[$1]}
-  mkdir -p "$RUN" "$LOGS"
-  if [ -n "$(pid_of "$name" || true)" ]; then log "$name already running (pid $(pid_of "$name"))"; return; fi
-  log "starting $name on :$port (log: .local/logs/$name.log)"
-  CREDIT_HTTP_PORT=$port nohup "$ROOT/.venv/bin/python" -m "services.$name" >>"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-}
-
-wait_one() {
-  local name=$1 port=${PORT[$1]} deadline=$((SECONDS + ${CREDIT_SERVICE_WAIT:-90}))
-  while ((SECONDS < deadline)); do
-    [ -n "$(pid_of "$name" || true)" ] || die "$name exited while starting" "$LOGS/$name.log"
-    if "$ROOT/.venv/bin/python" -c "import httpx,sys; sys.exit(httpx.get('http://127.0.0.1:$port/health/ready', timeout=2).status_code != 200)" 2>/dev/null; then
-      log "$name ready: http://127.0.0.1:$port/  (docs: /docs, /docs/asyncapi)"
-      return
-    fi
-    sleep 0.5
-  done
-  die "$name not ready within ${CREDIT_SERVICE_WAIT:-90}s" "$LOGS/$name.log"
-}
-
-down_one() {
-  local name=$1 pid
-  pid=$(pid_of "$name" || true)
-  [ -n "$pid" ] || { rm -f "$RUN/$name.pid"; return; }
+stop_pid() {  # stop_pid NAME PID: SIGTERM, then SIGKILL after 60 s
+  local name=$1 pid=$2
   log "stopping $name (pid $pid)"
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && { log "$name did not stop in 30s: killing"; kill -9 "$pid"; }
-  rm -f "$RUN/$name.pid"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  log "$name did not stop in 60s: killing it"; kill -9 "$pid" 2>/dev/null || true
 }
 
 cmd=${1:-}; shift || true
-names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
 case "$cmd" in
-  up) for n in "${names[@]}"; do up_one "$n"; done; for n in "${names[@]}"; do wait_one "$n"; done ;;
-  down) for n in "${names[@]}"; do down_one "$n"; done ;;
+  up)
+    only=(); [ $# -gt 0 ] && only=(--only "$@")
+    exec "$ROOT/.venv/bin/python" "$ROOT/deploy/supervise.py" --detach "${only[@]}" ;;
+  down)
+    pid=$(pid_of supervisor || true)
+    [ -n "$pid" ] && stop_pid supervisor "$pid"
+    rm -f "$RUN/supervisor.pid" "$RUN/supervisor.ready"
+    for n in "${ALL[@]}"; do  # a service left behind by a supervisor that was killed
+      pid=$(pid_of "$n" || true); [ -n "$pid" ] && stop_pid "$n" "$pid"
+      rm -f "$RUN/$n.pid"
+    done ;;
   status)
-    for n in "${names[@]}"; do
+    if pid=$(pid_of supervisor); then echo "supervisor: running (pid $pid)"; else echo "supervisor: stopped"; fi
+    for n in "${ALL[@]}"; do
       if [ -n "$(pid_of "$n" || true)" ]; then echo "$n: running (pid $(pid_of "$n")) at http://127.0.0.1:${PORT[$n]}/"
       else echo "$n: stopped"; fi
     done ;;
-  *) echo "usage: $0 up|down|status [NAME...]" >&2; exit 2 ;;
+  *) echo "usage: $0 up [NAME...]|down|status" >&2; exit 2 ;;
 esac

@@ -1,0 +1,226 @@
+"""The README's examples, executed against running services (designation and sharing as processes on
+ports 18501 and 18502; the README's `localhost:8101`/`8102` point there). Every example block is
+either run here or named in SKIPPED with the reason, so an example added to the README without a
+run fails this test.
+
+What is substituted, and only that: the ports; the request's `id` and subject (a fresh id and a
+fresh valid code, so every run designates anew; the README's own values are checked to be valid);
+placeholders written `...` (a cursor) and the example seq 8812, filled from the answer before; the
+subscriber's consumer group; `uv run` (the suite runs in the project's environment)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from credit_common.contracts.envelope import new_id
+from credit_common.contracts.registry import model_for
+from credit_common.settings import Settings
+from stdnum.cn import uscc
+
+from tests.support.events import poll
+from tests.support.kafka_admin import wait_caught_up
+from tests.support.processes import ServiceProcess
+from tests.support.subjects import new_uscc
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+README = ROOT / "README.md"
+DESIGNATION_PORT, SHARING_PORT = 18501, 18502
+EXAMPLE_ID = "0193d1c2-7a51-7c3e-9f0a-3b1d2e4f5a6b"
+EXAMPLE_SUBJECT = "91110000MA01ABCDEX"
+SKIPPED = {
+    ("Quick start", 0): "make up / make test: the suite itself runs under make test",
+    ("Deployment", 0): "docker compose: Docker is not part of the test machine (tests/unit/deploy checks the files)",
+    ("Deployment", 1): "docker build/run: as above",
+    ("Deployment", 2): "Prometheus and Grafana containers: as above",
+}
+
+
+@dataclass
+class Block:
+    heading: str
+    index: int  # among the blocks under the same heading
+    lang: str
+    text: str
+
+
+def blocks() -> list[Block]:
+    out: list[Block] = []
+    heading, lang, inside = "", "", False
+    lines: list[str] = []
+    counts: dict[str, int] = {}
+    for line in README.read_text().splitlines():
+        if line.startswith("```"):
+            if inside:
+                if lang:  # plain ``` blocks are pictures, not examples
+                    n = counts.get(heading, 0)
+                    counts[heading] = n + 1
+                    out.append(Block(heading, n, lang, "\n".join(lines)))
+                inside = False
+            else:
+                inside, lang, lines = True, line[3:].strip(), []
+            continue
+        if inside:
+            lines.append(line)
+        elif line.startswith("#"):
+            heading = line.lstrip("#").strip().split(" (")[0]
+    return out
+
+
+def block(heading: str, lang: str) -> Block:
+    (found,) = [b for b in blocks() if b.heading == heading and b.lang == lang]
+    return found
+
+
+def commands(b: Block) -> list[str]:
+    """The block's shell commands, continuation lines joined, comments kept apart."""
+    joined = b.text.replace("\\\n", " ")
+    return [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def ports(cmd: str) -> str:
+    return cmd.replace("localhost:8101", f"127.0.0.1:{DESIGNATION_PORT}").replace(
+        "localhost:8102", f"127.0.0.1:{SHARING_PORT}"
+    )
+
+
+async def shell(cmd: str, cwd: Path) -> str:
+    proc = await asyncio.create_subprocess_shell(
+        cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, f"{cmd}\n{err.decode()}"
+    return out.decode()
+
+
+def fresh_request(tmp: Path) -> dict[str, Any]:
+    """The README's request (checked against the contract), under a fresh id and subject."""
+    doc: dict[str, Any] = json.loads(block("Sending a request", "json").text)
+    assert doc["id"] == EXAMPLE_ID
+    assert uscc.is_valid(doc["subject"])
+    model_for(doc["type"]).model_validate(doc["data"])
+    subject = new_uscc()
+    doc = json.loads(json.dumps(doc).replace(doc["subject"], subject))
+    doc["id"] = new_id()
+    (tmp / "request.json").write_text(json.dumps(doc, ensure_ascii=False))
+    return doc
+
+
+@pytest.fixture(scope="module")
+async def services(stack: Settings) -> AsyncIterator[None]:
+    designation = ServiceProcess("designation", DESIGNATION_PORT)
+    sharing = ServiceProcess("sharing", SHARING_PORT)
+    await designation.start()
+    await sharing.start()
+    try:
+        yield
+    finally:
+        await sharing.stop()
+        await designation.stop()
+
+
+async def accepted(request_id: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{DESIGNATION_PORT}") as http:
+
+        async def answered() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()
+            return body if body.get("status") not in (None, "pending") else None
+
+        body: dict[str, Any] = await poll(answered, timeout=60)
+    assert body["status"] == "accepted", body
+    return body
+
+
+def test_every_example_is_run_or_skipped_for_a_reason() -> None:
+    run = {("Sending a request", 0), ("Sending a request", 1), ("Sending a request", 2)}
+    run |= {("Following the lists", 0), ("Following the lists", 1), ("Reference data", 0)}
+    assert {(b.heading, b.index) for b in blocks()} == run | set(SKIPPED)
+
+
+async def test_sending_a_request_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
+    # HTTP: the curl lines, in order.
+    doc = fresh_request(tmp_path)
+    post, status, record = [
+        ports(c.replace(EXAMPLE_ID, doc["id"])) for c in commands(block("Sending a request", "bash"))
+    ]
+    posted = json.loads(await shell(post, tmp_path))
+    assert posted["id"] == doc["id"]
+    await accepted(doc["id"])
+    assert json.loads(await shell(status, tmp_path))["status"] == "accepted"
+    designation = json.loads(await shell(record, tmp_path))
+    assert designation["designation_id"] == doc["id"]
+    assert designation["subject"]["id"] == doc["subject"]
+
+    # Kafka: the Python example as a script.
+    doc = fresh_request(tmp_path)
+    script = block("Sending a request", "python").text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
+    (tmp_path / "send.py").write_text(script)
+    await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
+    await accepted(doc["id"])
+
+
+async def test_following_the_lists_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
+    doc = fresh_request(tmp_path)
+    (tmp_path / "send.py").write_text(
+        block("Sending a request", "python").text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
+    )
+    await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
+    await accepted(doc["id"])
+    await wait_caught_up(stack.kafka_bootstrap_servers, "sharing", ["credit.designation.events.v1"], timeout=600)
+
+    snapshot, page, changes, subject, export = [ports(c) for c in commands(block("Following the lists", "bash"))]
+    first = json.loads(await shell(snapshot, tmp_path))
+    assert isinstance(first["snapshot_seq"], int)
+    if first["next_cursor"]:
+        nxt = json.loads(await shell(page.replace("cursor=...", f"cursor={first['next_cursor']}"), tmp_path))
+        assert "entries" in nxt
+    else:
+        assert "cursor=..." in page
+    follow = json.loads(await shell(changes.replace("after=8812", f"after={first['snapshot_seq']}"), tmp_path))
+    assert "last_seq" in follow
+    assert "changes" in follow
+    known = json.loads(await shell(subject.replace(EXAMPLE_SUBJECT, doc["subject"]), tmp_path))
+    assert "entries" in known
+    await shell(export, tmp_path)
+    assert (tmp_path / "black.csv").read_text().splitlines()[0].startswith("entry_id")
+
+    # The subscriber example, in a consumer group of its own, until it has printed a change.
+    group = f"readme-{new_id()}"
+    script = (
+        block("Following the lists", "python")
+        .text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
+        .replace('"portal-mirror"', json.dumps(group))
+    )
+    (tmp_path / "follow.py").write_text(script)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "follow.py", cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        seq, type_, _entry = line.split()
+        assert int(seq) > 0
+        assert type_.startswith("credit.list.entry_")
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_reference_data_commands(stack: Settings, tmp_path: Path) -> None:
+    venv_bin = Path(sys.executable).parent
+    validate, publish = commands(block("Reference data", "bash"))
+    env = f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(stack.kafka_bootstrap_servers)}"
+    run = [re.sub(r"^uv run ", f"{env} {shlex.quote(str(venv_bin))}/", c) for c in (validate, publish)]
+    assert re.match(r"OK: \d+ records", await shell(f"cd {shlex.quote(str(ROOT))} && {run[0]}", tmp_path))
+    assert "records to credit.reference.v1" in await shell(f"cd {shlex.quote(str(ROOT))} && {run[1]}", tmp_path)

@@ -58,6 +58,7 @@ schemas: deps ## regenerate the JSON Schemas from the contract models
 	@$(RUN) python -m credit_common.contracts.schemagen
 
 test: lint typecheck catalog ## the whole suite: lint, types, schema checks, unit, integration, e2e, a short bench
+	@deploy/stack.sh browser >/dev/null  # Chromium for the browser test
 	@deploy/services.sh down  # the tests run their own service processes (replay needs the groups idle)
 	@$(RUN) python -m credit_common.contracts.schemagen --check
 	@$(RUN) pytest $(PYTEST_ARGS)

@@ -7,6 +7,7 @@
 #   deploy/stack.sh destroy stop both and delete their data
 #   deploy/stack.sh status  say what runs
 #   deploy/stack.sh env     print the connection settings (eval "$(deploy/stack.sh env)")
+#   deploy/stack.sh browser install Chromium (Debian package) for the browser tests, print its path
 #
 # Where KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL are set, that server is used instead of a local
 # one (it is only waited for). Every wait is bounded; a failure names what failed and shows the
@@ -253,12 +254,16 @@ case "${1:-}" in
     log "deleting $LOCAL"
     rm -rf "$LOCAL"
     ;;
+  browser)  # Chromium from Debian's packages, for the browser tests (Playwright drives it)
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    command -v chromium
+    ;;
   env)
     echo "export KAFKA_BOOTSTRAP_SERVERS='$(kafka_bootstrap)'"
     echo "export DATABASE_URL='$(pg_url)'"
     ;;
   *)
-    echo "usage: $0 up|down|destroy|status|env" >&2
+    echo "usage: $0 up|down|destroy|status|env|browser" >&2
     exit 2
     ;;
 esac

@@ -15,6 +15,7 @@ from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
 from fastapi import FastAPI, Query
 
 from . import domain, store
+from .dashboard import panels
 from .handlers import CASE_RECORDED, REQUEST_TYPES, CasesHandlers
 
 NAME = "cases"
@@ -241,6 +242,7 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     consumers=consumers,
     routes=routes,
+    dashboard=panels,
     publishes={
         topics.CASES_EVENTS: [CASE_RECORDED],
         topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],

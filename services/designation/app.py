@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from . import store
+from .dashboard import panels
 from .handlers import REQUEST_TYPES, DesignationHandlers, own_answer, record_feedback, record_own_answers
 
 NAME = "designation"
@@ -175,6 +176,7 @@ definition = ServiceDefinition(
     consumers=consumers,
     timers=[TimerSpec("expiry", 5.0, expire)],
     routes=routes,
+    dashboard=panels,
     publishes={
         topics.DESIGNATION_EVENTS: [
             "credit.designation.created",

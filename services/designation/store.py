@@ -71,6 +71,34 @@ ON CONFLICT (request_id) DO UPDATE
 """
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
 
+# ---------------------------------------------------------------------- dashboard reads
+# Active entries per standard: an index-only scan of designations_active_standard.
+ACTIVE_BY_STANDARD = "SELECT standard, count(*) AS n FROM designations WHERE status = 'active' GROUP BY standard"
+LIST_OF_STANDARD = "SELECT list FROM designations WHERE standard = $1 AND status = 'active' LIMIT 1"
+# No index serves the next four (each reads its whole table): the dashboard caches their answers.
+# The latest are the latest by the time of the event that wrote them (ids are not a time order: a
+# department may send any unique id), up to $2: a time far ahead of the clock is a sender's error.
+RECENT_DESIGNATIONS = """
+SELECT designation_id, list, standard, unit, subject_id, status, record ->> 'removal_reason' AS removal_reason,
+       created_at
+  FROM designations WHERE created_at <= $2 ORDER BY created_at DESC, designation_id DESC LIMIT $1
+"""
+RECENT_REQUESTS = """
+SELECT request_id, request_type, unit, status, result_id, errors, received_at, answered_at
+  FROM requests WHERE received_at <= $2 ORDER BY received_at DESC, request_id DESC LIMIT $1
+"""
+REQUESTS_BY_STATUS = "SELECT status, count(*) AS n FROM requests GROUP BY status"
+RECENT_REMOVALS = """
+SELECT designation_id, list, standard, unit, subject_id, record ->> 'removal_reason' AS reason, updated_at
+  FROM designations WHERE status = 'removed' AND updated_at <= $2 ORDER BY updated_at DESC LIMIT $1
+"""
+# Through designations_active_expiry: the entries past their last day (the timer's backlog) and
+# the next last day.
+EXPIRY = """
+SELECT (SELECT count(*) FROM designations WHERE status = 'active' AND effective_to < $1) AS overdue,
+       (SELECT min(effective_to) FROM designations WHERE status = 'active' AND effective_to >= $1) AS next_last_day
+"""
+
 
 def record_of(doc: dict[str, Any]) -> DesignationRecord:
     return DesignationRecord.model_validate(doc)
@@ -177,3 +205,34 @@ async def record_answers(conn: asyncpg.Connection, answers: Sequence[tuple[Any, 
 async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(GET_REQUEST, request_id)
     return dict(row) if row else None
+
+
+async def active_by_standard(pool: asyncpg.Pool) -> dict[str, int]:
+    return {r["standard"]: r["n"] for r in await pool.fetch(ACTIVE_BY_STANDARD)}
+
+
+async def list_of_standard(pool: asyncpg.Pool, standard: str) -> str | None:
+    value = await pool.fetchval(LIST_OF_STANDARD, standard)
+    return str(value) if value is not None else None
+
+
+async def recent_designations(pool: asyncpg.Pool, limit: int, until: datetime) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_DESIGNATIONS, limit, until)]
+
+
+async def recent_requests(pool: asyncpg.Pool, limit: int, until: datetime) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_REQUESTS, limit, until)]
+
+
+async def requests_by_status(pool: asyncpg.Pool) -> dict[str, int]:
+    return {r["status"]: r["n"] for r in await pool.fetch(REQUESTS_BY_STATUS)}
+
+
+async def recent_removals(pool: asyncpg.Pool, limit: int, until: datetime) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_REMOVALS, limit, until)]
+
+
+async def expiry(pool: asyncpg.Pool, today: date) -> dict[str, Any]:
+    """Active entries whose last day is before `today` (not expired yet), and the next last day."""
+    row = await pool.fetchrow(EXPIRY, today)
+    return dict(row) if row else {"overdue": 0, "next_last_day": None}

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Query
 from pydantic import Field
 
 from . import domain, store
+from .dashboard import panels
 from .handlers import (
     EVENT_TYPES,
     INBOX_ESCALATION,
@@ -225,6 +226,7 @@ definition = ServiceDefinition(
     consumers=consumers,
     timers=[TimerSpec("objection-overdue", 5.0, overdue)],
     routes=routes,
+    dashboard=panels,
     publishes={
         topics.OBJECTION_EVENTS: list(EVENT_TYPES),
         topics.UNIT_INBOX: [INBOX_OBJECTION, INBOX_RESTORATION, INBOX_ESCALATION],

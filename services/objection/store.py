@@ -176,6 +176,42 @@ UNION ALL
 SELECT 'designations', status, count(*) FROM designations GROUP BY status
 """
 
+# Dashboard reads. Pending items are few and the pending partial indexes cover them; the tables of
+# objections and applications grow with people's filings (thousands, not millions) and the
+# dashboard caches what reads them whole.
+PENDING_BY_UNIT = """
+SELECT unit, 'objection' AS kind, status, count(*) AS n FROM objections WHERE status IN ('open', 'overdue')
+ GROUP BY unit, status
+UNION ALL
+SELECT unit, 'restoration', status, count(*) FROM applications WHERE status IN ('open', 'overdue')
+ GROUP BY unit, status
+"""
+ITEM_COUNTS = """
+SELECT 'objection' AS kind, status, count(*) AS n FROM objections GROUP BY status
+UNION ALL
+SELECT 'restoration', status, count(*) FROM applications GROUP BY status
+"""
+RECENT_ITEMS = """
+SELECT * FROM (
+    (SELECT 'objection' AS kind, objection_id AS item_id, designation_id, subject_id, unit, status, due_on,
+            escalated_to, filed_at, outcome
+       FROM objections ORDER BY filed_at DESC LIMIT $1)
+    UNION ALL
+    (SELECT 'restoration', application_id, designation_id, subject_id, unit, status, due_on,
+            escalated_to, filed_at, outcome
+       FROM applications ORDER BY filed_at DESC LIMIT $1)
+) AS items ORDER BY filed_at DESC, item_id LIMIT $1
+"""
+OVERDUE_ITEMS = """
+SELECT * FROM (
+    SELECT 'objection' AS kind, objection_id AS item_id, designation_id, unit, escalated_to, due_on, overdue_at
+      FROM objections WHERE status = 'overdue'
+    UNION ALL
+    SELECT 'restoration', application_id, designation_id, unit, escalated_to, due_on, overdue_at
+      FROM applications WHERE status = 'overdue'
+) AS items ORDER BY due_on, item_id LIMIT $1
+"""
+
 
 @dataclass
 class Item:
@@ -358,3 +394,20 @@ async def measure_counts(pool: asyncpg.Pool, province: str | None, unit: str | N
 
 async def counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in await pool.fetch(COUNTS)]
+
+
+async def pending_by_unit(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """(unit, kind, status, n) of open and overdue objections and restoration applications."""
+    return [dict(r) for r in await pool.fetch(PENDING_BY_UNIT)]
+
+
+async def item_counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(ITEM_COUNTS)]
+
+
+async def recent_items(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_ITEMS, limit)]
+
+
+async def overdue_items(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(OVERDUE_ITEMS, limit)]

@@ -20,6 +20,7 @@ from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
 from fastapi import FastAPI, Query
 
 from . import domain, store
+from .dashboard import panels
 from .exports import ListExport
 from .fastpath import SubjectLookups
 from .handlers import SharingHandlers, change_item
@@ -260,6 +261,7 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     consumers=consumers,
     routes=routes,
+    dashboard=panels,
     publishes={
         topics.LISTS_CHANGES: list(domain.CHANGE_TYPES),
         topics.LISTS_PUBLIC: list(domain.CHANGE_TYPES),

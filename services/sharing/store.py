@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from .domain import CSV_COLUMNS, CSV_SQL, ENTRY_REMOVED, Change, Input, Version
+from .domain import CSV_COLUMNS, CSV_SQL, ENTRY_ADDED, ENTRY_REMOVED, Change, Input, Version
 
 # One lock per entry (or per subject's warning entry), taken in lock-id order so two instances
 # never deadlock: objection and designation events of one entry can be in different partitions
@@ -165,6 +165,25 @@ SELECT {", ".join(f'{CSV_SQL[c]} AS "{c}"' for c in CSV_COLUMNS)} FROM entries e
 """
 
 COUNTS = "SELECT list, status, count(*) AS n FROM entries GROUP BY list, status ORDER BY list, status"
+
+# Dashboard reads. Each list's size is counted once (an index-only scan of entries_active) and then
+# kept up to date from the changes after the seq it was counted at: an entry_added makes a list one
+# longer, an entry_removed one shorter (domain.change_between), so each refresh reads only the new
+# changes (the changes primary key), never the whole list.
+LIST_SIZES = "SELECT list, count(*) AS n FROM entries WHERE status = 'active' GROUP BY list"
+LIST_SIZE_CHANGES = f"""
+SELECT list, count(*) FILTER (WHERE type = '{ENTRY_ADDED}') - count(*) FILTER (WHERE type = '{ENTRY_REMOVED}') AS n
+  FROM changes WHERE seq > $1 GROUP BY list
+"""
+CHANGE_EVENT = "SELECT event_id FROM changes WHERE seq = $1"
+RECENT_CHANGES = """
+SELECT seq, type, list, entry_id, subject_id, unit, at, data ->> 'reason' AS reason, public_sent
+  FROM changes ORDER BY seq DESC LIMIT $1
+"""
+RECENT_CHANGE_MIX = """
+SELECT list, type, count(*) AS n FROM (SELECT list, type FROM changes ORDER BY seq DESC LIMIT $1) AS recent
+ GROUP BY list, type
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,3 +404,30 @@ async def last_seq(pool: asyncpg.Pool) -> int:
 
 async def counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in await pool.fetch(COUNTS)]
+
+
+async def list_sizes(
+    pool: asyncpg.Pool, since: tuple[int, str | None] | None
+) -> tuple[int, str | None, dict[str, int], bool]:
+    """(seq, the event id of its change, sizes, whole) in one snapshot. With `since` = (seq, event
+    id) of an earlier reading that still stands, `sizes` is each list's net change after it
+    (`whole` False); otherwise each list's size (`whole` True)."""
+    async with pool.acquire() as conn, conn.transaction(**SNAPSHOT):
+        seq = int(await conn.fetchval(CURRENT_SEQ))
+        mark = await conn.fetchval(CHANGE_EVENT, seq)
+        if since is not None and since[0] <= seq and await conn.fetchval(CHANGE_EVENT, since[0]) == since[1]:
+            rows = await conn.fetch(LIST_SIZE_CHANGES, since[0])
+            whole = False
+        else:
+            rows = await conn.fetch(LIST_SIZES)
+            whole = True
+    return seq, mark, {r["list"]: int(r["n"]) for r in rows}, whole
+
+
+async def recent_changes(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_CHANGES, limit)]
+
+
+async def recent_change_mix(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    """Changes by list and type among the last `limit` changes."""
+    return [dict(r) for r in await pool.fetch(RECENT_CHANGE_MIX, limit)]

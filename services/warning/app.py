@@ -18,6 +18,7 @@ from fastapi import FastAPI, Query
 from pydantic import Field
 
 from . import domain, store
+from .dashboard import panels
 from .handlers import (
     INBOX_ESCALATION,
     INBOX_TRANSFER,
@@ -181,6 +182,7 @@ definition = ServiceDefinition(
     timers=[TimerSpec("transfer-overdue", 5.0, overdue)],
     on_start=rejudge,
     routes=routes,
+    dashboard=panels,
     publishes={
         topics.WARNING_EVENTS: [domain.LISTED, domain.UPDATED, domain.CLEARED, RECOMMENDED, OVERDUE],
         topics.UNIT_INBOX: [INBOX_TRANSFER, INBOX_ESCALATION],

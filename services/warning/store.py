@@ -119,6 +119,26 @@ SELECT 'entries', 'active', count(*) FROM entries
 """
 
 
+# Dashboard reads: the warning list and the recommendations are small (a subject is on the list
+# with 3+ key-scrutiny entries; a recommendation follows a serious conduct report); the entries
+# count can grow with the key-scrutiny list and is cached by the dashboard.
+WARNING_COUNTS = "SELECT status, count(*) AS n FROM warnings GROUP BY status"
+LISTED_BY_FIELD = """
+SELECT f AS field, count(*) AS n FROM warnings, unnest(fields) AS f WHERE status = 'listed'
+ GROUP BY f ORDER BY n DESC, f
+"""
+RECOMMENDATION_COUNTS = "SELECT status, count(*) AS n FROM recommendations GROUP BY status"
+ENTRY_COUNT = "SELECT count(*) FROM entries"
+RECENT_WARNINGS = """
+SELECT subject_id, subject ->> 'name' AS name, status, fields, since, updated_at
+  FROM warnings ORDER BY updated_at DESC, subject_id LIMIT $1
+"""
+PENDING_TRANSFERS = """
+SELECT recommendation_id, subject_id, designation_id, unit, field, status, due_on, escalated_to, created_at
+  FROM recommendations WHERE status <> 'closed' ORDER BY due_on, recommendation_id LIMIT $1
+"""
+
+
 @dataclass
 class EntryRow:
     designation_id: str
@@ -288,3 +308,27 @@ async def list_recommendations(
 
 async def counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in await pool.fetch(COUNTS)]
+
+
+async def warning_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    return {r["status"]: r["n"] for r in await pool.fetch(WARNING_COUNTS)}
+
+
+async def listed_by_field(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    return [(r["field"], r["n"]) for r in await pool.fetch(LISTED_BY_FIELD)]
+
+
+async def recommendation_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    return {r["status"]: r["n"] for r in await pool.fetch(RECOMMENDATION_COUNTS)}
+
+
+async def entry_count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval(ENTRY_COUNT))
+
+
+async def recent_warnings(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(RECENT_WARNINGS, limit)]
+
+
+async def pending_transfers(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch(PENDING_TRANSFERS, limit)]

@@ -1,6 +1,7 @@
 """The composition root every service uses: settings, clock, logging and tracing, the service's own
 schema and role, migrations, the pool, the reference cache, the outbox relay, the consumers, the
-timers, and the HTTP app (health, metrics, OpenAPI, AsyncAPI, the service's routes).
+timers, and the HTTP app (health, metrics, OpenAPI, AsyncAPI, the operator dashboard, the
+service's routes).
 
 A service describes itself with a `ServiceDefinition`; `build_app(definition)` gives its ASGI app
 and `run(definition)` serves it. Tests call the same functions with other settings."""
@@ -28,6 +29,7 @@ from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxRelay
 from credit_common.db.roles import ensure_service_schema, role_name
 from credit_common.http.app import create_http_app, mount_asyncapi
+from credit_common.http.dashboard import Dashboard, DashboardHook, mount_dashboard
 from credit_common.http.health import HealthChecks
 from credit_common.messaging.asyncapi import build_asyncapi
 from credit_common.messaging.consumer import (
@@ -82,6 +84,8 @@ class ServiceDefinition:
     routes: Callable[[FastAPI, Runtime], None] = lambda app, rt: None
     publishes: Mapping[str, Sequence[str]] = field(default_factory=dict)  # topic -> types (AsyncAPI)
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
+    # The domain panels of the operator dashboard (GET /); see credit_common.http.dashboard.
+    dashboard: DashboardHook | None = None
 
 
 def tune_garbage_collector() -> None:
@@ -157,6 +161,7 @@ class Runtime:
         self.timer_state: dict[str, dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}  # what a service's wiring keeps (its handlers, ...)
         self.consumer_specs: list[ConsumerSpec] = list(definition.consumers(self))
+        self.dashboard = Dashboard(self)
 
     @property
     def producer(self) -> Any:
@@ -201,6 +206,7 @@ class Runtime:
         self.relay.start()
         if self.definition.on_start is not None:
             await self.definition.on_start(self)
+        self.dashboard.start()  # before the consumers: its first sample is the zero of every rate
         for spec in self.consumer_specs:
             from credit_common.contracts.registry import REGISTRY
 
@@ -283,6 +289,7 @@ class Runtime:
             await asyncio.sleep(timer.interval_s)
 
     async def stop(self) -> None:
+        await self.dashboard.stop()
         for t in self._timer_tasks:
             t.cancel()
         for t in self._timer_tasks:
@@ -336,6 +343,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
         definition.name, definition.title, settings.kafka_bootstrap_servers, consumes, definition.publishes
     )
     mount_asyncapi(app, html, doc)
+    mount_dashboard(app, runtime.dashboard)
     return app
 
 

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     credit_topic_partitions: int = 12
     credit_topic_replication: int = 1
 
+    # The operator dashboard (GET /). Base URLs of the services' dashboards by service name, as JSON
+    # (CREDIT_DASHBOARD_LINKS='{"sharing": "https://sharing.example"}'); a service not named is linked
+    # on the host the page was asked on, at its default port.
+    credit_dashboard_links: dict[str, str] = Field(default_factory=dict)
+    credit_dashboard_refresh_s: int = Field(default=5, ge=0, le=3600, description="0: the page never reloads")
+    credit_dashboard_sample_s: float = Field(default=2.0, gt=0, le=60)
+    credit_dashboard_window_s: float = Field(default=900.0, ge=60, le=86_400)
+    # One snapshot serves every page and JSON request within this many seconds.
+    credit_dashboard_cache_s: float = Field(default=2.0, ge=0, le=60)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

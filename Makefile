@@ -5,8 +5,9 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+DEMO_ARGS ?= --rate 50 --minutes 2
 
-.PHONY: help deps stack topics catalog up down status test lint typecheck fmt schemas bench
+.PHONY: help deps stack topics catalog up down status demo test lint typecheck fmt schemas bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +43,10 @@ down: ## stop everything
 status: ## what runs
 	@deploy/stack.sh status
 	@deploy/services.sh status
+
+demo: catalog ## realistic traffic into the platform (started in the background if it is not running); DEMO_ARGS="--rate 200 --minutes 10"
+	@deploy/services.sh up
+	@$(RUN) python -m credit_common.demo $(DEMO_ARGS)
 
 lint: deps ## ruff lint and format check
 	@$(RUN) ruff check .

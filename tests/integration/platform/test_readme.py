@@ -41,6 +41,7 @@ EXAMPLE_ID = "0193d1c2-7a51-7c3e-9f0a-3b1d2e4f5a6b"
 EXAMPLE_SUBJECT = "91110000MA01ABCDEX"
 SKIPPED = {
     ("Quick start", 0): "make up / make test: the suite itself runs under make test",
+    ("Demo traffic", 0): "make demo: minutes of load on the whole platform; tests/unit/demo checks its requests",
     ("Deployment", 0): "docker compose: Docker is not part of the test machine (tests/unit/deploy checks the files)",
     ("Deployment", 1): "docker build/run: as above",
     ("Deployment", 2): "Prometheus and Grafana containers: as above",

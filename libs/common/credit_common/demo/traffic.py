@@ -1,0 +1,757 @@
+"""The demo's traffic: requests as many departments and the public portal send them, built from
+the reference catalogue and the generator's own model of what it has designated so far.
+
+Pure: no I/O and no clock of its own. `Traffic.next(now)` returns the next message to send at
+`now`; the same seed, catalogue and sequence of times give the same messages (ids included), so
+a test can check thousands of them and a run can be replayed.
+
+The model follows what the platform will decide (designations it made, removals, open objections
+and applications) closely enough that nearly every request is accepted; it need not be exact.
+Operations on a designation wait `settle` after the request that made it, so that the services
+have applied the designation before a request about it arrives on another topic.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from credit_common.clock import SHANGHAI
+from credit_common.contracts.common import level_at_least
+from credit_common.contracts.envelope import CONTENT_TYPE
+from credit_common.contracts.reference import Measure, StandardRecord, UnitRecord
+from credit_common.contracts.registry import topic_for
+from credit_common.demo import subjects, texts
+from credit_common.json import dumps
+from credit_common.messaging import topics
+from credit_common.reference.catalog import Catalog
+from credit_common.reference.loader import MAX_PERIOD_DAYS
+
+DESIGNATE = "credit.designation.designate"
+REMOVE = "credit.designation.remove"
+AMEND = "credit.designation.amend"
+FILE_OBJECTION = "credit.objection.file"
+DECIDE_OBJECTION = "credit.objection.decide"
+APPLY_RESTORATION = "credit.restoration.apply"
+DECIDE_RESTORATION = "credit.restoration.decide"
+CONDUCT = "credit.conduct.report"
+ENFORCEMENT = "credit.enforcement.report"
+MALFORMED = "malformed"  # the kind of the deliberately broken messages (not JSON, or a field missing)
+
+#: How often each operation is chosen. One that finds no target (nothing old enough to remove,
+#: no objection to decide) falls back to a designation; `transfer` is a black designation that
+#: moves a key-scrutiny entry after a serious conduct report.
+DEFAULT_MIX: dict[str, float] = {
+    DESIGNATE: 0.38,
+    "transfer": 0.01,
+    REMOVE: 0.03,
+    AMEND: 0.04,
+    FILE_OBJECTION: 0.05,
+    DECIDE_OBJECTION: 0.045,
+    APPLY_RESTORATION: 0.03,
+    DECIDE_RESTORATION: 0.027,
+    CONDUCT: 0.10,
+    ENFORCEMENT: 0.24,
+}
+LISTS = {"black": 0.40, "key_scrutiny": 0.38, "red": 0.22}
+SERIAL_SHARE = 0.01  # designations that put a repeat offender on a key-scrutiny list in one more key field
+WARNING_FIELDS = 3  # key fields that put a subject on the warning list (design.md 4)
+REUSE_SHARE = 0.4  # designations of a subject designated before
+PERSON_FIELDS = frozenset(
+    {"court_enforcement", "taxation", "finance", "transport", "e_commerce", "food_drug", "labour_social_security"}
+)
+ORG_FIELDS = frozenset({"taxation", "labour_social_security", "food_drug", "market_regulation", "statistics"})
+RESTORABLE_LISTS = ("black", "key_scrutiny")
+SUBJECT_POOL = 50_000  # subjects kept for reuse (the oldest are forgotten)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Kafka record to send: `kind` is the request type (or `malformed`), `id` the event id."""
+
+    kind: str
+    topic: str
+    key: bytes
+    value: bytes
+    id: str
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("content-type", CONTENT_TYPE.encode())]
+
+
+@dataclass(eq=False, slots=True)
+class Subject:
+    data: dict[str, Any]  # as requests carry it
+    entries: dict[str, Entry] = field(default_factory=dict)  # active entries by standard code
+    reusable: bool = True  # False for a code accepted only by checksum override
+    serial_target: int = 0  # a repeat offender: the key fields it is to collect (0: not one)
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    def key_scrutiny_fields(self, key_fields: set[str]) -> set[str]:
+        return {e.field for e in self.entries.values() if e.list == "key_scrutiny" and e.field in key_fields}
+
+    def on_black_or_key_scrutiny(self) -> bool:
+        return any(e.list in RESTORABLE_LISTS for e in self.entries.values())
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    """A designation the demo made, as far as it knows."""
+
+    designation_id: str
+    subject: Subject
+    standard: StandardRecord
+    unit: UnitRecord
+    effective_from: date
+    effective_to: date
+    sent_at: datetime
+    active: bool = True
+    objection: str | None = None  # the open objection's id
+    application: str | None = None  # the open restoration application's id
+
+    @property
+    def list(self) -> str:
+        return self.standard.list
+
+    @property
+    def field(self) -> str:
+        return self.standard.field
+
+    @property
+    def busy(self) -> bool:
+        return self.objection is not None or self.application is not None
+
+
+class Pool(Generic[T]):
+    """Items by key with O(1) add, discard and uniform random choice."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, T]] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, key: str, item: T) -> None:
+        if key not in self._index:
+            self._index[key] = len(self._items)
+            self._items.append((key, item))
+
+    def discard(self, key: str) -> None:
+        i = self._index.pop(key, None)
+        if i is None:
+            return
+        last = self._items.pop()
+        if i < len(self._items):
+            self._items[i] = last
+            self._index[last[0]] = i
+
+    def choice(self, rng: random.Random) -> T | None:
+        return rng.choice(self._items)[1] if self._items else None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return (item for _, item in self._items)
+
+
+Pair = tuple[UnitRecord, StandardRecord]
+
+
+class Traffic:
+    """The request generator. `next(now)` gives one message; `sent` counts them by kind."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        seed: int,
+        malformed: float = 0.005,
+        settle: timedelta = timedelta(seconds=5),
+        mix: Mapping[str, float] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.rng = random.Random(seed)
+        self.malformed = malformed
+        self.settle = settle
+        mix = dict(mix or DEFAULT_MIX)
+        self._ops = list(mix)
+        self._weights = list(mix.values())
+        self.sent: Counter[str] = Counter()
+        self.fallbacks = 0  # operations that found no target and became a designation
+
+        units = [u for u in catalog.units() if u.active]
+        standards = [s for s in catalog.standards() if s.status == "in_force"]
+        self.key_fields = catalog.key_fields()
+        # Who may designate under what: the unit is authorised for the field and at the level.
+        self._pairs: dict[tuple[str, str], list[Pair]] = {}  # (kind of subject, list)
+        self._pairs_of: dict[tuple[str, str], list[Pair]] = {}  # (field, list)
+        for std in standards:
+            for unit in units:
+                if std.field in unit.authorised_fields and level_at_least(unit.level, std.min_level):
+                    self._pairs_of.setdefault((std.field, std.list), []).append((unit, std))
+                    for kind in ("legal_person", "natural_person", "other_org"):
+                        if _fits(kind, std.field):
+                            self._pairs.setdefault((kind, std.list), []).append((unit, std))
+        self._serial_fields = sorted(f for f in self.key_fields if (f, "key_scrutiny") in self._pairs_of)
+        # Enforcement: the measures of MOUs covering a list and field, with the units implementing each.
+        self._measures: dict[tuple[str, str], list[tuple[Measure, list[UnitRecord]]]] = {}
+        for mou in catalog.mous():
+            for m in mou.measures:
+                implementing = [u for u in units if not set(u.authorised_fields).isdisjoint(m.implementing_fields)]
+                if implementing:
+                    for f in mou.fields:
+                        self._measures.setdefault((m.list, f), []).append((m, implementing))
+        self._reporters = {f.code: [u for u in units if f.code in u.authorised_fields] for f in catalog.fields()}
+        self._units = units
+
+        self._subjects: list[Subject] = []  # for reuse: a ring of the latest SUBJECT_POOL
+        self._subjects_next = 0
+        self._serials: list[Subject] = []
+        self._active: Pool[Entry] = Pool()
+        self._key_scrutiny: Pool[Entry] = Pool()
+        self._restorable: Pool[Entry] = Pool()
+        self._objections: deque[tuple[str, Entry, datetime]] = deque()
+        self._applications: deque[tuple[str, Entry, datetime]] = deque()
+        self._transfers: deque[tuple[Entry, datetime]] = deque()
+        self._doc_seq: Counter[tuple[str, str]] = Counter()
+
+    # --- the one public operation --------------------------------------------------------------
+
+    def next(self, now: datetime) -> Message:
+        """The next message to send at `now` (timezone-aware)."""
+        if self.rng.random() < self.malformed:
+            msg = self._malformed(now)
+        else:
+            op = self.rng.choices(self._ops, self._weights)[0]
+            found = self._operation(op, now)
+            if found is None:
+                self.fallbacks += 1
+                found = self._designate(now)
+            msg = found
+        self.sent[msg.kind] += 1
+        return msg
+
+    def _operation(self, op: str, now: datetime) -> Message | None:
+        match op:
+            case "credit.designation.designate":
+                return self._designate(now)
+            case "transfer":
+                return self._transfer(now)
+            case "credit.designation.remove":
+                return self._remove(now)
+            case "credit.designation.amend":
+                return self._amend(now)
+            case "credit.objection.file":
+                return self._file_objection(now)
+            case "credit.objection.decide":
+                return self._decide_objection(now)
+            case "credit.restoration.apply":
+                return self._apply_restoration(now)
+            case "credit.restoration.decide":
+                return self._decide_restoration(now)
+            case "credit.conduct.report":
+                return self._conduct(now)
+            case "credit.enforcement.report":
+                return self._enforcement(now)
+        raise ValueError(f"unknown operation {op!r}")
+
+    # --- what the model knows ------------------------------------------------------------------
+
+    def active_entries(self) -> list[Entry]:
+        """Every designation the demo believes active."""
+        return list(self._active)
+
+    def warning_subjects(self) -> list[Subject]:
+        """Subjects the demo believes on key-scrutiny lists in enough key fields for the warning list."""
+        found = {id(e.subject): e.subject for e in self._key_scrutiny}
+        return [s for s in found.values() if len(s.key_scrutiny_fields(self.key_fields)) >= WARNING_FIELDS]
+
+    # --- designations --------------------------------------------------------------------------
+
+    def _designate(self, now: datetime) -> Message:
+        rng = self.rng
+        if rng.random() < SERIAL_SHARE and self._serial_fields:
+            return self._serial(now)
+        list_ = rng.choices(list(LISTS), list(LISTS.values()))[0]
+        if self._subjects and rng.random() < REUSE_SHARE:
+            subject = rng.choice(self._subjects)
+            pair = self._pair_for(subject, list_)
+            if pair is not None:
+                return self._designation(now, subject, *pair)
+        kind = rng.choices(("legal_person", "natural_person", "other_org"), (0.72, 0.22, 0.06))[0]
+        unit, std = rng.choice(self._pairs[(kind, list_)])
+        return self._designation(now, self._new_subject(kind, std.field, unit), unit, std)
+
+    def _pair_for(self, subject: Subject, list_: str) -> Pair | None:
+        """A unit and standard that may designate this subject now, or None."""
+        if not subject.reusable or (list_ == "red" and subject.on_black_or_key_scrutiny()):
+            return None
+        candidates = self._pairs.get((str(subject.data["kind"]), list_), [])
+        for _ in range(4):
+            unit, std = self.rng.choice(candidates)
+            if std.code not in subject.entries:
+                return unit, std
+        return None
+
+    def _serial(self, now: datetime) -> Message:
+        """A repeat offender onto the key-scrutiny list of one more key field: a few subjects reach
+        three key fields (some four) and so the Big Data Warning List."""
+        rng = self.rng
+        target = next((s for s in self._serials if len(s.key_scrutiny_fields(self.key_fields)) < s.serial_target), None)
+        if target is None:
+            unit, std = rng.choice(self._pairs_of[(rng.choice(self._serial_fields), "key_scrutiny")])
+            target = self._new_subject("legal_person", std.field, unit)
+            target.serial_target = WARNING_FIELDS + (1 if rng.random() < 0.25 else 0)
+            self._serials = [*self._serials[-49:], target]
+        have = target.key_scrutiny_fields(self.key_fields)
+        fields = [f for f in self._serial_fields if f not in have and f"{f}-key_scrutiny" not in target.entries]
+        if not fields:
+            target.serial_target = 0
+            return self._designate(now)
+        unit, std = rng.choice(self._pairs_of[(rng.choice(fields), "key_scrutiny")])
+        return self._designation(now, target, unit, std)
+
+    def _new_subject(self, kind: str, field_: str, unit: UnitRecord) -> Subject:
+        province = None if unit.region == "100000" else unit.region[:2] + "0000"
+        if kind == "natural_person":
+            data = subjects.person(self.rng, province)
+        elif kind == "other_org":
+            data = subjects.organisation(self.rng, province)
+        else:
+            data = subjects.company(self.rng, field_, province)
+        subject = Subject(data)
+        if len(self._subjects) < SUBJECT_POOL:
+            self._subjects.append(subject)
+        else:  # forget the oldest
+            self._subjects[self._subjects_next] = subject
+            self._subjects_next = (self._subjects_next + 1) % SUBJECT_POOL
+        return subject
+
+    def _designation(
+        self, now: datetime, subject: Subject, unit: UnitRecord, std: StandardRecord, transfer_from: Entry | None = None
+    ) -> Message:
+        rng, today = self.rng, _today(now)
+        # Most decisions are days old; some are a department's backlog, old enough to be restored.
+        back = rng.randint(0, 14) if rng.random() < 0.65 else rng.randint(0, max(0, std.default_period_days - 30))
+        if transfer_from is not None:
+            back = rng.randint(0, 3)
+        decided_on = today - timedelta(days=back)
+        effective_to = decided_on + timedelta(days=std.default_period_days - 1)
+        data: dict[str, Any] = {
+            "list": std.list,
+            "standard": std.code,
+            "subject": dict(subject.data),
+            "decision": {
+                "document_no": self._document_no(unit, "罚" if std.list != "red" else "认", today),
+                "decided_on": decided_on.isoformat(),
+                "facts": self._facts(std),
+            },
+        }
+        if rng.random() < 0.5:
+            data["decision"]["legal_basis"] = std.legal_basis
+        limit = min(std.max_period_days, MAX_PERIOD_DAYS.get(std.list, std.max_period_days))
+        shortest = max(back + 30, 90)
+        if rng.random() < 0.2 and shortest <= limit:
+            effective_to = decided_on + timedelta(days=rng.randint(shortest, limit) - 1)
+            data["effective_from"] = decided_on.isoformat()
+            data["effective_to"] = effective_to.isoformat()
+        if transfer_from is not None:
+            data["transfer_from"] = transfer_from.designation_id
+        elif subject.reusable and not subject.entries and subject.data["scheme"] == "uscc" and rng.random() < 0.003:
+            # Real codes whose check character fails exist; the unit confirms it explicitly.
+            subject.data["id"] = subjects.wrong_check(subject.id)
+            subject.reusable = False
+            data["subject"] = dict(subject.data)
+            data["checksum_override"] = {"reason": "Code as printed on the business licence; confirmed with SAMR."}
+        msg = self._event(DESIGNATE, f"unit/{unit.code}", subject.id, data, now)
+        entry = Entry(msg.id, subject, std, unit, decided_on, effective_to, now)
+        if transfer_from is not None:
+            self._retire(transfer_from)
+        if std.list in RESTORABLE_LISTS:
+            for red in [e for e in subject.entries.values() if e.list == "red"]:
+                self._retire(red)  # superseded
+        subject.entries[std.code] = entry
+        self._active.add(entry.designation_id, entry)
+        if std.list == "key_scrutiny":
+            self._key_scrutiny.add(entry.designation_id, entry)
+        if std.list in RESTORABLE_LISTS and std.restorable:
+            self._restorable.add(entry.designation_id, entry)
+        return msg
+
+    def _transfer(self, now: datetime) -> Message | None:
+        """After a serious conduct report: the key-scrutiny entry moved to the black list."""
+        while self._transfers and self._transfers[0][1] <= now - self.settle:
+            entry, _ = self._transfers.popleft()
+            black = self._pairs_of.get((entry.field, "black"))
+            if not self._usable(entry, now) or entry.busy or not black:
+                continue
+            own = [p for p in black if p[0].code == entry.unit.code]
+            unit, std = self.rng.choice(own or black)
+            if std.code in entry.subject.entries:
+                continue
+            return self._designation(now, entry.subject, unit, std, transfer_from=entry)
+        return None
+
+    def _remove(self, now: datetime) -> Message | None:
+        entry = self._target(now)
+        if entry is None:
+            return None
+        data = {
+            "designation_id": entry.designation_id,
+            "reason": "revoked",
+            "decision": {
+                "document_no": self._document_no(entry.unit, "撤", _today(now)),
+                "decided_on": _today(now).isoformat(),
+                "facts": "The decision is revoked after review: the grounds no longer hold.",
+            },
+        }
+        self._retire(entry)
+        return self._event(REMOVE, f"unit/{entry.unit.code}", entry.subject.id, data, now)
+
+    def _amend(self, now: datetime) -> Message | None:
+        entry = self._target(now)
+        if entry is None:
+            return None
+        today = _today(now)
+        changes: dict[str, Any]
+        if self.rng.random() < 0.4 and (entry.effective_to - today).days > 31:
+            new_to = today + timedelta(days=self.rng.randint(30, (entry.effective_to - today).days - 1))
+            changes = {"effective_to": new_to.isoformat()}
+            entry.effective_to = new_to
+            reason = "Period shortened after review."
+        else:
+            changes = {"facts": texts.fill(self.rng, self.rng.choice(texts.AMEND_FACTS))}
+            reason = self.rng.choice(texts.AMEND_REASONS[:2])
+        data = {"designation_id": entry.designation_id, "changes": changes, "reason": reason}
+        return self._event(AMEND, f"unit/{entry.unit.code}", entry.subject.id, data, now)
+
+    # --- objections and restoration ------------------------------------------------------------
+
+    def _file_objection(self, now: datetime) -> Message | None:
+        by_subject = self.rng.random() < 0.7
+        # Subjects object to punishing entries; an enforcing unit may doubt any entry.
+        entry = self._pick(self._active, now, lambda e: not e.busy and (e.list != "red" or not by_subject))
+        if entry is None:
+            return None
+        rng, subject = self.rng, entry.subject
+        objector: dict[str, Any]
+        if by_subject:
+            source, grounds = "portal", rng.choice(texts.OBJECTION_GROUNDS)
+            objector = {"kind": "subject", "id": subject.id, "name": subject.data["name"]}
+            if rng.random() < 0.5:
+                objector["contact"] = f"+86 1{rng.randint(30, 99)}{rng.randrange(10**8):08d}"
+        else:
+            enforcing = [u for _, us in self._measures.get((entry.list, entry.field), []) for u in us]
+            unit = rng.choice([u for u in enforcing or self._units if u.code != entry.unit.code] or self._units)
+            source, grounds = f"unit/{unit.code}", rng.choice(texts.UNIT_GROUNDS)
+            objector = {"kind": "unit", "id": unit.code, "name": unit.name}
+        data = {
+            "designation_id": entry.designation_id,
+            "objector": objector,
+            "grounds": grounds,
+            "evidence": [f"EV-{_today(now):%Y}-{rng.randrange(10**6):06d}" for _ in range(rng.randint(1, 3))],
+        }
+        msg = self._event(FILE_OBJECTION, source, subject.id, data, now)
+        entry.objection = msg.id
+        self._objections.append((msg.id, entry, now))
+        return msg
+
+    def _decide_objection(self, now: datetime) -> Message | None:
+        while self._objections and self._objections[0][1].objection != self._objections[0][0]:
+            self._objections.popleft()  # closed: its entry left the list meanwhile
+        if not self._objections or self._objections[0][2] > now - self.settle:
+            return None
+        objection_id, entry, _ = self._objections.popleft()
+        outcome = self.rng.choices(("upheld", "partially_upheld", "rejected"), (0.25, 0.2, 0.55))[0]
+        data = {
+            "objection_id": objection_id,
+            "outcome": outcome,
+            "reasoning": texts.OBJECTION_REASONING[outcome],
+            "decided_on": _today(now).isoformat(),
+        }
+        entry.objection = None
+        if outcome == "upheld":
+            self._retire(entry)
+        return self._event(DECIDE_OBJECTION, f"unit/{entry.unit.code}", entry.subject.id, data, now)
+
+    def _apply_restoration(self, now: datetime) -> Message | None:
+        today = _today(now)
+
+        def restorable(e: Entry) -> bool:
+            earliest = e.effective_from + timedelta(days=e.standard.min_days_before_restoration)
+            return not e.busy and earliest <= today
+
+        entry = self._pick(self._restorable, now, restorable)
+        if entry is None:
+            return None
+        rng, subject = self.rng, entry.subject
+        kinds = ["obligation_performed", *rng.sample(sorted(texts.RESTORATION_MEASURES)[1:], rng.randint(0, 2))]
+        measures = []
+        for kind in dict.fromkeys(kinds):
+            measure: dict[str, Any] = {
+                "kind": kind,
+                "detail": rng.choice(texts.RESTORATION_MEASURES[kind]),
+                "completed_on": (today - timedelta(days=rng.randint(1, 60))).isoformat(),
+            }
+            if kind in ("restoration_training", "volunteer_service", "public_interest_service"):
+                measure["hours"] = rng.choice((4, 6, 8, 16, 24, 40))
+            measures.append(measure)
+        applicant: dict[str, Any] = {"id": subject.id, "name": subject.data["name"]}
+        if rng.random() < 0.6:
+            applicant["contact"] = f"+86 1{rng.randint(30, 99)}{rng.randrange(10**8):08d}"
+        data = {
+            "designation_id": entry.designation_id,
+            "applicant": applicant,
+            "measures": measures,
+            "evidence": [f"RC-{today:%Y}-{rng.randrange(10**6):06d}"],
+        }
+        msg = self._event(APPLY_RESTORATION, "portal", subject.id, data, now)
+        entry.application = msg.id
+        self._applications.append((msg.id, entry, now))
+        return msg
+
+    def _decide_restoration(self, now: datetime) -> Message | None:
+        while self._applications and self._applications[0][1].application != self._applications[0][0]:
+            self._applications.popleft()  # closed: its entry left the list meanwhile
+        if not self._applications or self._applications[0][2] > now - self.settle:
+            return None
+        application_id, entry, _ = self._applications.popleft()
+        outcome = "approved" if self.rng.random() < 0.7 else "rejected"
+        data = {
+            "application_id": application_id,
+            "outcome": outcome,
+            "reasoning": texts.RESTORATION_REASONING[outcome],
+            "decided_on": _today(now).isoformat(),
+        }
+        entry.application = None
+        if outcome == "approved":
+            self._retire(entry)
+        return self._event(DECIDE_RESTORATION, f"unit/{entry.unit.code}", entry.subject.id, data, now)
+
+    # --- conduct reports and enforcement cases -------------------------------------------------
+
+    def _conduct(self, now: datetime) -> Message | None:
+        rng, today = self.rng, _today(now)
+        entry = None
+        if rng.random() < 0.75:
+            for _ in range(4):
+                found = self._key_scrutiny.choice(rng)
+                if found is not None and self._usable(found, now) and found.subject.reusable:
+                    entry = found
+                    break
+        if entry is not None:
+            subject, field_ = entry.subject, entry.field
+            serious = rng.random() < 0.35
+        else:
+            reusable = [s for s in (rng.choice(self._subjects) for _ in range(3) if self._subjects) if s.reusable]
+            if not reusable:
+                return None
+            subject, field_, serious = reusable[0], rng.choice(sorted(self._reporters)), rng.random() < 0.05
+        reporters = self._reporters.get(field_)
+        if not reporters:
+            return None
+        unit = rng.choice(reporters)
+        data = {
+            "subject": dict(subject.data),
+            "field": field_,
+            "serious": serious,
+            "occurred_on": (today - timedelta(days=rng.randint(1, 60))).isoformat(),
+            "document_no": self._document_no(unit, "检", today),
+            "description": rng.choice(texts.SERIOUS_CONDUCT if serious else texts.CONDUCT),
+        }
+        if serious and entry is not None and rng.random() < 0.5:
+            self._transfers.append((entry, now))
+        return self._event(CONDUCT, f"unit/{unit.code}", subject.id, data, now)
+
+    def _enforcement(self, now: datetime) -> Message | None:
+        rng, today = self.rng, _today(now)
+
+        def applicable(e: Entry) -> list[tuple[Measure, list[UnitRecord]]]:
+            # No punishment while an objection is open on the entry (design.md 4).
+            found = self._measures.get((e.list, e.field), [])
+            return [(m, us) for m, us in found if not (e.objection and m.measure_kind == "punishment")]
+
+        entry = self._pick(self._active, now, lambda e: bool(applicable(e)))
+        if entry is None:
+            return None
+        measure, implementing = rng.choice(applicable(entry))
+        unit = rng.choice(implementing)
+        applied_on = max(entry.effective_from, today - timedelta(days=rng.randint(0, 30)))
+        case_id = self._uuid7(now)
+        typical = rng.random() < 0.08
+        media = []
+        if typical or rng.random() < 0.1:
+            for _ in range(rng.randint(1, 3 if typical else 1)):
+                published = min(today, applied_on + timedelta(days=rng.randint(0, 7)))
+                media.append(texts.media_report(rng, unit.region[:2] + "0000", case_id, published))
+        data = {
+            "designation_id": entry.designation_id,
+            "measure": measure.code,
+            "applied_on": applied_on.isoformat(),
+            "outcome": rng.choice(texts.OUTCOMES[measure.measure_kind]),
+            "description": f"{measure.description} Applied to {entry.subject.data['name']}.",
+            "typical": typical,
+            "media": media,
+        }
+        return self._event(ENFORCEMENT, f"unit/{unit.code}", entry.subject.id, data, now, id=case_id)
+
+    # --- malformed messages --------------------------------------------------------------------
+
+    def _malformed(self, now: datetime) -> Message:
+        """Bytes that are no CloudEvent, or a request without a field its type requires (answered
+        with `schema_violation`). Neither changes the model."""
+        rng = self.rng
+        topic = rng.choice(
+            [topics.DESIGNATION_REQUESTS, topics.OBJECTION_REQUESTS, topics.CONDUCT_REPORTS, topics.ENFORCEMENT_ACTIONS]
+        )
+        unit = rng.choice(self._units)
+        key = subjects.new_uscc(rng, "91", "110105")
+        eid = self._uuid7(now)
+        if rng.random() < 0.5:
+            value = rng.choice(
+                (
+                    f'<?xml version="1.0"?><designate unit="{unit.code}"><subject>{key}</subject></designate>'.encode(),
+                    b'{"specversion": "1.0", "id": "' + eid.encode() + b'", "type": "credit.designation.desi',
+                    bytes(rng.randrange(256) for _ in range(48)),
+                    "不是JSON：请求格式错误".encode("gbk"),
+                )
+            )
+            return Message(MALFORMED, topic, key.encode(), value, eid)
+        type_, data = self._incomplete(topic, unit, key, now)
+        event = _envelope(eid, type_, f"unit/{unit.code}", key, data, now)
+        return Message(MALFORMED, topic, key.encode(), dumps(event), eid)
+
+    def _incomplete(self, topic: str, unit: UnitRecord, key: str, now: datetime) -> tuple[str, dict[str, Any]]:
+        rng, today = self.rng, _today(now)
+        subject = {"kind": "legal_person", "scheme": "uscc", "id": key, "name": "Beijing Example Trading Co., Ltd."}
+        if topic == topics.DESIGNATION_REQUESTS:
+            type_, missing = DESIGNATE, rng.choice(("decision", "standard", "subject"))
+            data: dict[str, Any] = {
+                "list": "black",
+                "standard": "taxation-black",
+                "subject": subject,
+                "decision": {"document_no": "DOC-1", "decided_on": today.isoformat(), "facts": "Facts."},
+            }
+        elif topic == topics.OBJECTION_REQUESTS:
+            type_, missing = FILE_OBJECTION, rng.choice(("grounds", "objector", "designation_id"))
+            data = {
+                "designation_id": self._uuid7(now),
+                "objector": {"kind": "subject", "id": key, "name": subject["name"]},
+                "grounds": "Wrong facts.",
+                "evidence": [],
+            }
+        elif topic == topics.CONDUCT_REPORTS:
+            type_, missing = CONDUCT, rng.choice(("field", "serious", "subject"))
+            data = {
+                "subject": subject,
+                "field": "taxation",
+                "serious": False,
+                "occurred_on": today.isoformat(),
+                "document_no": "CR-1",
+                "description": "Conduct.",
+            }
+        else:
+            type_, missing = ENFORCEMENT, rng.choice(("measure", "applied_on", "typical"))
+            data = {
+                "designation_id": self._uuid7(now),
+                "measure": "tax-black-procurement-ban",
+                "applied_on": today.isoformat(),
+                "outcome": "Applied.",
+                "description": "Applied.",
+                "typical": False,
+                "media": [],
+            }
+        del data[missing]
+        return type_, data
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _target(self, now: datetime) -> Entry | None:
+        """An active entry old enough to act on, with no open objection or application."""
+        return self._pick(self._active, now, lambda e: not e.busy)
+
+    def _pick(self, pool: Pool[Entry], now: datetime, accept: Callable[[Entry], bool]) -> Entry | None:
+        """A usable entry of `pool` that `accept`s, from a few random tries (None: none found)."""
+        for _ in range(6):
+            entry = pool.choice(self.rng)
+            if entry is None:
+                return None
+            if self._usable(entry, now) and accept(entry):
+                return entry
+        return None
+
+    def _usable(self, entry: Entry, now: datetime) -> bool:
+        """Active, applied by the services by now (`settle`), and not expired."""
+        if entry.active and entry.effective_to < _today(now):
+            self._retire(entry)  # expired
+        return entry.active and entry.sent_at <= now - self.settle
+
+    def _retire(self, entry: Entry) -> None:
+        """The entry leaves its list; the platform closes its open objection or application."""
+        entry.active = False
+        entry.objection = entry.application = None
+        if entry.subject.entries.get(entry.standard.code) is entry:
+            del entry.subject.entries[entry.standard.code]
+        for pool in (self._active, self._key_scrutiny, self._restorable):
+            pool.discard(entry.designation_id)
+
+    def _facts(self, std: StandardRecord) -> str:
+        templates = texts.RED_FACTS if std.list == "red" else texts.PUNISHABLE_FACTS.get(std.field, texts.CONDUCT)
+        return texts.fill(self.rng, self.rng.choice(templates))
+
+    def _document_no(self, unit: UnitRecord, kind: str, today: date) -> str:
+        key = (unit.code, kind)
+        if key not in self._doc_seq:
+            self._doc_seq[key] = self.rng.randint(1, 300)
+        self._doc_seq[key] += 1
+        return texts.document_no(unit.code, kind, today.year, self._doc_seq[key])
+
+    def _uuid7(self, now: datetime) -> str:
+        """A UUIDv7 of `now` whose random bits come from the seeded generator (reproducible)."""
+        ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
+        rand = self.rng.getrandbits(74)
+        value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+        return str(uuid.UUID(int=value))
+
+    def _event(
+        self, type_: str, source: str, subject_id: str, data: dict[str, Any], now: datetime, *, id: str | None = None
+    ) -> Message:
+        eid = id or self._uuid7(now)
+        event = _envelope(eid, type_, source, subject_id, data, now)
+        return Message(type_, topic_for(type_), subject_id.encode(), dumps(event), eid)
+
+
+def _fits(kind: str, field_: str) -> bool:
+    """Whether subjects of `kind` are designated in `field_` (companies everywhere)."""
+    if kind == "natural_person":
+        return field_ in PERSON_FIELDS
+    if kind == "other_org":
+        return field_ in ORG_FIELDS
+    return True
+
+
+def _today(now: datetime) -> date:
+    return now.astimezone(SHANGHAI).date()
+
+
+def _envelope(eid: str, type_: str, source: str, subject_id: str, data: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": eid,
+        "source": source,
+        "type": type_,
+        "time": now.astimezone(SHANGHAI).isoformat(timespec="milliseconds"),
+        "subject": subject_id,
+        "datacontenttype": "application/json",
+        "data": data,
+    }

@@ -24,7 +24,8 @@ def _indicator(scope: dict[str, Any], code: str) -> dict[str, Any] | None:
 async def panels(rt: Runtime) -> Sequence[Panel]:
     from .app import indicator_report  # the same answer as GET /v1/indicators
 
-    year = local_today(rt.clock).year
+    today = local_today(rt.clock)
+    year = today.year
     report = await indicator_report(rt, year, None)
     national, provinces = report["scopes"][0], report["scopes"][1:]
     share = _indicator(national, "case_share") or {}
@@ -32,7 +33,7 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
     totals = await rt.dashboard.cached("counts", lambda: store.counts(rt.db))
     designations = totals.value["designations"]
     measures = sorted(by.value["measure"], key=lambda r: (-r["cases"], r["key"]))[:MEASURES_SHOWN]
-    recent = await store.recent_cases(rt.db, RECENT)
+    recent = await store.recent_cases(rt.db, RECENT, today)
     return [
         KeyValues(
             "year",

@@ -315,11 +315,13 @@ async def counts(db: asyncpg.Pool) -> dict[str, Any]:
     }
 
 
-async def recent_cases(db: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
-    """The latest cases by the day they were applied (a backward scan of the applied_on index)."""
+async def recent_cases(db: asyncpg.Pool, limit: int, today: date) -> list[asyncpg.Record]:
+    """The latest cases applied by `today` (a backward scan of the applied_on index; cases that
+    tests recorded with a clock moved years ahead stay out)."""
     rows: list[asyncpg.Record] = await db.fetch(
         "SELECT case_id, designation_id, measure, measure_kind, unit, province, applied_on, typical, media_reported"
-        "  FROM cases ORDER BY applied_on DESC, case_id DESC LIMIT $1",
+        "  FROM cases WHERE applied_on <= $2 ORDER BY applied_on DESC, case_id DESC LIMIT $1",
         limit,
+        today,
     )
     return rows

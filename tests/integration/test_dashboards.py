@@ -22,6 +22,7 @@ import pytest
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.settings import Settings
 
+from tests.support.dashboards_metrics import load_dashboards, series_names_from_exposition, unknown_metric_names
 from tests.support.processes import ServiceProcess
 from tests.support.subjects import new_uscc
 
@@ -366,3 +367,21 @@ async def test_cases_numbers_are_what_its_api_answers(services: dict[str, Servic
             )
 
         await poll(agree, timeout=60)
+
+
+async def test_grafana_dashboards_query_only_what_the_running_services_export(
+    services: dict[str, ServiceProcess],
+) -> None:
+    """deploy/grafana: every metric a dashboard queries is offered by the live /metrics of the
+    services it is about (the overview: of any of them)."""
+    offered: dict[str, set[str]] = {}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        for name, base in LINKS.items():
+            offered[name] = series_names_from_exposition((await http.get(base + "/metrics")).text)
+    everything = set().union(*offered.values())
+    dashboards = load_dashboards()
+    assert set(dashboards) == {f"{name}.json" for name in PORTS} | {"platform.json"}
+    for file, dashboard in dashboards.items():
+        service = file.removesuffix(".json")
+        unknown = unknown_metric_names(dashboard, offered.get(service, everything))
+        assert unknown == {}, (file, unknown)

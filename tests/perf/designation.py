@@ -63,7 +63,7 @@ async def fill(bootstrap: str, n: int) -> float:
         bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
-    rng = random.Random(20261125)
+    rng = random.Random(uuid.uuid4().int)  # new subjects each run: a reused stack refuses repeats
     at = datetime.now(UTC)
     headers = [("content-type", CONTENT_TYPE.encode())]
     try:

@@ -144,7 +144,7 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
         "--rate",
         "40",
         "--minutes",
-        "1.5",
+        "0.75",
         "--seed",
         "20261126",
         "--no-wait",
@@ -157,7 +157,7 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
         async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1400, "height": 1800})
-            await asyncio.sleep(20)  # traffic under way
+            await asyncio.sleep(10)  # traffic under way
 
             # During the traffic: every page shows its JSON's numbers, and messages are flowing.
             flowing = {}

@@ -558,10 +558,9 @@ def test_compose_bind_mounts_and_volumes_exist() -> None:
 def test_compose_service_module_exists(name: str) -> None:
     package = ROOT / "services" / name
     assert (package / "__init__.py").is_file(), f"services/{name} is not a package"
-    if not (package / "__main__.py").is_file():
-        if not [p for p in package.rglob("*.py") if p.name != "__init__.py"]:
-            pytest.skip(f"services/{name} is not built yet: its container cannot start until it has __main__.py")
-        pytest.fail(f"services/{name} has code but no __main__.py: `python -m services.{name}` cannot run")
+    assert (package / "__main__.py").is_file(), (
+        f"services/{name} has no __main__.py: `python -m services.{name}` cannot run"
+    )
 
 
 # ---------------------------------------------------------------- Dockerfile

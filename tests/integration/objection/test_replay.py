@@ -8,9 +8,8 @@ import asyncio
 from datetime import datetime
 
 import asyncpg
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from credit_common.clock import SHANGHAI
 from credit_common.messaging import topics
 from credit_common.settings import Settings
@@ -18,6 +17,7 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.kafka_admin import end_offsets, reset_to_earliest
 from tests.support.processes import ServiceProcess
+from tests.support.replay import counter, digest, published_by
 
 from .conftest import (
     GROUP,
@@ -53,49 +53,6 @@ DIGEST = {
 }
 
 
-async def digest(admin: asyncpg.Connection) -> dict[str, tuple[int, str]]:
-    out = {}
-    for name, sql in DIGEST.items():
-        row = await admin.fetchrow(sql)
-        out[name] = (row[0], row[1])
-    return out
-
-
-async def published_by_objection(bootstrap: str, since: dict[TopicPartition, int]) -> list[dict]:
-    """Records from `platform/objection` on the output topics after the offsets `since`."""
-    ends = await end_offsets(bootstrap, OUTPUTS)
-    wanted = [tp for tp, end in ends.items() if end > since.get(tp, 0)]
-    if not wanted:
-        return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    found = []
-    try:
-        consumer.assign(wanted)
-        for tp in wanted:
-            consumer.seek(tp, since.get(tp, 0))
-        remaining = set(wanted)
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.value is not None and b'"source":"platform/objection"' in r.value:
-                        found.append(orjson.loads(r.value))
-                    if r.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return found
-
-
-def counter(metrics: str, name: str) -> float:
-    total = 0.0
-    for line in metrics.splitlines():
-        if line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     stack: Settings,
     objection: ServiceProcess,
@@ -124,7 +81,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
 
     await objection.stop()  # a clean stop drains the outbox
     try:
-        before = await digest(admin)
+        before = await digest(admin, DIGEST)
         assert before["outbox"][0] == 0
         assert before["objections"][0] >= 2
         assert before["applications"][0] >= 1
@@ -133,9 +90,9 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         await objection.start()
         await caught_up(stack, timeout=600)
         await asyncio.sleep(6.0)  # a timer round and a relay round would have published anything written
-        after = await digest(admin)
+        after = await digest(admin, DIGEST)
         assert after == before, "replay changed the service's tables"
-        again = await published_by_objection(stack.kafka_bootstrap_servers, ends_before)
+        again = await published_by(stack.kafka_bootstrap_servers, "objection", OUTPUTS, ends_before)
         assert again == [], f"replay published {len(again)} events, e.g. {again[:1]}"
         async with objection.client() as http:
             metrics = (await http.get("/metrics")).text

@@ -8,15 +8,15 @@ import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.kafka_admin import end_offsets, reset_to_earliest
 from tests.support.processes import ServiceProcess
+from tests.support.replay import counter, digest, published_by
 
 from .conftest import (
     GROUP,
@@ -51,50 +51,6 @@ DIGEST = {
 }
 
 
-async def digest(admin: asyncpg.Connection) -> dict[str, tuple[int, str]]:
-    out = {}
-    for name, sql in DIGEST.items():
-        row = await admin.fetchrow(sql)
-        out[name] = (row[0], row[1])
-    return out
-
-
-async def published_by_warning(bootstrap: str, since: dict[TopicPartition, int]) -> list[dict]:
-    """Records from `platform/warning` on the output topics after the offsets `since`."""
-    ends = await end_offsets(bootstrap, OUTPUTS)
-    wanted = [tp for tp, end in ends.items() if end > since.get(tp, 0)]
-    if not wanted:
-        return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    found = []
-    try:
-        consumer.assign(wanted)
-        for tp in wanted:
-            consumer.seek(tp, since.get(tp, 0))
-        remaining = set(wanted)
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.value is not None and b'"source":"platform/warning"' in r.value:
-                        found.append(orjson.loads(r.value))
-                    if r.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return found
-
-
-def counter(metrics: str, name: str, topic: str | None = None) -> float:
-    """The sum of a counter's samples in Prometheus text (of one topic's, when given)."""
-    total = 0.0
-    for line in metrics.splitlines():
-        if line.startswith(name + "{") and (topic is None or f'topic="{topic}"' in line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     stack: Settings,
     warning: ServiceProcess,
@@ -120,7 +76,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
 
     await warning.stop()  # a clean stop drains the outbox
     try:
-        before = await digest(admin)
+        before = await digest(admin, DIGEST)
         assert before["outbox"][0] == 0
         assert before["warnings"][0] > 0
         assert before["recommendations"][0] > 0
@@ -129,9 +85,9 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         await warning.start()
         await caught_up(stack, timeout=600)
         await asyncio.sleep(1.5)  # a relay round would have published anything written
-        after = await digest(admin)
+        after = await digest(admin, DIGEST)
         assert after == before, "replay changed the service's tables"
-        again = await published_by_warning(stack.kafka_bootstrap_servers, ends_before)
+        again = await published_by(stack.kafka_bootstrap_servers, "warning", OUTPUTS, ends_before)
         assert again == [], f"replay published {len(again)} events, e.g. {again[:1]}"
         async with warning.client() as http:
             metrics = (await http.get("/metrics")).text

@@ -138,6 +138,9 @@ class MetricsObserver(ConsumerObserver):
     def publish_seconds(self, seconds: float) -> None:
         self.m.relay_publish_seconds.observe(seconds)
 
+    def leading(self, leads: bool) -> None:
+        self.m.relay_leader.set(1 if leads else 0)
+
 
 class Runtime:
     """Everything a running service holds; handlers reach it through closures made at wiring."""
@@ -198,10 +201,17 @@ class Runtime:
             dsn, schema=schema, application_name=self.name, max_size=s.credit_db_pool_max
         )
         await self.reference.start(wait=True, timeout=120.0)
-        self._producer = make_producer(s.kafka_bootstrap_servers, f"{self.name}-relay")
+        # No linger: the relay hands the producer a whole claimed batch at once, so waiting for
+        # more would only add latency to every event.
+        self._producer = make_producer(s.kafka_bootstrap_servers, f"{self.name}-relay", linger_ms=0)
         await self._producer.start()
         self.relay = OutboxRelay(
-            self.pool, self._producer, schema, batch_max=s.credit_relay_batch_max, observer=self.observer
+            self.pool,
+            self._producer,
+            schema,
+            batch_max=s.credit_relay_batch_max,
+            observer=self.observer,
+            connect=lambda: dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-relay"),
         )
         self.relay.start()
         if self.definition.on_start is not None:

@@ -10,9 +10,9 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -26,9 +26,16 @@ log = logging.getLogger(__name__)
 
 _COPY_THRESHOLD = 32
 INSERT_SQL = "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)"
-LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext('credit:relay:' || $1))"
-CLAIM_SQL = "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+LEAD_SQL = "SELECT pg_try_advisory_lock(hashtext('credit:relay:' || $1))"
+UNLEAD_SQL = "SELECT pg_advisory_unlock(hashtext('credit:relay:' || $1))"
+CLAIM_SQL = "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1"
 DELETE_SQL = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+NOTIFY_SQL = "SELECT pg_notify($1, '')"
+
+
+def channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel on which a schema's relay leader hears of newly committed rows."""
+    return f"credit_outbox_{schema}"
 
 
 @dataclass(slots=True)
@@ -83,14 +90,21 @@ class RelayObserver(Protocol):
 
     def publish_seconds(self, seconds: float) -> None: ...
 
+    def leading(self, leads: bool) -> None: ...
+
 
 class OutboxRelay:
     """Publishes outbox rows in id order and deletes them once Kafka acknowledged every one.
 
-    Rows are claimed with `FOR UPDATE SKIP LOCKED`, and each round also takes a transaction-level
-    advisory lock on the schema's outbox: with several instances only one relays at a time, so
-    events of one subject keep their order across instances, and a dead instance delays nothing
-    (its lock ends with its transaction)."""
+    One instance of a service relays at a time, its leader: leadership is a session-level advisory
+    lock on the schema, held on a connection the relay keeps for as long as it leads. Only the
+    leader reads the outbox, so events of one subject keep their order across instances, and a
+    round is two statements (read, delete) rather than a locking transaction. The leader LISTENs
+    on the schema's channel; an instance that is not the leader NOTIFYs it when it commits rows
+    (`wake`), so no event waits for a poll. When the leader dies its connection closes and the
+    lock with it; a follower takes over within `follower_poll_s`. A leader that dies between
+    Kafka's ack and the delete leaves the rows for the next leader, which publishes them again
+    with the same ids (consumers drop the repeat)."""
 
     def __init__(
         self,
@@ -100,56 +114,126 @@ class OutboxRelay:
         *,
         batch_max: int = 2000,
         idle_poll_s: float = 0.25,
+        follower_poll_s: float = 0.5,
         observer: RelayObserver | None = None,
         crash_after_publish: bool = False,
+        connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
     ) -> None:
         self._pool = pool
+        # Leadership lives on a connection of its own (`connect`), outside the pool: a pool's
+        # connections take no session state, and closing the pool must not wait for the relay.
+        # Without it (tools, tests) the relay borrows one from the pool while it leads.
+        self._connect = connect
         self._producer = producer
         self._schema = schema
+        self._channel = channel(schema)
         self._batch_max = batch_max
         self._idle_poll_s = idle_poll_s
+        self._follower_poll_s = follower_poll_s
         self._observer = observer
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._conn: Any = None  # the leader's (or would-be leader's) connection
+        self._notifying: asyncio.Task[None] | None = None
         self._stopping = False
         # Fault injection for the crash test: SIGKILL self after Kafka acked, before the delete.
         self._crash_after_publish = crash_after_publish
+        self.leader = False
         self.total_published = 0
         self.last_error: str | None = None
 
     def wake(self) -> None:
-        """Tell the relay that new rows were committed (saves waiting for the next poll)."""
+        """Rows were committed: the leader relays them now. In the leader that is this process's
+        own loop; in any other instance it is a NOTIFY (at most one in flight)."""
+        self._wake.set()
+        if not self.leader and (self._notifying is None or self._notifying.done()):
+            self._notifying = asyncio.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        try:
+            await self._pool.execute(NOTIFY_SQL, self._channel)
+        except Exception as exc:  # the leader's own poll picks the rows up
+            log.debug("outbox notify failed: %s", exc)
+
+    def _heard(self, *_: object) -> None:
         self._wake.set()
 
-    async def relay_once(self) -> int:
-        """One round: claim up to `batch_max` rows, publish, wait for every ack, delete. Returns
-        how many rows were published (0 when idle or when another instance holds the lock)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            got = await conn.fetchval(LOCK_SQL, self._schema)
-            if not got:
-                return 0
-            rows = await conn.fetch(CLAIM_SQL, self._batch_max)
-            if not rows:
-                return 0
-            t0 = time.perf_counter()
-            futures = []
-            per_topic: dict[str, int] = {}
-            for r in rows:
-                headers = [_CONTENT_TYPE_HEADER]
-                if r["headers"]:
-                    headers.extend((k, v.encode()) for k, v in r["headers"].items())
-                futures.append(await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers))
-                per_topic[r["topic"]] = per_topic.get(r["topic"], 0) + 1
-            await asyncio.gather(*futures)
-            if self._crash_after_publish:
-                os.kill(os.getpid(), signal.SIGKILL)
-            await conn.execute(DELETE_SQL, [r["id"] for r in rows])
+    async def _lead(self) -> bool:
+        """Take (or keep) leadership; True when this relay leads. A follower keeps its dedicated
+        connection for the next try (a borrowed pool connection goes back)."""
+        if self.leader:
+            return True
+        if self._conn is None:
+            self._conn = await (self._connect() if self._connect is not None else self._pool.acquire())
+        if await self._conn.fetchval(LEAD_SQL, self._schema):
+            await self._conn.add_listener(self._channel, self._heard)
+            self.leader = True
+            log.info("outbox relay of %s leads", self._schema)
+            if self._observer is not None:
+                self._observer.leading(True)
+            return True
+        if self._connect is None:
+            await self._release()
+        return False
+
+    async def _release(self) -> None:
+        """Give up leadership and the connection. A dedicated connection is closed (which ends
+        its lock and LISTEN); a borrowed one is unlocked and unlistened, then given back."""
+        conn, self._conn, led, self.leader = self._conn, None, self.leader, False
+        if led and self._observer is not None:
+            self._observer.leading(False)
+        if conn is None:
+            return
+        if self._connect is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 5.0)
+            except Exception:
+                conn.terminate()
+            return
+        try:
+            if led:
+                await conn.remove_listener(self._channel, self._heard)
+                await conn.fetchval(UNLEAD_SQL, self._schema)
+        except Exception:
+            conn.terminate()  # a broken connection: closing it is what ends the lock
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
+
+    async def _round(self) -> int:
+        """As leader: publish up to `batch_max` rows in id order, wait for every ack, delete."""
+        assert self._conn is not None
+        rows = await self._conn.fetch(CLAIM_SQL, self._batch_max)
+        if not rows:
+            return 0
+        t0 = time.perf_counter()
+        futures = []
+        per_topic: dict[str, int] = {}
+        for r in rows:
+            headers = [_CONTENT_TYPE_HEADER]
+            if r["headers"]:
+                headers.extend((k, v.encode()) for k, v in r["headers"].items())
+            futures.append(await self._producer.send(r["topic"], value=r["value"], key=r["key"], headers=headers))
+            per_topic[r["topic"]] = per_topic.get(r["topic"], 0) + 1
+        await asyncio.gather(*futures)
+        if self._crash_after_publish:
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self._conn.execute(DELETE_SQL, [r["id"] for r in rows])
         if self._observer is not None:
             self._observer.publish_seconds(time.perf_counter() - t0)
             for topic, n in per_topic.items():
                 self._observer.published(topic, n)
         self.total_published += len(rows)
         return len(rows)
+
+    async def relay_once(self) -> int:
+        """One round, outside the running loop (tools, tests, benchmarks): lead if no other
+        instance does, publish, and give leadership back. Returns how many rows were published
+        (0 when idle or when another instance leads)."""
+        try:
+            return await self._round() if await self._lead() else 0
+        finally:
+            await self._release()
 
     async def pending(self) -> int:
         async with self._pool.acquire() as conn:
@@ -159,45 +243,71 @@ class OutboxRelay:
         return int(n)
 
     async def drain(self) -> int:
-        """Relay until the outbox is empty (tests and benchmarks)."""
+        """Until the outbox is empty (shutdown, tests, benchmarks). With the loop running, waits
+        for the leader (this one or another) to empty it; otherwise relays itself."""
         total = 0
-        while True:
-            n = await self.relay_once()
-            total += n
-            if n == 0 and await self.pending() == 0:
-                return total
-            if n == 0:
+        if self._task is not None and not self._task.done():
+            before = self.total_published
+            while await self.pending() > 0:
+                self.wake()
                 await asyncio.sleep(0.05)
+            return self.total_published - before
+        try:
+            while True:
+                n = await self._round() if await self._lead() else 0
+                total += n
+                if n == 0 and await self.pending() == 0:
+                    return total
+                if n == 0:
+                    await asyncio.sleep(0.05)
+        finally:
+            await self._release()
 
     async def _run(self) -> None:
         backoff = 0.1
-        while not self._stopping:
-            # Clear before the round, not after it: a wake() that lands while the round runs
-            # (rows committed after its SELECT) must not be lost to the idle wait.
-            self._wake.clear()
-            try:
-                n = await self.relay_once()
-                self.last_error = None
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Kafka or the database away: keep the rows, retry later
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbox relay round failed; retrying in %.1fs: %s", backoff, self.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if n == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+        try:
+            while not self._stopping:
+                # Clear before the round, not after it: a wake() that lands while the round runs
+                # (rows committed after its SELECT) must not be lost to the idle wait.
+                self._wake.clear()
+                try:
+                    leads = await self._lead()
+                    n = await self._round() if leads else 0
+                    self.last_error = None
+                    backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # Kafka or the database away: keep the rows, retry later
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("outbox relay round failed; retrying in %.1fs: %s", backoff, self.last_error)
+                    await self._release()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if not leads:  # a follower asks again on its poll (its own wakes went out as NOTIFYs)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopped.wait(), self._follower_poll_s)
+                elif n == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._idle_poll_s)
+        finally:
+            await self._release()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
     async def stop(self) -> None:
+        """End the loop after its round in hand (bounded), giving leadership back."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        if self._notifying is not None:
+            with contextlib.suppress(Exception):
+                await self._notifying

@@ -329,6 +329,7 @@ class KafkaConsumerWrapper:
         self._client_id = client_id or f"{service}-{group_id}"
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._committing: asyncio.Task[None] | None = None
         self._stopping = False
         self.processed = 0
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=100)
@@ -428,10 +429,26 @@ class KafkaConsumerWrapper:
         finally:
             if pending is not None:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(self._finish(*pending))
+                    await asyncio.shield(self._finish(*pending, wait=True))
+            if self._committing is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._committing)
 
-    async def _finish(self, task: asyncio.Task[None], offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    async def _finish(
+        self, task: asyncio.Task[None], offsets: dict[TopicPartition, OffsetAndMetadata], *, wait: bool = False
+    ) -> None:
+        """Wait for the batch's transaction, then commit its offsets to Kafka in the background:
+        the next batch need not wait a broker round trip for it (the inbox makes an offset that
+        lags a committed transaction harmless). One commit in flight at a time, so they stay in
+        order; `wait` waits for this one too (shutdown)."""
         await task
+        if self._committing is not None:
+            await self._committing
+        self._committing = asyncio.create_task(self._commit(offsets))
+        if wait:
+            await self._committing
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert self._consumer is not None
         try:
             await self._consumer.commit(offsets)

@@ -91,6 +91,9 @@ class ServiceMetrics:
             r, Gauge, "credit_consumer_lag", "Records behind the partition's end.", ["topic", "partition"]
         )
         self.outbox_pending = _metric(r, Gauge, "credit_outbox_pending", "Outbox rows not yet published.")
+        self.relay_leader = _metric(
+            r, Gauge, "credit_relay_leader", "1 when this instance's outbox relay leads (one per service relays)."
+        )
         self.reference_records = _metric(r, Gauge, "credit_reference_records", "Records in the reference cache.")
         self.up = up_gauge(r)
         self.http_request_seconds = http_request_seconds(r)

@@ -1,0 +1,85 @@
+"""The outbox relay's leadership, against the real database and broker: with several instances of
+a service, exactly one relays (a session advisory lock on its own connection), a row committed in
+a follower reaches Kafka through the leader at once (NOTIFY, not the leader's poll), and when the
+leader stops a follower takes over and nothing is lost or reordered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+from credit_common.contracts.envelope import new_event
+from credit_common.db import pool as dbpool
+from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
+from credit_common.db.roles import role_name
+from credit_common.messaging.producer import make_producer
+from credit_common.settings import Settings
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
+    stack: Settings, schema_factory: Callable, topic_factory: Callable, reader: Callable
+) -> None:
+    pool: asyncpg.Pool = await schema_factory()
+    schema = await pool.fetchval("SELECT current_schema()")
+    topic = await topic_factory("relay", partitions=1)
+    dsn = dbpool.dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
+    producer = make_producer(stack.kafka_bootstrap_servers, "relay-leader-test", linger_ms=0)
+    await producer.start()
+
+    def relay() -> OutboxRelay:
+        # The leader's own poll is a minute away: only a NOTIFY can wake it in time.
+        return OutboxRelay(
+            pool,
+            producer,
+            schema,
+            idle_poll_s=60.0,
+            follower_poll_s=0.2,
+            connect=lambda: dbpool.connect(dsn, schema=schema),
+        )
+
+    async def commit(n: int) -> str:
+        event = new_event("test.thing.created", "platform/toy", {"n": n}, time=datetime.now(UTC))
+        async with pool.acquire() as conn, conn.transaction():
+            await write_outbox(conn, [OutboxMessage.of_event(topic, "S1", event)])
+        return event.id
+
+    a, b = relay(), relay()
+    try:
+        a.start()
+        await until(lambda: a.leader)
+        b.start()
+        await asyncio.sleep(0.6)  # three follower polls
+        assert not b.leader, "two relays lead one outbox"
+
+        first = await commit(1)
+        b.wake()  # committed in the follower's process
+        async with reader(topic) as r:
+            await r.wait_for(lambda rs: len(rs) == 1, timeout=5.0)
+        await until(lambda: a.total_published == 1)  # counted once the row is deleted, after the ack
+        assert b.total_published == 0
+
+        await a.stop()
+        await until(lambda: b.leader, timeout=5.0)
+        second = await commit(2)
+        b.wake()
+        async with reader(topic) as r:
+            recs = await r.wait_for(lambda rs: len(rs) == 2, timeout=5.0)
+        assert [orjson.loads(x.value)["id"] for x in recs] == [first, second]
+        await until(lambda: b.total_published == 1)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await a.stop()
+        await b.stop()
+        await producer.stop()
+    # Both gave their connections back: closing the pool does not wait on the relays.
+    await asyncio.wait_for(pool.close(), 10.0)

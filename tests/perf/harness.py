@@ -131,8 +131,9 @@ class ServiceUnderTest:
     """One of our services as a real process (`python -m services.<name>`), its RSS sampled every
     100 ms from start to stop; `started_at` is when the process was launched."""
 
-    def __init__(self, name: str, port: int, env: dict[str, str] | None = None) -> None:
-        self.name = name
+    def __init__(self, name: str, port: int, env: dict[str, str] | None = None, *, module: str | None = None) -> None:
+        self.name = name  # also names its log file
+        self.module = module or name  # python -m services.<module>
         self.port = port
         self.env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
@@ -164,7 +165,7 @@ class ServiceUnderTest:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{self.name}", env=env, stdout=log, stderr=log
+                sys.executable, "-m", f"services.{self.module}", env=env, stdout=log, stderr=log
             )
         self._sampler = asyncio.create_task(self._sample())
         async with httpx.AsyncClient(base_url=self.base_url) as client:

@@ -24,6 +24,7 @@ async def run_all(
     csv_path: Path,
     *,
     designation_n: int = 1_000_000,
+    designation_instances: int = designation.INSTANCES,
     latency_seconds: float = 30.0,
     sharing_n: int = 200_000,
     sharing_entries: int = 2_000_000,
@@ -40,7 +41,7 @@ async def run_all(
         console.print(f"[bold]foundation[/] benchmarks, n={n:,} (Kafka {settings.kafka_bootstrap_servers})")
         results += await foundation.run(settings, n)
     if "designation" in only:
-        results += await designation.run(settings, designation_n, latency_seconds)
+        results += await designation.run(settings, designation_n, latency_seconds, designation_instances)
     if "sharing" in only:
         results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds)
     if "warning" in only:
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200_000, help="messages per case")
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="append the rows here")
     parser.add_argument("--designation-n", type=int, default=1_000_000, help="designate requests to drain")
+    parser.add_argument(
+        "--designation-instances", type=int, default=designation.INSTANCES, help="designation service processes"
+    )
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="seconds of steady 500 req/s")
     parser.add_argument("--sharing-n", type=int, default=200_000, help="designation events to project")
     parser.add_argument("--sharing-entries", type=int, default=2_000_000, help="active entries for the reads")
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             args.n,
             args.csv,
             designation_n=args.designation_n,
+            designation_instances=args.designation_instances,
             latency_seconds=args.latency_seconds,
             sharing_n=args.sharing_n,
             sharing_entries=args.sharing_entries,

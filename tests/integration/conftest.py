@@ -99,6 +99,14 @@ class TopicReader:
         assert self._consumer is not None
         await self._consumer.stop()
 
+    async def skip_to_end(self) -> None:
+        """Read only what arrives from now on: a shared topic (feedback) may hold a long history."""
+        assert self._consumer is not None
+        tps = list(self._consumer.assignment())
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self._consumer.position(tp)
+
     async def poll(self) -> list:
         assert self._consumer is not None
         got = await self._consumer.getmany(timeout_ms=200)

@@ -100,10 +100,11 @@ async def test_runtime_serves_health_metrics_docs_and_processes_requests(
     assert len(rt.reference.catalog.units()) >= 40, "the runtime waited for the catalogue"
 
     good_id, bad_id = f"toy-good-{uuid.uuid4().hex[:8]}", f"toy-bad-{uuid.uuid4().hex[:8]}"
-    for rid, unit in ((good_id, "100000-SAT"), (bad_id, "999999-NOPE")):
-        ev = new_event("test.thing.create", f"unit/{unit}", {}, time=datetime.now(UTC), id=rid, subject="S")
-        await producer.send_and_wait(requests_topic, orjson.dumps(ev.model_dump(mode="json")), key=b"S")
     async with reader(topics.FEEDBACK) as r:
+        await r.skip_to_end()
+        for rid, unit in ((good_id, "100000-SAT"), (bad_id, "999999-NOPE")):
+            ev = new_event("test.thing.create", f"unit/{unit}", {}, time=datetime.now(UTC), id=rid, subject="S")
+            await producer.send_and_wait(requests_topic, orjson.dumps(ev.model_dump(mode="json")), key=b"S")
         recs = await r.wait_for(
             lambda rs: {good_id, bad_id} <= {orjson.loads(x.value)["data"]["request_id"] for x in rs}
         )

@@ -25,6 +25,7 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.kafka_admin import end_offsets, reset_to_earliest, wait_caught_up
 from tests.support.processes import ServiceProcess
+from tests.support.replay import digest
 from tests.support.subjects import new_uscc
 
 from .conftest import company, designate, person, request, send
@@ -45,14 +46,6 @@ DIGEST = {
     "inbox": "SELECT count(*), '' FROM designation.inbox",
     "outbox": "SELECT count(*), '' FROM designation.outbox",
 }
-
-
-async def digest(admin: asyncpg.Connection) -> dict[str, tuple[int, str]]:
-    out = {}
-    for name, sql in DIGEST.items():
-        row = await admin.fetchrow(sql)
-        out[name] = (row[0], row[1])
-    return out
 
 
 async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
@@ -99,7 +92,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
 
     await designation.stop()  # a clean stop drains the outbox
     try:
-        before = await digest(admin)
+        before = await digest(admin, DIGEST)
         assert before["outbox"][0] == 0
         ends_before = await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS)
         for group, group_topics in GROUPS.items():
@@ -108,7 +101,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         for group, group_topics in GROUPS.items():
             await wait_caught_up(stack.kafka_bootstrap_servers, group, group_topics, timeout=300)
         await asyncio.sleep(1.0)  # a relay round would have published anything written
-        after = await digest(admin)
+        after = await digest(admin, DIGEST)
         assert after == before, "replay changed the service's tables"
         assert await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS) == ends_before, "replay published events"
     finally:

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
+from credit_common.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -301,13 +302,7 @@ class OutboxRelay:
         self._stopping = True
         self._stopped.set()
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish_or_cancel(self._task)
         if self._notifying is not None:
             with contextlib.suppress(Exception):
                 await self._notifying

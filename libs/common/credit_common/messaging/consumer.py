@@ -43,6 +43,7 @@ from credit_common.clock import Clock
 from credit_common.contracts.envelope import CloudEvent, new_event, new_id
 from credit_common.db.outbox import OutboxMessage, write_outbox
 from credit_common.messaging import topics
+from credit_common.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("credit_common.consumer")
@@ -359,13 +360,7 @@ class KafkaConsumerWrapper:
     async def stop(self) -> None:
         """Finish the batch in hand (bounded), then leave the group."""
         self._stopping = True
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish_or_cancel(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 

@@ -1,0 +1,19 @@
+"""Small asyncio helpers shared by the runtime's long-running loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+async def finish_or_cancel(task: asyncio.Task[None] | None, timeout: float = 10.0) -> None:
+    """Let a loop that was told to stop finish what it has in hand, for at most `timeout` seconds;
+    cancel it after that (or when the caller itself is cancelled)."""
+    if task is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -3,8 +3,9 @@
 - drain: N designate requests pre-filled on the 12-partition requests topic, drained to created
   events published and rows committed; requests/s beside raw aiokafka consume of the same
   messages. Goals: 1,000,000 in at most 5 minutes; at least 0.25 x raw consume.
-- latency: request-to-created-event latency, p50 and p99, at a steady 500 requests/s. Goal: p99
-  at most 150 ms.
+- latency: request-to-created-event latency, p50 and p99, at a steady 500 requests/s, beside the
+  same load through a plain aiokafka forwarder process (hop.py: consume, produce, commit; no
+  database). Goal: p99 at most 150 ms.
 - peak RSS of the service process over both. Goal: at most 300 MB.
 
 The service runs as one process by default; `--designation-instances N` runs N in its consumer
@@ -16,21 +17,25 @@ process's CPU is taken from Kafka, PostgreSQL and the first)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
-from tests.support.kafka_admin import wait_caught_up
+from tests.support.kafka_admin import end_offsets, wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
@@ -39,6 +44,7 @@ from .harness import Result, ServiceUnderTest, console
 PORT = 28101
 INSTANCES = 1
 SETTLE_TABLES = ("designations", "requests", "inbox", "outbox")
+WARMUP_SECONDS = 2.0
 
 
 def designate_request(rng: random.Random, i: int, at: datetime) -> tuple[bytes, bytes, str]:
@@ -137,13 +143,38 @@ async def drain(settings: Settings, svcs: list[Service], n: int, rows_before: in
     return rate
 
 
-async def latency(settings: Settings, rate: int, seconds: float) -> tuple[float, float, int]:
-    """Steady `rate` designate requests/s for `seconds`; p50 and p99 (ms) from send to the
-    created event arriving on the events topic, and how many were measured."""
+Match = Callable[[dict[str, Any]], str | None]
+
+
+def created_designation(ev: dict[str, Any]) -> str | None:
+    """The request a created event answers (its designation id is the request id)."""
+    if ev.get("type") != "credit.designation.created":
+        return None
+    return str(ev["data"]["record"]["designation_id"])
+
+
+def forwarded_request(ev: dict[str, Any]) -> str | None:
+    return str(ev["id"])
+
+
+async def latency(
+    settings: Settings,
+    rate: int,
+    seconds: float,
+    *,
+    send_to: str = topics.DESIGNATION_REQUESTS,
+    read_from: str = topics.DESIGNATION_EVENTS,
+    match: Match = created_designation,
+    warmup: float = WARMUP_SECONDS,
+) -> tuple[float, float, int]:
+    """Steady `rate` designate requests/s for `seconds` to `send_to`; p50 and p99 (ms) from send
+    to the message that answers it (`match`) arriving on `read_from`, and how many were measured.
+    The first `warmup` seconds of requests (the driver's own connections, the fetch sessions) go
+    unmeasured, for the service and the baseline alike."""
     bootstrap = settings.kafka_bootstrap_servers
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
-    tps = [TopicPartition(topics.DESIGNATION_EVENTS, p) for p in range(PARTITIONS)]
+    tps = [TopicPartition(read_from, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:
@@ -159,29 +190,30 @@ async def latency(settings: Settings, rate: int, seconds: float) -> tuple[float,
             now = time.perf_counter()
             for records in batch.values():
                 for r in records:
-                    ev: dict[str, Any] = orjson.loads(r.value)
-                    did = ev["data"]["record"]["designation_id"]
-                    if did in sent and ev["type"] == "credit.designation.created":
-                        got.setdefault(did, now)
+                    rid = match(orjson.loads(r.value))
+                    if rid is not None and rid in sent:
+                        got.setdefault(rid, now)
 
     receiver = asyncio.create_task(receive())
     rng = random.Random(uuid.uuid4().int)
+    skip = int(rate * warmup)
     n = int(rate * seconds)
     t0 = time.perf_counter()
     try:
         with progress() as bar:
-            task = bar.add_task(f"steady {rate}/s", total=n)
-            for i in range(n):
+            task = bar.add_task(f"steady {rate}/s to {send_to}", total=skip + n)
+            for i in range(skip + n):
                 target = t0 + i / rate
                 delay = target - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 key, value, rid = designate_request(rng, i, datetime.now(UTC))
-                sent[rid] = time.perf_counter()
-                await producer.send(topics.DESIGNATION_REQUESTS, value=value, key=key)
+                if i >= skip:
+                    sent[rid] = time.perf_counter()
+                await producer.send(send_to, value=value, key=key)
                 if i % 100 == 0:
                     bar.update(task, completed=i)
-        for _ in range(300):  # up to 30 s for the last events
+        for _ in range(300):  # up to 30 s for the last answers
             if len(got) >= n:
                 break
             await asyncio.sleep(0.1)
@@ -191,10 +223,57 @@ async def latency(settings: Settings, rate: int, seconds: float) -> tuple[float,
         await consumer.stop()
     lat = sorted((got[k] - sent[k]) * 1000 for k in got)
     if not lat:
-        raise AssertionError("no created events arrived")
+        raise AssertionError(f"no answers arrived on {read_from}")
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     return p50, p99, len(lat)
+
+
+async def hop_latency(settings: Settings, rate: int, seconds: float) -> tuple[float, float, int]:
+    """The baseline: the same steady load through a plain aiokafka forwarder process (hop.py)
+    between two fresh 12-partition topics."""
+    bootstrap = settings.kafka_bootstrap_servers
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"bench.hop.{tag}.in", f"bench.hop.{tag}.out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (src, dst)])
+    finally:
+        await admin.close()
+    for _ in range(100):  # until every partition of both has a leader
+        try:
+            await end_offsets(bootstrap, [src, dst])
+            break
+        except Exception:
+            await asyncio.sleep(0.2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.perf.hop", src, dst, f"bench.hop.{tag}", env={**os.environ}
+    )
+    try:
+        await wait_forwarding(bootstrap, src, dst)
+        return await latency(settings, rate, seconds, send_to=src, read_from=dst, match=forwarded_request)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def wait_forwarding(bootstrap: str, src: str, dst: str, timeout: float = 120.0) -> None:
+    """Until the forwarder has joined its group and passes messages on (a probe comes back)."""
+    consumer = AIOKafkaConsumer(dst, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            await producer.send_and_wait(src, value=b'{"id": "probe"}', key=b"probe")
+            if await consumer.getmany(timeout_ms=500):
+                return
+        raise AssertionError(f"the forwarder passed nothing from {src} to {dst} in {timeout:.0f} s")
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 async def settle(settings: Settings) -> None:
@@ -242,6 +321,8 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
         p50, p99, measured = await latency(settings, 500, latency_seconds)
     finally:
         await asyncio.gather(*(svc.stop() for svc in svcs))
+    console.print("baseline: the same load through a plain aiokafka forwarder (consume, produce, commit)")
+    hop_p50, hop_p99, _ = await hop_latency(settings, 500, latency_seconds)
     rss = max(svc.peak_rss for svc in svcs) / 1e6
     per_process = "/".join(f"{svc.peak_rss_mb:.0f}" for svc in svcs)
     return [
@@ -263,9 +344,19 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
         Result(
             "designation_latency_500rps",
             measured,
-            500,
-            unit="req/s",
+            p99,
+            unit="ms p99",
+            baseline_case="raw_aiokafka_hop_p99",
+            baseline=hop_p99,
             peak_rss_mb=rss,
-            extra={"p50_ms": f"{p50:.1f}", "p99_ms": f"{p99:.1f}", "instances": instances, "goal_p99_ms": 150},
+            extra={
+                "rate_per_s": 500,
+                "p50_ms": f"{p50:.1f}",
+                "p99_ms": f"{p99:.1f}",
+                "hop_p50_ms": f"{hop_p50:.1f}",
+                "hop_p99_ms": f"{hop_p99:.1f}",
+                "instances": instances,
+                "goal_p99_ms": 150,
+            },
         ),
     ]

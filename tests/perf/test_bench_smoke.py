@@ -58,6 +58,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["designation_drain"]["baseline_case"] == "raw_aiokafka_consume"
     assert float(by_case["designation_drain"]["peak_rss_mb"]) > 0, "the service process was sampled"
     assert "p99_ms=" in by_case["designation_latency_500rps"]["extra"]
+    assert by_case["designation_latency_500rps"]["baseline_case"] == "raw_aiokafka_hop_p99"
     assert by_case["sharing_projection"]["baseline_case"] == "raw_aiokafka_consume"
     assert by_case["sharing_subject_lookup"]["baseline_case"] == "raw_asyncpg_pk_lookup_p99"
     assert by_case["sharing_export_jsonl"]["baseline_case"] == "raw_asyncpg_copy_out"

@@ -84,14 +84,17 @@ class BatchState:
         if record.designation_id not in self.created:
             self.changed[record.designation_id] = at
 
-    async def save(self, store: DesignationStore) -> None:
-        await store.insert(
-            [
-                (self.records[i], self.doc(self.records[i]), at, self.changed.pop(i, at))
-                for i, at in self.created.items()
-            ]
-        )
-        await store.update([(self.records[i], self.doc(self.records[i]), at) for i, at in self.changed.items()])
+    def new_rows(self) -> list[tuple[DesignationRecord, dict[str, Any], datetime, datetime]]:
+        """The designations this batch created, as they stand at its end: (record, its JSON,
+        created_at, updated_at). Those are written by `flush_batch` with the outbox and answers."""
+        return [
+            (self.records[i], self.doc(self.records[i]), at, self.changed.get(i, at)) for i, at in self.created.items()
+        ]
+
+    async def save_changes(self, store: DesignationStore) -> None:
+        """The existing designations this batch changed, and its decision audit."""
+        changed = [i for i in self.changed if i not in self.created]
+        await store.update([(self.records[i], self.doc(self.records[i]), self.changed[i]) for i in changed])
         await store.audit(self.audit)
 
 
@@ -181,7 +184,8 @@ class DesignationHandlers:
                     outcomes.append(await self._one(inc, ctx, state, store))
                 except Rejected as rejected:
                     outcomes.append(rejected)
-        await state.save(store)
+        await state.save_changes(store)
+        ctx.pending = state.new_rows()  # written by flush_batch, with the outbox and the answers
         return outcomes
 
     async def _one(
@@ -345,24 +349,26 @@ class DesignationHandlers:
 # ---------------------------------------------------------------------- request ledger
 
 
-async def record_own_answers(conn: Any, answers: list[Answer]) -> None:
-    """This service's answers go into the ledger in the transaction that decided them."""
-    await record_answers(
-        conn,
-        [
-            (
-                a.request_id,
-                a.request_type,
-                a.unit,
-                "accepted" if a.accepted else "rejected",
-                a.result_id,
-                a.errors,
-                "platform/designation",
-                a.time,
-            )
-            for a in answers
-        ],
-    )
+def _ledger_rows(answers: Sequence[Answer]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            a.request_id,
+            a.request_type,
+            a.unit,
+            "accepted" if a.accepted else "rejected",
+            a.result_id,
+            a.errors,
+            "platform/designation",
+            a.time,
+        )
+        for a in answers
+    ]
+
+
+async def flush_batch(conn: Any, ctx: Context) -> None:
+    """The request consumer's last writes, in one statement: the designations the batch created
+    (left in `ctx.pending` by `handle_batch`), its outbox rows and its answers in the ledger."""
+    await DesignationStore(conn).write_batch(ctx.pending or [], ctx.outbox, _ledger_rows(ctx.answers))
 
 
 OWN_SOURCE = b'"source":"platform/designation"'

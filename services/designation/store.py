@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import orjson
 from credit_common.contracts.events import DesignationRecord
+from credit_common.db.outbox import OutboxMessage, outbox_arrays
 
 # Two statements, not one with OR: each uses its index (an OR of the two would scan the table).
 LOAD_BY_ID = "SELECT record FROM designations WHERE designation_id = ANY($1::text[]) FOR UPDATE"
@@ -70,6 +71,36 @@ ON CONFLICT (request_id) DO UPDATE
  WHERE requests.status = 'pending'
 """
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
+
+# A batch's last writes in one statement (one round trip, where a COPY, the outbox insert and the
+# ledger upsert took four): its new designations, its outbox rows in the order they were emitted
+# (identity values follow the ORDER BY) and its answers in the ledger.
+WRITE_BATCH = """
+WITH new_designations AS (
+  INSERT INTO designations
+         (designation_id, subject_id, list, field, standard, unit, status, effective_from, effective_to,
+          record, created_at, updated_at)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::date[], $9::date[], $10::jsonb[], $11::timestamptz[], $12::timestamptz[])
+), emitted AS (
+  INSERT INTO outbox (topic, key, value, headers)
+  SELECT t, k, v, h
+    FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::jsonb[]) WITH ORDINALITY AS x(t, k, v, h, n)
+   ORDER BY n
+), answered AS (
+  INSERT INTO requests
+         (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
+  SELECT r, t, u, s, res, e::jsonb, b, a, a
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
+                $24::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
+  ON CONFLICT (request_id) DO UPDATE
+     SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
+         answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
+         request_type = coalesce(nullif(requests.request_type, ''), EXCLUDED.request_type)
+   WHERE requests.status = 'pending'
+)
+SELECT 1
+"""
 
 # ---------------------------------------------------------------------- dashboard reads
 # Active entries per standard: an index-only scan of designations_active_standard.
@@ -135,27 +166,22 @@ class DesignationStore:
         """New designations: (record, its JSON document, created_at, updated_at)."""
         if not rows:
             return
-        await self.conn.copy_records_to_table(
-            "designations",
-            records=[
-                (
-                    r.designation_id,
-                    r.subject.id,
-                    str(r.list),
-                    r.field,
-                    r.standard,
-                    r.unit,
-                    str(r.status),
-                    r.effective_from,
-                    r.effective_to,
-                    doc,
-                    created,
-                    updated,
-                )
-                for r, doc, created, updated in rows
-            ],
-            columns=COLUMNS,
-        )
+        await self.conn.copy_records_to_table("designations", records=[_row(*r) for r in rows], columns=COLUMNS)
+
+    async def write_batch(
+        self,
+        new: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]],
+        outbox: Sequence[OutboxMessage],
+        answers: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """New designations (as `insert`), outbox rows and ledger answers (as `record_answers`),
+        in one statement."""
+        if not new and not outbox and not answers:
+            return
+        designation_cols: list[list[Any]] = [list(c) for c in zip(*(_row(*r) for r in new), strict=True)] or [
+            [] for _ in COLUMNS
+        ]
+        await self.conn.execute(WRITE_BATCH, *designation_cols, *outbox_arrays(outbox), *_answer_columns(answers))
 
     async def update(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]]) -> None:
         """Changed designations: (record, its JSON document, updated_at)."""
@@ -195,11 +221,34 @@ async def record_pending(pool: asyncpg.Pool, request_id: str, type_: str, unit: 
 async def record_answers(conn: asyncpg.Connection, answers: Sequence[tuple[Any, ...]]) -> None:
     """(request_id, type, unit, status, result_id, errors, answered_by, at) rows."""
     if answers:
-        latest = {a[0]: a for a in answers}  # one row per request id within a statement
-        cols = [list(col) for col in zip(*latest.values(), strict=True)]
-        # errors travel as JSON text: a list inside a jsonb[] parameter would become an array dimension
-        cols[5] = [None if e is None else orjson.dumps(e).decode() for e in cols[5]]
-        await conn.execute(REQUEST_ANSWERED, *cols)
+        await conn.execute(REQUEST_ANSWERED, *_answer_columns(answers))
+
+
+def _row(r: DesignationRecord, doc: dict[str, Any], created: datetime, updated: datetime) -> tuple[Any, ...]:
+    """A designations row, in COLUMNS order."""
+    return (
+        r.designation_id,
+        r.subject.id,
+        str(r.list),
+        r.field,
+        r.standard,
+        r.unit,
+        str(r.status),
+        r.effective_from,
+        r.effective_to,
+        doc,
+        created,
+        updated,
+    )
+
+
+def _answer_columns(answers: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Ledger answers as the eight arrays REQUEST_ANSWERED (and WRITE_BATCH) unnest."""
+    latest = {a[0]: a for a in answers}  # one row per request id within a statement
+    cols = [list(col) for col in zip(*latest.values(), strict=True)] or [[] for _ in range(8)]
+    # errors travel as JSON text: a list inside a jsonb[] parameter would become an array dimension
+    cols[5] = [None if e is None else orjson.dumps(e).decode() for e in cols[5]]
+    return cols
 
 
 async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:

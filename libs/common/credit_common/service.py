@@ -36,6 +36,7 @@ from credit_common.messaging.consumer import (
     AnswersHook,
     BatchHandler,
     ConsumerObserver,
+    FlushHook,
     Handler,
     KafkaConsumerWrapper,
 )
@@ -61,6 +62,7 @@ class ConsumerSpec:
     request_types: Sequence[str] = ()
     request_topics: Sequence[str] = ()
     on_answers: AnswersHook | None = None  # the service's own request ledger, same transaction
+    flush: FlushHook | None = None  # writes the outbox and answers itself (see KafkaConsumerWrapper)
     skip: Callable[[Any], bool] | None = None  # records to pass over unparsed (cheap pre-filter)
 
 
@@ -239,6 +241,7 @@ class Runtime:
                 observer=self.observer,
                 on_committed=self.relay.wake,
                 on_answers=spec.on_answers,
+                flush=spec.flush,
                 skip=spec.skip,
                 batch_max=s.credit_consumer_batch_max,
                 batch_timeout_ms=s.credit_consumer_batch_timeout_ms,

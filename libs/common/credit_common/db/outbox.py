@@ -93,6 +93,23 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessag
         await conn.executemany(INSERT_SQL, records)
 
 
+# The outbox rows as arrays, for a service that writes them in one statement with its own rows
+# (`INSERT INTO outbox (topic, key, value, headers) SELECT ... FROM unnest(...) WITH ORDINALITY
+# ... ORDER BY` the ordinality, so the ids follow the order the messages were emitted in).
+OUTBOX_UNNEST_TYPES = ("text[]", "bytea[]", "bytea[]", "jsonb[]")
+
+
+def outbox_arrays(
+    messages: Sequence[OutboxMessage],
+) -> tuple[list[str], list[bytes | None], list[bytes | None], list[dict[str, str] | None]]:
+    return (
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [m.headers for m in messages],
+    )
+
+
 class RelayObserver(Protocol):
     def published(self, topic: str, n: int) -> None: ...
 

@@ -121,6 +121,7 @@ class Context:
     outbox: list[OutboxMessage] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     current: Incoming | None = None
+    pending: Any = None  # what a batch handler leaves for its consumer's `flush` hook to write
     _emitted: dict[str, int] = field(default_factory=dict)
 
     def emit(self, topic: str, key: str | None, event: CloudEvent) -> None:
@@ -244,6 +245,7 @@ class Answer:
 
 Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]
 AnswersHook = Callable[[asyncpg.Connection, list[Answer]], Awaitable[None]]
+FlushHook = Callable[[asyncpg.Connection, Context], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Incoming], Context], Awaitable[Sequence[Accepted | Rejected | None]]]
 ModelLookup = Callable[[str], type[BaseModel] | None]
 
@@ -284,7 +286,12 @@ class KafkaConsumerWrapper:
     `handlers` routes message type to a per-message handler; types with no handler are skipped
     (on event topics: another service's events this one does not need) or rejected (on request
     topics, where `request_types` lists what this consumer answers). `batch_handler`, when given,
-    takes every new message of a batch at once (set-oriented services and benchmarks)."""
+    takes every new message of a batch at once (set-oriented services and benchmarks).
+
+    The batch's last writes are the outbox rows and, with `on_answers`, the service's own request
+    ledger. A `flush` hook takes over those writes, with whatever the batch handler left in
+    `ctx.pending`, so a service can make them one statement with its own (each statement is a
+    round trip inside the transaction, and a request waits for every one of them)."""
 
     def __init__(
         self,
@@ -303,6 +310,7 @@ class KafkaConsumerWrapper:
         observer: ConsumerObserver | None = None,
         on_committed: Callable[[], None] | None = None,
         on_answers: AnswersHook | None = None,
+        flush: FlushHook | None = None,
         skip: Callable[[ConsumerRecord], bool] | None = None,
         batch_max: int = 1000,
         batch_timeout_ms: int = 50,
@@ -324,6 +332,9 @@ class KafkaConsumerWrapper:
         self._obs = observer or ConsumerObserver()
         self._on_committed = on_committed
         self._on_answers = on_answers
+        if flush is not None and on_answers is not None:
+            raise ValueError("a flush hook writes the answers itself: give flush or on_answers")
+        self._flush = flush
         self._skip = skip
         self._batch_max = batch_max
         self._batch_timeout_ms = batch_timeout_ms
@@ -641,9 +652,12 @@ class KafkaConsumerWrapper:
                     to_handle.append(p)
             if to_handle:
                 await self._handle(ctx, to_handle)
-            await write_outbox(conn, ctx.outbox)
-            if self._on_answers is not None and ctx.answers:
-                await self._on_answers(conn, ctx.answers)
+            if self._flush is not None:
+                await self._flush(conn, ctx)
+            else:
+                await write_outbox(conn, ctx.outbox)
+                if self._on_answers is not None and ctx.answers:
+                    await self._on_answers(conn, ctx.answers)
         return fresh
 
     async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:

@@ -163,6 +163,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None  # the leader's (or would-be leader's) connection
         self._notifying: asyncio.Task[None] | None = None
+        self._notify_again = False
         self._stopping = False
         # Fault injection for the crash test: SIGKILL self after Kafka acked, before the delete.
         self._crash_after_publish = crash_after_publish
@@ -172,16 +173,24 @@ class OutboxRelay:
 
     def wake(self) -> None:
         """Rows were committed: the leader relays them now. In the leader that is this process's
-        own loop; in any other instance it is a NOTIFY (at most one in flight)."""
+        own loop; in any other instance it is a NOTIFY. NOTIFYs do not pile up (one in flight),
+        but none is lost either: a commit that lands while one is in flight gets another after
+        it, since the leader may have read the outbox before that commit."""
         self._wake.set()
-        if not self.leader and (self._notifying is None or self._notifying.done()):
+        if self.leader:
+            return
+        self._notify_again = True
+        if self._notifying is None or self._notifying.done():
             self._notifying = asyncio.create_task(self._notify())
 
     async def _notify(self) -> None:
-        try:
-            await self._pool.execute(NOTIFY_SQL, self._channel)
-        except Exception as exc:  # the leader's own poll picks the rows up
-            log.debug("outbox notify failed: %s", exc)
+        while self._notify_again:
+            self._notify_again = False
+            try:
+                await self._pool.execute(NOTIFY_SQL, self._channel)
+            except Exception as exc:  # the leader's own poll picks the rows up
+                log.debug("outbox notify failed: %s", exc)
+                return
 
     def _heard(self, *_: object) -> None:
         self._wake.set()

@@ -343,6 +343,7 @@ class KafkaConsumerWrapper:
         self._task: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wrote_outbox = False  # since the last on_committed
         self.processed = 0
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=100)
         self._lag_at = 0.0
@@ -492,8 +493,9 @@ class KafkaConsumerWrapper:
                 await self._apply_single_or_deadletter(parsed[0], first_error=exc)
                 break
         self.processed += len(parsed)
-        if self._on_committed is not None:
-            self._on_committed()
+        if self._wrote_outbox and self._on_committed is not None:
+            self._on_committed()  # only for rows to relay: an idle wake costs the leader a read
+        self._wrote_outbox = False
 
     async def _apply_single_or_deadletter(self, p: _Parsed, first_error: Exception | None = None) -> None:
         backoff = 0.1
@@ -652,6 +654,8 @@ class KafkaConsumerWrapper:
                     to_handle.append(p)
             if to_handle:
                 await self._handle(ctx, to_handle)
+            if ctx.outbox:
+                self._wrote_outbox = True  # (if this transaction rolls back, a wake is harmless)
             if self._flush is not None:
                 await self._flush(conn, ctx)
             else:

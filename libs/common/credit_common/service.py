@@ -90,6 +90,22 @@ class ServiceDefinition:
     dashboard: DashboardHook | None = None
 
 
+def time_garbage_collector(metrics: ServiceMetrics) -> Callable[[str, dict[str, int]], None]:
+    """Every collection's pause into `credit_gc_pause_seconds` (a whole-process stop: it shows as
+    latency in whatever was in flight). Returns the callback (to remove it at stop)."""
+    started = [0.0]
+    by_generation = [metrics.gc_pause_seconds.labels(generation=str(g)) for g in range(3)]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+    return callback
+
+
 def tune_garbage_collector() -> None:
     """Fewer, cheaper collections for a message-processing process: almost all its garbage is
     acyclic (freed by reference counting), yet the default gen-0 threshold of 700 allocations
@@ -154,6 +170,7 @@ class Runtime:
         self.clock: Clock = clock or clock_from(settings.credit_now)
         self.registry = CollectorRegistry()
         self.metrics = ServiceMetrics(definition.name, self.registry)
+        self._gc_callback: Callable[[str, dict[str, int]], None] | None = None
         self.observer = MetricsObserver(self.metrics)
         self.health = HealthChecks(self.registry)
         self.reference = ReferenceCache(settings.kafka_bootstrap_servers, client_id=f"{self.name}-reference")
@@ -252,6 +269,7 @@ class Runtime:
             self._timer_tasks.append(asyncio.create_task(self._run_timer(timer), name=f"timer-{timer.name}"))
         self._register_checks()
         tune_garbage_collector()
+        self._gc_callback = time_garbage_collector(self.metrics)
         log.info("service %s started", self.name)
 
     def _register_checks(self) -> None:
@@ -302,6 +320,8 @@ class Runtime:
             await asyncio.sleep(timer.interval_s)
 
     async def stop(self) -> None:
+        if self._gc_callback in gc.callbacks:
+            gc.callbacks.remove(self._gc_callback)
         await self.dashboard.stop()
         for t in self._timer_tasks:
             t.cancel()

@@ -83,6 +83,9 @@ class ServiceMetrics:
         )
         self.processing_seconds = hist("credit_processing_seconds", "Handling time per message.", ["topic"])
         self.batch_seconds = hist("credit_batch_seconds", "Handling time per batch transaction.", ["topic"])
+        self.gc_pause_seconds = hist(
+            "credit_gc_pause_seconds", "Pauses of the cyclic garbage collector, by generation.", ["generation"]
+        )
         self.event_latency_seconds = hist(
             "credit_event_latency_seconds", "From an event's time to its processing.", ["topic"]
         )

@@ -11,8 +11,9 @@
 The service runs as one process by default; `--designation-instances N` runs N in its consumer
 group, the way design.md scales a service out (12 partitions shared between them, one relay
 leader), and reports each process's peak RSS. On this 2-core machine two processes drain faster
-(1,000,000 in 360 s rather than about 420 s) but answer a steady 500/s more slowly (the second
-process's CPU is taken from Kafka, PostgreSQL and the first)."""
+(1,000,000 in about 245 s rather than about 380 s) but answer a steady 500/s more slowly (p99
+about 220 ms rather than about 130-185 ms): the second process's CPU is taken from Kafka,
+PostgreSQL and the first."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ PostgreSQL and the first."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import statistics
 import sys
@@ -249,17 +248,20 @@ async def hop_latency(settings: Settings, rate: int, seconds: float) -> tuple[fl
         except Exception:
             await asyncio.sleep(0.2)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.perf.hop", src, dst, f"bench.hop.{tag}", env={**os.environ}
+        sys.executable, "-m", "tests.perf.hop", bootstrap, src, dst, f"bench.hop.{tag}"
     )
     try:
-        await wait_forwarding(bootstrap, src, dst)
+        await wait_forwarding(proc, bootstrap, src, dst)
         return await latency(settings, rate, seconds, send_to=src, read_from=dst, match=forwarded_request)
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         await proc.wait()
 
 
-async def wait_forwarding(bootstrap: str, src: str, dst: str, timeout: float = 120.0) -> None:
+async def wait_forwarding(
+    proc: asyncio.subprocess.Process, bootstrap: str, src: str, dst: str, timeout: float = 120.0
+) -> None:
     """Until the forwarder has joined its group and passes messages on (a probe comes back)."""
     consumer = AIOKafkaConsumer(dst, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -268,6 +270,7 @@ async def wait_forwarding(bootstrap: str, src: str, dst: str, timeout: float = 1
     try:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
+            assert proc.returncode is None, f"the forwarder exited ({proc.returncode})"
             await producer.send_and_wait(src, value=b'{"id": "probe"}', key=b"probe")
             if await consumer.getmany(timeout_ms=500):
                 return

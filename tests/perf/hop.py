@@ -5,13 +5,12 @@ service that answers requests through Kafka does, with no database and no rules)
 same steady rate by the same driver as the service, it shows what one hop through Kafka costs on
 this machine, beside what the service adds.
 
-    python -m tests.perf.hop SRC DST GROUP      (KAFKA_BOOTSTRAP_SERVERS from the environment)
+    python -m tests.perf.hop BOOTSTRAP SRC DST GROUP
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -44,8 +43,8 @@ async def forward(bootstrap: str, src: str, dst: str, group: str) -> None:
 
 
 def main() -> None:
-    src, dst, group = sys.argv[1:4]
-    asyncio.run(forward(os.environ["KAFKA_BOOTSTRAP_SERVERS"], src, dst, group))  # until SIGTERM
+    bootstrap, src, dst, group = sys.argv[1:5]
+    asyncio.run(forward(bootstrap, src, dst, group))  # until SIGTERM
 
 
 if __name__ == "__main__":

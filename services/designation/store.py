@@ -56,26 +56,34 @@ INSERT INTO requests (request_id, request_type, unit, status, received_at)
 VALUES ($1, $2, $3, 'pending', $4)
 ON CONFLICT (request_id) DO NOTHING
 """
-# The first answer wins; a repeated answer (same request) changes nothing. One statement per
-# batch (unnest), not one per answer.
-REQUEST_ANSWERED = """
+
+
+def _answered(first: int) -> str:
+    """The ledger upsert of a batch's answers (eight arrays from parameter `first` on). The first
+    answer wins; a repeated answer (same request) changes nothing. One statement per batch
+    (unnest), not one per answer."""
+    p = [f"${first + i}" for i in range(8)]
+    return f"""
 INSERT INTO requests
        (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
 SELECT r, t, u, s, res, e::jsonb, b, a, a
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-              $8::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
+  FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[], {p[5]}::text[],
+              {p[6]}::text[], {p[7]}::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
 ON CONFLICT (request_id) DO UPDATE
    SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
        answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
        request_type = coalesce(nullif(requests.request_type, ''), EXCLUDED.request_type)
  WHERE requests.status = 'pending'
 """
+
+
+REQUEST_ANSWERED = _answered(1)
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
 
 # A batch's last writes in one statement (one round trip, where a COPY, the outbox insert and the
 # ledger upsert took four): its new designations, its outbox rows in the order they were emitted
 # (identity values follow the ORDER BY) and its answers in the ledger.
-WRITE_BATCH = """
+WRITE_BATCH = f"""
 WITH new_designations AS (
   INSERT INTO designations
          (designation_id, subject_id, list, field, standard, unit, status, effective_from, effective_to,
@@ -87,18 +95,7 @@ WITH new_designations AS (
   SELECT t, k, v, h
     FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::jsonb[]) WITH ORDINALITY AS x(t, k, v, h, n)
    ORDER BY n
-), answered AS (
-  INSERT INTO requests
-         (request_id, request_type, unit, status, result_id, errors, answered_by, received_at, answered_at)
-  SELECT r, t, u, s, res, e::jsonb, b, a, a
-    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[],
-                $24::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
-  ON CONFLICT (request_id) DO UPDATE
-     SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
-         answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
-         request_type = coalesce(nullif(requests.request_type, ''), EXCLUDED.request_type)
-   WHERE requests.status = 'pending'
-)
+), answered AS ({_answered(17)})
 SELECT 1
 """
 

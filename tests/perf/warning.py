@@ -26,7 +26,7 @@ from tests.support.subjects import new_uscc
 from .designation import Service as DesignationService
 from .designation import designate_request
 from .foundation import PARTITIONS, progress
-from .harness import Result, ServiceUnderTest, console
+from .harness import Result, ServiceUnderTest, console, driver_gc_paused
 from .sharing import percentiles
 
 PORT = 28103
@@ -114,7 +114,7 @@ async def measure(settings: Settings, seconds: float) -> tuple[list[float], int]
     stories = []
     tried = int(seconds)
     try:
-        with progress() as bar:
+        with driver_gc_paused(), progress() as bar:
             task = bar.add_task(f"warning listings under {BACKGROUND_RATE}/s", total=tried)
             for k in range(tried):
                 stories.append(asyncio.create_task(subject_story(rng)))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.http.responses import JsonResponse
@@ -85,12 +86,12 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         for r in rows:
             item: dict[str, Any] = {"list": r["list"]}
             if public:
-                item["entry"] = domain.public_view(r["entry"], public=r["public"])
+                item["entry"] = domain.public_view(orjson.loads(r["entry"]), public=r["public"])
                 if item["entry"] is None:
                     continue
-            else:
-                item |= {"status": r["status"], "removal_reason": r["reason"], "entry": r["entry"]}
-                item["record"] = r["record"]
+            else:  # the stored documents' JSON as it is, not decoded to be encoded again
+                item |= {"status": r["status"], "removal_reason": r["reason"], "entry": orjson.Fragment(r["entry"])}
+                item["record"] = None if r["record"] is None else orjson.Fragment(r["record"])
             item |= {
                 "valid_from": r["valid_from"],
                 "valid_to": r["valid_to"],
@@ -103,8 +104,10 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             doc = {"subject_id": sid, **doc}
         return {**doc, "entries": entries}
 
-    # The hot lookups skip FastAPI's stack on their plain, successful path (fastpath.py).
-    app.add_middleware(SubjectLookups, lookup=subject, histogram=app.state.metrics.http_request_seconds)
+    # The hot lookups skip FastAPI's stack on their plain, successful path (fastpath.py): a layer
+    # in front of the whole app, so not even its outer middleware and telemetry run for them.
+    histogram = app.state.metrics.http_request_seconds
+    app.state.front.append(lambda inner: SubjectLookups(inner, subject, histogram))
 
     async def snapshot(
         list_name: str,

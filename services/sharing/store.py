@@ -92,9 +92,12 @@ CHANGE_COLUMNS = [
 ]
 
 # "Was X on a list at A, as known at K" in one query: the version known at K (recorded at or before
-# K, not superseded by then; with no K, the latest) whose validity overlaps [A.start, A.end).
+# K, not superseded by then; with no K, the latest) whose validity overlaps [A.start, A.end). The
+# documents come as JSON text, to be passed through (the public view leaves the record out).
 SUBJECT_AT = """
-SELECT entry_id, list, status, reason, public, entry, record, valid_from, valid_to, recorded_at, superseded_at
+SELECT entry_id, list, status, reason, public, entry::text AS entry,
+       CASE WHEN $5::boolean THEN NULL ELSE record::text END AS record,
+       valid_from, valid_to, recorded_at, superseded_at
   FROM history
  WHERE subject_id = $1
    AND CASE WHEN $2::timestamptz IS NULL THEN superseded_at IS NULL

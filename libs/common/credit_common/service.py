@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from credit_common.clock import Clock, clock_from
 from credit_common.db import pool as dbpool
@@ -366,6 +367,9 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # ASGI layers served in front of the whole FastAPI app (outermost first), for the rare hot
+    # path that must not pay for FastAPI's middleware and telemetry on every request.
+    app.state.front = []
     definition.routes(app, runtime)
     consumes: dict[str, list[str]] = {}
     for spec in runtime.consumer_specs:
@@ -380,6 +384,14 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
     return app
 
 
+def served(app: FastAPI) -> ASGIApp:
+    """What the server runs: `app` behind the layers its routes put in `app.state.front`."""
+    asgi: ASGIApp = app
+    for layer in reversed(getattr(app.state, "front", [])):
+        asgi = layer(asgi)
+    return asgi
+
+
 def run(definition: ServiceDefinition) -> None:
     """Serve the service on its port (`CREDIT_HTTP_PORT`, else the contract's default)."""
     import uvicorn
@@ -387,4 +399,4 @@ def run(definition: ServiceDefinition) -> None:
     settings = get_settings()
     port = settings.credit_http_port or SERVICE_PORTS.get(definition.name, 8100)
     app = build_app(definition, settings)
-    uvicorn.run(app, host=settings.credit_http_host, port=port, log_config=None, access_log=False)
+    uvicorn.run(served(app), host=settings.credit_http_host, port=port, log_config=None, access_log=False)

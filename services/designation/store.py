@@ -159,20 +159,14 @@ class DesignationStore:
     async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
         return [record_of(r["record"]) for r in await self.conn.fetch(LOAD_ACTIVE_OF_STANDARD, standard)]
 
-    async def insert(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]]) -> None:
-        """New designations: (record, its JSON document, created_at, updated_at)."""
-        if not rows:
-            return
-        await self.conn.copy_records_to_table("designations", records=[_row(*r) for r in rows], columns=COLUMNS)
-
     async def write_batch(
         self,
         new: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]],
         outbox: Sequence[OutboxMessage],
         answers: Sequence[tuple[Any, ...]],
     ) -> None:
-        """New designations (as `insert`), outbox rows and ledger answers (as `record_answers`),
-        in one statement."""
+        """New designations ((record, its JSON document, created_at, updated_at)), outbox rows and
+        ledger answers (as `record_answers`), in one statement."""
         if not new and not outbox and not answers:
             return
         designation_cols: list[list[Any]] = [list(c) for c in zip(*(_row(*r) for r in new), strict=True)] or [

@@ -201,6 +201,20 @@ class ServiceUnderTest:
     def reset_peak(self) -> None:
         self.peak_rss = 0
 
+    async def gc_pauses(self) -> tuple[int, float]:
+        """(collections, seconds paused) of the service's cyclic garbage collector so far, all
+        generations, from its own `credit_gc_pause_seconds`: read before and after a window to
+        see what the service's collector cost inside it."""
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
+            text = (await client.get("/metrics")).text
+        count, total = 0, 0.0
+        for line in text.splitlines():
+            if line.startswith("credit_gc_pause_seconds_count"):
+                count += int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("credit_gc_pause_seconds_sum"):
+                total += float(line.rsplit(" ", 1)[1])
+        return count, total
+
     async def _sample(self) -> None:
         assert self.proc is not None
         p = psutil.Process(self.proc.pid)

@@ -316,12 +316,32 @@ async def lookups(settings: Settings, svc: ServiceUnderTest, seconds: float) -> 
     finally:
         await pool.close()
     console.print(f"GET /v1/subjects/{{id}}, {LOOKUP_RATE}/s for {seconds:.0f}s")
+    gc_before = await svc.gc_pauses()
     svc_lat = await steady(LOOKUP_RATE, seconds, LOOKUP_CONNECTIONS, lambda: RawHttp.open(svc.port), service_call)
+    gc_after = await svc.gc_pauses()
+    gc_n, gc_s = gc_after[0] - gc_before[0], gc_after[1] - gc_before[1]
+    console.print(f"  the service's garbage collector in the window: {gc_n} collections, {gc_s * 1000:.0f} ms")
+    console.print(f"  slowest second: {slowest_second(svc_lat, LOOKUP_RATE)}")
     assert found >= len(svc_lat) * 0.99, f"only {found} of {len(svc_lat)} lookups found their subject's entries"
     capacity = await closed_loop(svc.port, subjects, seconds=5.0)
     p50, p99 = percentiles(svc_lat)
     raw50, raw99 = percentiles(raw)
-    return {"n": len(svc_lat), "p50": p50, "p99": p99, "raw_p50": raw50, "raw_p99": raw99, "capacity": capacity}
+    return {
+        "n": len(svc_lat),
+        "p50": p50,
+        "p99": p99,
+        "raw_p50": raw50,
+        "raw_p99": raw99,
+        "capacity": capacity,
+        "gc_n": gc_n,
+        "gc_ms": gc_s * 1000,
+    }
+
+
+def slowest_second(lat: list[float], rate: int) -> str:
+    """The second (of calls in the order they finished) with the worst latency, and that worst."""
+    worst = max(range(0, len(lat), rate), key=lambda i: max(lat[i : i + rate]), default=0)
+    return f"second {worst // rate}: max {max(lat[worst : worst + rate], default=0):.1f} ms"
 
 
 async def closed_loop(port: int, subjects: list[str], seconds: float, connections: int = 8) -> float:
@@ -443,6 +463,7 @@ async def run(settings: Settings, n: int, entries: int, lookup_seconds: float) -
                 "raw_p50_ms": f"{lookup['raw_p50']:.2f}",
                 "raw_p99_ms": f"{lookup['raw_p99']:.2f}",
                 "capacity_per_s": f"{lookup['capacity']:.0f}",
+                "service_gc": f"{lookup['gc_n']:.0f}/{lookup['gc_ms']:.0f}ms",
                 "goal_p99_ms": 5,
             },
         ),

@@ -236,6 +236,7 @@ class Runtime:
         self.relay.start()
         if self.definition.on_start is not None:
             await self.definition.on_start(self)
+            self.relay.wake()  # whatever it wrote to the outbox (a re-judgement) goes out now
         self.dashboard.start()  # before the consumers: its first sample is the zero of every rate
         for spec in self.consumer_specs:
             from credit_common.contracts.registry import REGISTRY

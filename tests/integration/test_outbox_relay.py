@@ -26,6 +26,48 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def until_empty(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await pool.fetchval("SELECT count(*) FROM outbox"):
+        assert asyncio.get_running_loop().time() < deadline, "the published rows were not deleted"
+        await asyncio.sleep(0.02)
+
+
+async def test_published_rows_are_deleted_with_the_next_claim_or_on_release(
+    stack: Settings, schema_factory: Callable, topic_factory: Callable, reader: Callable
+) -> None:
+    """A round's acked rows are deleted by the statement that claims the next round's (one round
+    trip a round): never published twice by a later round, and gone once the relay lets go."""
+    pool: asyncpg.Pool = await schema_factory()
+    schema = await pool.fetchval("SELECT current_schema()")
+    topic = await topic_factory("relay-delete", partitions=1)
+    producer = make_producer(stack.kafka_bootstrap_servers, "relay-delete-test", linger_ms=0)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, schema, batch_max=2)
+    events = [new_event("test.thing.created", "platform/toy", {"n": n}, time=datetime.now(UTC)) for n in range(5)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await write_outbox(conn, [OutboxMessage.of_event(topic, "S1", e) for e in events])
+        assert await relay._lead()
+        assert await relay._round() == 2  # ids 1, 2: acked, not yet deleted
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 5
+        assert await relay._round() == 2  # deletes 1, 2 as it claims 3, 4
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+        await relay._release()  # deletes 3, 4 as it lets go
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+        assert await relay.relay_once() == 1
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+        async with reader(topic) as r:
+            await r.wait_for(lambda rs: len(rs) >= 5, timeout=5.0)
+            await asyncio.sleep(0.5)
+            recs = await r.poll()  # nothing more arrived: each row once, in order
+        assert [orjson.loads(x.value)["id"] for x in recs] == [e.id for e in events]
+    finally:
+        await relay.stop()
+        await producer.stop()
+    await asyncio.wait_for(pool.close(), 10.0)
+
+
 async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
     stack: Settings, schema_factory: Callable, topic_factory: Callable, reader: Callable
 ) -> None:
@@ -65,8 +107,10 @@ async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
         b.wake()  # committed in the follower's process
         async with reader(topic) as r:
             await r.wait_for(lambda rs: len(rs) == 1, timeout=5.0)
-        await until(lambda: a.total_published == 1)  # counted once the row is deleted, after the ack
+        await until(lambda: a.total_published == 1)  # counted once Kafka acked it
         assert b.total_published == 0
+        # Deleted by the leader's next claim, at once: not by a commit, not by its minute-long poll.
+        await until_empty(pool)
 
         await a.stop()
         await until(lambda: b.leader, timeout=5.0)
@@ -76,7 +120,7 @@ async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
             recs = await r.wait_for(lambda rs: len(rs) == 2, timeout=5.0)
         assert [orjson.loads(x.value)["id"] for x in recs] == [first, second]
         await until(lambda: b.total_published == 1)
-        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+        await until_empty(pool)
     finally:
         await a.stop()
         await b.stop()

@@ -323,7 +323,12 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
     try:
         drain_rate = await drain(settings, svcs, n, rows_before, events_before)
         await settle(settings)
+        gc_before = [await svc.gc_pauses() for svc in svcs]
         p50, p99, measured = await latency(settings, 500, latency_seconds)
+        gc_after = [await svc.gc_pauses() for svc in svcs]
+        gc_n = sum(a[0] - b[0] for a, b in zip(gc_after, gc_before, strict=True))
+        gc_ms = sum(a[1] - b[1] for a, b in zip(gc_after, gc_before, strict=True)) * 1000
+        console.print(f"  the services' garbage collectors in the window: {gc_n} collections, {gc_ms:.0f} ms")
     finally:
         await asyncio.gather(*(svc.stop() for svc in svcs))
     console.print("baseline: the same load through a plain aiokafka forwarder (consume, produce, commit)")
@@ -361,6 +366,7 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
                 "hop_p50_ms": f"{hop_p50:.1f}",
                 "hop_p99_ms": f"{hop_p99:.1f}",
                 "instances": instances,
+                "service_gc": f"{gc_n}/{gc_ms:.0f}ms",
                 "goal_p99_ms": 150,
             },
         ),

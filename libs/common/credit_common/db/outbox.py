@@ -33,6 +33,14 @@ LEAD_SQL = "SELECT pg_try_advisory_lock(hashtext('credit:relay:' || $1))"
 UNLEAD_SQL = "SELECT pg_advisory_unlock(hashtext('credit:relay:' || $1))"
 CLAIM_SQL = "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1"
 DELETE_SQL = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+# The previous round's published rows are deleted by the statement that claims the next round's:
+# one round trip a round, not two. The claim reads the statement's snapshot, which still shows
+# the rows its CTE deletes, so they are left out by id (a hashed NOT IN).
+DELETE_AND_CLAIM_SQL = """
+WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))
+SELECT id, topic, key, value, headers FROM outbox
+ WHERE id NOT IN (SELECT unnest($2::bigint[])) ORDER BY id LIMIT $1
+"""
 NOTIFY_SQL = "SELECT pg_notify($1, '')"
 
 
@@ -162,6 +170,7 @@ class OutboxRelay:
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None  # the leader's (or would-be leader's) connection
+        self._published: list[int] = []  # ids published and acked, deleted with the next claim
         self._notifying: asyncio.Task[None] | None = None
         self._notify_again = False
         self._stopping = False
@@ -217,10 +226,14 @@ class OutboxRelay:
         """Give up leadership and the connection. A dedicated connection is closed (which ends
         its lock and LISTEN); a borrowed one is unlocked and unlistened, then given back."""
         conn, self._conn, led, self.leader = self._conn, None, self.leader, False
+        published, self._published = self._published, []
         if led and self._observer is not None:
             self._observer.leading(False)
         if conn is None:
             return
+        if published:
+            with contextlib.suppress(Exception):  # else the next leader publishes them again
+                await asyncio.wait_for(conn.execute(DELETE_SQL, published), 5.0)
         if self._connect is not None:
             try:
                 await asyncio.wait_for(conn.close(), 5.0)
@@ -239,7 +252,11 @@ class OutboxRelay:
     async def _round(self) -> int:
         """As leader: publish up to `batch_max` rows in id order, wait for every ack, delete."""
         assert self._conn is not None
-        rows = await self._conn.fetch(CLAIM_SQL, self._batch_max)
+        if self._published:
+            rows = await self._conn.fetch(DELETE_AND_CLAIM_SQL, self._batch_max, self._published)
+            self._published = []
+        else:
+            rows = await self._conn.fetch(CLAIM_SQL, self._batch_max)
         if not rows:
             return 0
         t0 = time.perf_counter()
@@ -251,7 +268,9 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         if self._crash_after_publish:
             os.kill(os.getpid(), signal.SIGKILL)
-        await self._conn.execute(DELETE_SQL, [r["id"] for r in rows])
+        # Deleted with the next claim (or on release). Until then a crash republishes them: the
+        # same events with the same ids, as a crash between the acks and a delete always could.
+        self._published = [r["id"] for r in rows]
         if self._observer is not None:
             self._observer.publish_seconds(time.perf_counter() - t0)
             per_topic = collections.Counter(r["topic"] for r in rows)

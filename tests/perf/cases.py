@@ -30,7 +30,7 @@ from tests.support.kafka_admin import wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import Result, ServiceUnderTest, console
+from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console
 from .sharing import RawHttp, percentiles, steady
 
 PORT = 28105
@@ -227,7 +227,7 @@ async def top_up(db: asyncpg.Connection, total: int) -> None:
                 )
             bar.update(task, completed=have + min(need, start + 20_000))
     await db.execute("VACUUM (ANALYZE) cases.cases")
-    await db.execute("CHECKPOINT")
+    await checkpoint_to_disk(db)
 
 
 async def indicators(settings: Settings, svc: ServiceUnderTest, seconds: float) -> dict[str, float]:

@@ -39,7 +39,7 @@ from tests.support.kafka_admin import end_offsets, wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import Result, ServiceUnderTest, console, driver_gc_paused
+from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused
 
 PORT = 28101
 INSTANCES = 1
@@ -300,7 +300,7 @@ async def settle(settings: Settings) -> None:
         # in the measurement (as in the sharing benchmark's reads): run them now.
         for table in SETTLE_TABLES:
             await db.execute(f"VACUUM (ANALYZE) designation.{table}")
-        await db.execute("CHECKPOINT")
+        await checkpoint_to_disk(db)
     finally:
         await db.close()
 

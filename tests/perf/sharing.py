@@ -39,7 +39,7 @@ from credit_common.settings import Settings
 from tests.support.subjects import new_resident_id, new_uscc
 
 from .foundation import progress, raw_consume
-from .harness import Result, ServiceUnderTest, console, driver_gc_paused
+from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused
 
 PORT = 28102
 LISTS = ("black", "key_scrutiny")
@@ -201,7 +201,7 @@ async def seed(db: asyncpg.Connection, per_list: int) -> None:
     # off (they stall the raw baseline as much as the service).
     for table in ("sharing.entries", "sharing.history"):
         await db.execute(f"VACUUM (ANALYZE) {table}")
-    await db.execute("CHECKPOINT")
+    await checkpoint_to_disk(db)
 
 
 # ----------------------------------------------------------------------------- subject lookups

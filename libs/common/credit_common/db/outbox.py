@@ -250,7 +250,8 @@ class OutboxRelay:
             await self._pool.release(conn)
 
     async def _round(self) -> int:
-        """As leader: publish up to `batch_max` rows in id order, wait for every ack, delete."""
+        """As leader: delete the previous round's rows while claiming up to `batch_max` more in id
+        order, publish them and wait for every ack (they are deleted with the next claim)."""
         assert self._conn is not None
         if self._published:
             rows = await self._conn.fetch(DELETE_AND_CLAIM_SQL, self._batch_max, self._published)

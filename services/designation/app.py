@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from . import store
 from .dashboard import panels
-from .handlers import REQUEST_TYPES, DesignationHandlers, flush_batch, own_answer, record_feedback
+from .handlers import REQUEST_TYPES, DesignationHandlers, flush_batch, own_answer, read_plan, record_feedback
 
 NAME = "designation"
 # The HTTP ingress takes every request type of the contract and publishes it to its topic.
@@ -41,6 +41,7 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
             request_types=REQUEST_TYPES,
             request_topics=[topics.DESIGNATION_REQUESTS],
             flush=flush_batch,
+            optimistic=read_plan,
         ),
         # Other services' answers, for GET /v1/requests/{id}: its own consumer group, so a burst
         # of feedback never delays designations (this service's own answers are recorded as made).

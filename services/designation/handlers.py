@@ -1,7 +1,13 @@
-"""Load, decide, save, emit. The designation consumer handles a batch set-wise: one query loads
-every designation and active entry the batch touches (locked), the rules run message by message
-in order against that in-memory state, and the changes are written with one COPY and one
-executemany; events and answers go through the outbox in the same transaction."""
+"""Load, decide, save, emit. The designation consumer handles a batch set-wise: one read loads
+every designation and active entry the batch touches, the rules run message by message in order
+against that in-memory state, and one statement writes the changes with the events and answers
+(outbox) and the request ledger.
+
+Most batches take the consumer's optimistic path: the read is made without a lock, together with
+the inbox check, and the write statement records the inbox rows too and re-reads the same rows,
+locked, failing if any changed in between; then, and for batches with a reference record (a
+repealed standard reads that standard's entries as it goes), the batch runs in a transaction that
+reads under lock (`credit_common.messaging.consumer`)."""
 
 from __future__ import annotations
 
@@ -17,14 +23,23 @@ from credit_common.contracts.requests import AmendDesignation, Designate, Remove
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Answer, Context, ErrorItem, Incoming, Rejected, derived_id
+from credit_common.messaging.consumer import (
+    Accepted,
+    Answer,
+    Context,
+    ErrorItem,
+    Incoming,
+    ReadPlan,
+    Rejected,
+    derived_id,
+)
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
 from prometheus_client import Histogram
 
 from . import domain
-from .store import DesignationStore, record_answers
+from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, record_answers, record_of
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +106,42 @@ class BatchState:
             (self.records[i], self.doc(self.records[i]), at, self.changed.get(i, at)) for i, at in self.created.items()
         ]
 
-    async def save_changes(self, store: DesignationStore) -> None:
-        """The existing designations this batch changed, and its decision audit."""
+    read: tuple[list[str], list[str], list[str]] | None = None  # optimistic path: what the rules read
+
+    def write(self, ctx: Context) -> BatchWrite:
+        """Everything the batch writes, with the consumer's outbox rows and answers."""
         changed = [i for i in self.changed if i not in self.created]
-        await store.update([(self.records[i], self.doc(self.records[i]), self.changed[i]) for i in changed])
-        await store.audit(self.audit)
+        return BatchWrite(
+            new=self.new_rows(),
+            changed=[(self.records[i], self.doc(self.records[i]), self.changed[i]) for i in changed],
+            audit=self.audit,
+            outbox=ctx.outbox,
+            answers=_ledger_rows(ctx.answers),
+            inbox=ctx.inbox,
+            read=self.read,
+        )
+
+
+def batch_keys(items: Sequence[Incoming]) -> tuple[list[str], list[str]]:
+    """The designations a batch names and the subjects it designates: what its rules read."""
+    designation_ids: set[str] = set()
+    subject_ids: set[str] = set()
+    for inc in items:
+        d = inc.data
+        if isinstance(d, Designate):
+            subject_ids.add(_subject_key(d))
+            if d.transfer_from:
+                designation_ids.add(d.transfer_from)
+        elif isinstance(d, RemoveDesignation | AmendDesignation) or inc.event.type in RESOLVED:
+            designation_ids.add(d.designation_id)
+    return sorted(designation_ids), sorted(subject_ids)
+
+
+def read_plan(items: Sequence[Incoming]) -> ReadPlan | None:
+    """The optimistic path's read of a batch; a batch with a reference record goes the locking way."""
+    if any(inc.topic == topics.REFERENCE for inc in items):
+        return None
+    return READ_FOR_BATCH, batch_keys(items)
 
 
 def _subject_key(data: Designate) -> str:
@@ -163,19 +209,16 @@ class DesignationHandlers:
 
     async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
         store = DesignationStore(ctx.conn)
-        designation_ids: set[str] = set()
-        subject_ids: set[str] = set()
-        for inc in items:
-            d = inc.data
-            if isinstance(d, Designate):
-                subject_ids.add(_subject_key(d))
-                if d.transfer_from:
-                    designation_ids.add(d.transfer_from)
-            elif isinstance(d, RemoveDesignation | AmendDesignation) or inc.event.type in RESOLVED:
-                designation_ids.add(d.designation_id)
         state = BatchState()
-        for record in await store.load_for_batch(designation_ids, subject_ids):
-            state.loaded(record)
+        ids, subjects = batch_keys(items)
+        if ctx.snapshot is not None:  # read without a lock; the write checks it still holds
+            docs, versions = ctx.snapshot
+            for doc in docs:
+                state.loaded(record_of(doc))
+            state.read = (ids, subjects, list(versions))
+        else:
+            for record in await store.load_for_batch(ids, subjects):
+                state.loaded(record)
 
         outcomes: list[Accepted | Rejected | None] = []
         for inc in items:
@@ -184,8 +227,7 @@ class DesignationHandlers:
                     outcomes.append(await self._one(inc, ctx, state, store))
                 except Rejected as rejected:
                     outcomes.append(rejected)
-        await state.save_changes(store)
-        ctx.pending = state.new_rows()  # written by flush_batch, with the outbox and the answers
+        ctx.pending = state  # written by flush_batch, with the outbox and the answers
         return outcomes
 
     async def _one(
@@ -301,6 +343,7 @@ class DesignationHandlers:
         record = inc.data.root if hasattr(inc.data, "root") else inc.data
         if getattr(record, "kind", None) != "standard" or record.status != "repealed":
             return
+        assert ctx.snapshot is None, "reference records take the locking path (read_plan)"
         for existing in await store.load_active_of_standard(record.code):
             state.loaded(existing)
         for entry in [r for r in state.records.values() if r.standard == record.code and r.status == "active"]:
@@ -366,9 +409,11 @@ def _ledger_rows(answers: Sequence[Answer]) -> list[tuple[Any, ...]]:
 
 
 async def flush_batch(conn: Any, ctx: Context) -> None:
-    """The request consumer's last writes, in one statement: the designations the batch created
-    (left in `ctx.pending` by `handle_batch`), its outbox rows and its answers in the ledger."""
-    await DesignationStore(conn).write_batch(ctx.pending or [], ctx.outbox, _ledger_rows(ctx.answers))
+    """The request consumer's writes, in one statement: what `handle_batch` left in `ctx.pending`
+    (none when the batch held only dead letters and rejections), its outbox rows, its answers in
+    the ledger and, on the optimistic path, its inbox rows and the check of what it read."""
+    state = ctx.pending if isinstance(ctx.pending, BatchState) else BatchState()
+    await DesignationStore(conn).write_batch(state.write(ctx))
 
 
 OWN_SOURCE = b'"source":"platform/designation"'

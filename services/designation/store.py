@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -43,11 +44,6 @@ SELECT record FROM designations
  LIMIT $2
  FOR UPDATE SKIP LOCKED
 """
-AUDIT = """
-INSERT INTO designation_decisions (request_id, designation_id, kind, unit, decision, reason, decided_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (request_id) DO NOTHING
-"""
 DECISIONS_OF = "SELECT * FROM designation_decisions WHERE designation_id = $1 ORDER BY decided_at, request_id"
 COUNT_BY_LIST = "SELECT list, status, count(*) AS n FROM designations GROUP BY list, status"
 
@@ -80,24 +76,77 @@ ON CONFLICT (request_id) DO UPDATE
 REQUEST_ANSWERED = _answered(1)
 GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
 
-# A batch's last writes in one statement (one round trip, where a COPY, the outbox insert and the
-# ledger upsert took four): its new designations, its outbox rows in the order they were emitted
-# (identity values follow the ORDER BY) and its answers in the ledger.
+# What the rules of a batch read: the named designations and the active entries of the named
+# subjects, each with its row version (designation_id:xmin). The locking path reads them FOR UPDATE
+# (LOAD_BY_ID, LOAD_ACTIVE_OF_SUBJECTS); the optimistic path reads them without a lock, and
+# WRITE_BATCH reads them again, locked, to check that nothing changed in between.
+READ_FOR_BATCH = """
+SELECT coalesce(array_agg(record), '{}') AS records,
+       coalesce(array_agg(designation_id || ':' || xmin::text), '{}') AS versions
+  FROM (SELECT designation_id, record, xmin FROM designations WHERE designation_id = ANY($2::text[])
+        UNION ALL
+        SELECT designation_id, record, xmin FROM designations
+         WHERE subject_id = ANY($3::text[]) AND status = 'active') AS d
+"""
+
+# A batch's writes in one statement (one round trip, where a COPY, the updates, the audit, the
+# outbox insert and the ledger upsert took one or more each): its new designations, the existing
+# ones it changed, its decision audit, its outbox rows in the order they were emitted (identity
+# values follow the ORDER BY), its answers in the ledger and, on the optimistic path, its inbox
+# rows, with the check that what its rules read (without a lock) is still what the table holds.
+# The check is the main query: it locks the rows (FOR UPDATE) before the writing CTEs run, which
+# run after the main query; when they changed it raises serialization_failure and nothing is written.
 WRITE_BATCH = f"""
-WITH new_designations AS (
+WITH read_by_id AS (
+  SELECT designation_id || ':' || xmin::text AS v FROM designations WHERE designation_id = ANY($39::text[]) FOR UPDATE
+), read_of_subjects AS (
+  SELECT designation_id || ':' || xmin::text AS v FROM designations
+   WHERE subject_id = ANY($40::text[]) AND status = 'active' FOR UPDATE
+), inboxed AS (
+  INSERT INTO inbox (event_id, topic) SELECT * FROM unnest($37::text[], $38::text[])
+), new_designations AS (
   INSERT INTO designations
          (designation_id, subject_id, list, field, standard, unit, status, effective_from, effective_to,
           record, created_at, updated_at)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                        $8::date[], $9::date[], $10::jsonb[], $11::timestamptz[], $12::timestamptz[])
+), changed AS (
+  UPDATE designations AS d SET status = u.s, effective_to = u.e, record = u.r, updated_at = u.a
+    FROM unnest($25::text[], $26::text[], $27::date[], $28::jsonb[], $29::timestamptz[]) AS u(i, s, e, r, a)
+   WHERE d.designation_id = u.i
+), audited AS (
+  INSERT INTO designation_decisions (request_id, designation_id, kind, unit, decision, reason, decided_at)
+  SELECT * FROM unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::jsonb[], $35::text[],
+                       $36::timestamptz[])
+  ON CONFLICT (request_id) DO NOTHING
 ), emitted AS (
   INSERT INTO outbox (topic, key, value, headers)
   SELECT t, k, v, h
     FROM unnest($13::text[], $14::bytea[], $15::bytea[], $16::jsonb[]) WITH ORDINALITY AS x(t, k, v, h, n)
    ORDER BY n
 ), answered AS ({_answered(17)})
-SELECT 1
+SELECT CASE
+  WHEN $41::text[] IS NULL THEN true
+  WHEN (SELECT coalesce(array_agg(DISTINCT v ORDER BY v), '{{}}')
+          FROM (SELECT v FROM read_by_id UNION ALL SELECT v FROM read_of_subjects) AS now_read)
+     = (SELECT coalesce(array_agg(DISTINCT v ORDER BY v), '{{}}') FROM unnest($41::text[]) AS v) THEN true
+  ELSE changed_since_read('designations')
+END
 """
+
+
+@dataclass
+class BatchWrite:
+    """Everything one batch writes, for `write_batch`."""
+
+    new: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]] = ()  # record, JSON, created, updated
+    changed: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]] = ()  # record, JSON, updated_at
+    audit: Sequence[tuple[Any, ...]] = ()  # (request_id, designation_id, kind, unit, decision, reason, decided_at)
+    outbox: Sequence[OutboxMessage] = ()
+    answers: Sequence[tuple[Any, ...]] = ()  # as `record_answers`
+    inbox: tuple[list[str], list[str]] | None = None  # optimistic path: (event ids, topics) to record
+    read: tuple[list[str], list[str], list[str]] | None = None  # optimistic path: (ids, subjects, versions) read
+
 
 # ---------------------------------------------------------------------- dashboard reads
 # Active entries per standard: an index-only scan of designations_active_standard.
@@ -159,20 +208,25 @@ class DesignationStore:
     async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
         return [record_of(r["record"]) for r in await self.conn.fetch(LOAD_ACTIVE_OF_STANDARD, standard)]
 
-    async def write_batch(
-        self,
-        new: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]],
-        outbox: Sequence[OutboxMessage],
-        answers: Sequence[tuple[Any, ...]],
-    ) -> None:
-        """New designations ((record, its JSON document, created_at, updated_at)), outbox rows and
-        ledger answers (as `record_answers`), in one statement."""
-        if not new and not outbox and not answers:
+    async def write_batch(self, batch: BatchWrite) -> None:
+        """Everything a batch writes, in one statement (see WRITE_BATCH); raises
+        serialization_failure, writing nothing, when `batch.read` no longer holds."""
+        if not (batch.new or batch.changed or batch.audit or batch.outbox or batch.answers or batch.inbox):
             return
-        designation_cols: list[list[Any]] = [list(c) for c in zip(*(_row(*r) for r in new), strict=True)] or [
-            [] for _ in COLUMNS
-        ]
-        await self.conn.execute(WRITE_BATCH, *designation_cols, *outbox_arrays(outbox), *_answer_columns(answers))
+        inbox = batch.inbox or ([], [])
+        ids, subjects, versions = batch.read or ([], [], None)
+        await self.conn.execute(
+            WRITE_BATCH,
+            *_columns([_row(*r) for r in batch.new], len(COLUMNS)),
+            *outbox_arrays(batch.outbox),
+            *_answer_columns(batch.answers),
+            *_columns([(r.designation_id, str(r.status), r.effective_to, doc, at) for r, doc, at in batch.changed], 5),
+            *_columns(batch.audit, 7),
+            *inbox,
+            ids,
+            subjects,
+            versions,
+        )
 
     async def update(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]]) -> None:
         """Changed designations: (record, its JSON document, updated_at)."""
@@ -180,12 +234,6 @@ class DesignationStore:
             await self.conn.executemany(
                 UPDATE, [(r.designation_id, str(r.status), r.effective_to, doc, at) for r, doc, at in rows]
             )
-
-    async def audit(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """(request_id, designation_id, kind, unit, decision, reason, decided_at) of revocations and
-        amendments."""
-        if rows:
-            await self.conn.executemany(AUDIT, rows)
 
     async def claim_expired(self, today: date, limit: int) -> list[DesignationRecord]:
         """Active entries whose last day is before `today`, locked (SKIP LOCKED: one instance each)."""
@@ -233,10 +281,15 @@ def _row(r: DesignationRecord, doc: dict[str, Any], created: datetime, updated: 
     )
 
 
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column arrays, for an unnest."""
+    return [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(width)]
+
+
 def _answer_columns(answers: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """Ledger answers as the eight arrays REQUEST_ANSWERED (and WRITE_BATCH) unnest."""
     latest = {a[0]: a for a in answers}  # one row per request id within a statement
-    cols = [list(col) for col in zip(*latest.values(), strict=True)] or [[] for _ in range(8)]
+    cols = _columns(list(latest.values()), 8)
     # errors travel as JSON text: a list inside a jsonb[] parameter would become an array dimension
     cols[5] = [None if e is None else orjson.dumps(e).decode() for e in cols[5]]
     return cols

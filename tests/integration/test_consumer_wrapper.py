@@ -8,9 +8,10 @@ import base64
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -18,9 +19,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.clock import SystemClock
 from credit_common.contracts.envelope import new_event
-from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
+from credit_common.db.outbox import OutboxMessage, OutboxRelay, outbox_arrays, write_outbox
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, Incoming, KafkaConsumerWrapper, reject
+from credit_common.messaging.consumer import (
+    Accepted,
+    ConsumerObserver,
+    Context,
+    Incoming,
+    KafkaConsumerWrapper,
+    Rejected,
+    reject,
+)
 from credit_common.messaging.producer import make_producer
 from credit_common.settings import Settings
 from pydantic import BaseModel
@@ -394,3 +403,148 @@ async def test_trace_context_travels_from_request_headers_to_emitted_events(
     assert body["causationid"] == f"req-traced-{RUN}"
     assert body["correlationid"] == f"req-traced-{RUN}"
     assert body["source"] == "platform/toy"
+
+
+# ---------------------------------------------------------------------- the optimistic path
+
+BUMP = "test.thing.bump"
+# The toy's read: each named thing's counter as "name=counter" (its row version, for the check).
+BUMP_READ = "SELECT coalesce(array_agg(name || '=' || counter), '{}') AS seen FROM things WHERE name = ANY($2::text[])"
+# The toy's one write statement: inbox rows, counters, outbox rows, and the check of what was read
+# (on the optimistic path, $9 not null), which locks the rows before the upsert changes them.
+BUMP_WRITE = """
+WITH inboxed AS (INSERT INTO inbox (event_id, topic) SELECT * FROM unnest($1::text[], $2::text[])),
+bumped AS (
+  INSERT INTO things (thing_id, unit, name, counter) SELECT n, '', n, c FROM unnest($3::text[], $4::int[]) AS u(n, c)
+  ON CONFLICT (thing_id) DO UPDATE SET counter = EXCLUDED.counter
+), emitted AS (
+  INSERT INTO outbox (topic, key, value, headers)
+  SELECT * FROM unnest($5::text[], $6::bytea[], $7::bytea[], $8::jsonb[])
+)
+SELECT CASE
+  WHEN $9::text[] IS NULL THEN true
+  WHEN (SELECT coalesce(array_agg(v ORDER BY v), '{}')
+          FROM (SELECT name || '=' || counter AS v FROM things WHERE name = ANY($3::text[]) FOR UPDATE) AS now_read)
+     = (SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($9::text[]) AS v) THEN true
+  ELSE changed_since_read('things')
+END
+"""
+
+
+class Paths(ConsumerObserver):
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+
+    def path(self, topic: str, path: str) -> None:
+        self.taken.append(path)
+
+
+class Bumper:
+    """A toy service on the optimistic path: `test.thing.bump` adds one to the named thing's counter."""
+
+    def __init__(self, events_topic: str, pool: asyncpg.Pool) -> None:
+        self.events_topic = events_topic
+        self.pool = pool
+        self.interfere = False  # a concurrent writer strikes between the next optimistic read and write
+
+    def plan(self, items: Sequence[Incoming]) -> tuple[str, list[Any]]:
+        return BUMP_READ, [sorted({i.data.name for i in items})]
+
+    async def batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
+        names = sorted({i.data.name for i in items})
+        if ctx.snapshot is not None:
+            (seen,) = ctx.snapshot
+            expected: list[str] | None = list(seen)
+            counters = {v.rsplit("=", 1)[0]: int(v.rsplit("=", 1)[1]) for v in seen}
+        else:
+            rows = await ctx.conn.fetch("SELECT name, counter FROM things WHERE name = ANY($1) FOR UPDATE", names)
+            expected, counters = None, {r["name"]: r["counter"] for r in rows}
+        for inc in items:
+            with ctx.handling(inc):
+                counters[inc.data.name] = counters.get(inc.data.name, 0) + 1
+                ctx.emit(self.events_topic, inc.data.name, ctx.event(CREATED, {"thing_id": inc.data.name}))
+        ctx.pending = (counters, expected)
+        return [Accepted(i.data.name) for i in items]
+
+    async def flush(self, conn: asyncpg.Connection, ctx: Context) -> None:
+        if ctx.snapshot is not None and self.interfere:
+            self.interfere = False
+            await self.pool.execute("UPDATE things SET counter = counter + 100")  # another writer, committed
+        counters, expected = ctx.pending or ({}, None)
+        inbox = ctx.inbox or ([], [])
+        await conn.execute(
+            BUMP_WRITE, *inbox, list(counters), list(counters.values()), *outbox_arrays(ctx.outbox), expected
+        )
+
+
+async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_again_under_locks(
+    stack: Settings,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
+) -> None:
+    pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
+    req_topic, ev_topic = await topic_factory("req", partitions=1), await topic_factory("ev")
+    bumper, paths = Bumper(ev_topic, pool), Paths()
+    kafka = make_producer(stack.kafka_bootstrap_servers, "bumper-relay")
+    await kafka.start()
+    relay = OutboxRelay(pool, kafka, "toy")
+    wrapper = KafkaConsumerWrapper(
+        service="toy",
+        group_id=f"bumper-{RUN}",
+        topics=[req_topic],
+        bootstrap=stack.kafka_bootstrap_servers,
+        pool=pool,
+        clock=SystemClock(),
+        batch_handler=bumper.batch,
+        request_types=[BUMP],
+        request_topics=[req_topic],
+        model_for={BUMP: ThingCreate}.get,
+        flush=bumper.flush,
+        optimistic=bumper.plan,
+        observer=paths,
+        on_committed=relay.wake,
+    )
+    await wrapper.start()
+    relay.start()
+    run = Running(wrapper, relay, pool)
+
+    def bump(rid: str) -> bytes:
+        ev = new_event(BUMP, "unit/110000-SAT", {"name": "x"}, time=datetime.now(UTC), id=rid)
+        return orjson.dumps(ev.model_dump(mode="json", exclude_none=True))
+
+    try:
+        first, second = f"bump-1-{RUN}", f"bump-2-{RUN}"
+        await producer.send_and_wait(req_topic, bump(first), key=b"x")
+        await run.wait_processed(1)
+        assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 1
+        assert paths.taken == ["optimistic"], "a batch no one else touches goes the optimistic way"
+
+        # Between the second batch's read (x = 1) and its write, another writer makes x 101: the
+        # write must not apply 1 + 1 over it. It fails whole, and the locking path applies the
+        # batch to what is there now.
+        bumper.interfere = True
+        await producer.send_and_wait(req_topic, bump(second), key=b"x")
+        await run.wait_processed(2)
+        assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
+        assert paths.taken == ["optimistic", "contended", "locking"]
+        assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", second) == 1
+
+        # A redelivery of the second request takes the locking path, which drops it.
+        await producer.send_and_wait(req_topic, bump(second), key=b"x")
+        await run.wait_processed(3)
+        assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
+        assert paths.taken[-1] == "locking"
+
+        answers = await feedback_for(reader, {first, second})
+        assert {rid: len(a) for rid, a in answers.items()} == {first: 1, second: 1}, "one answer each"
+        async with reader(ev_topic) as r:
+            await r.wait_for(lambda recs: len(recs) >= 2)
+            await asyncio.sleep(1.0)
+            await r.poll()
+            assert len(r.records) == 2, "one event per request: the failed optimistic write emitted nothing"
+    finally:
+        await wrapper.stop()
+        await relay.stop()
+        await kafka.stop()

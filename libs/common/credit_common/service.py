@@ -40,6 +40,7 @@ from credit_common.messaging.consumer import (
     FlushHook,
     Handler,
     KafkaConsumerWrapper,
+    Optimistic,
 )
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import ensure_topics
@@ -65,6 +66,7 @@ class ConsumerSpec:
     on_answers: AnswersHook | None = None  # the service's own request ledger, same transaction
     flush: FlushHook | None = None  # writes the outbox and answers itself (see KafkaConsumerWrapper)
     skip: Callable[[Any], bool] | None = None  # records to pass over unparsed (cheap pre-filter)
+    optimistic: Optimistic | None = None  # plans a batch's reads for the optimistic path (with flush)
 
 
 @dataclass
@@ -140,6 +142,9 @@ class MetricsObserver(ConsumerObserver):
         self.m.batch_seconds.labels(topic=topic).observe(seconds)
         if n:
             self.m.processing_seconds.labels(topic=topic).observe(seconds / n)
+
+    def path(self, topic: str, path: str) -> None:
+        self.m.batches.labels(topic=topic, path=path).inc()
 
     def event_latency(self, topic: str, seconds: float) -> None:
         self.m.event_latency_seconds.labels(topic=topic).observe(seconds)
@@ -262,6 +267,7 @@ class Runtime:
                 on_answers=spec.on_answers,
                 flush=spec.flush,
                 skip=spec.skip,
+                optimistic=spec.optimistic,
                 batch_max=s.credit_consumer_batch_max,
                 batch_timeout_ms=s.credit_consumer_batch_timeout_ms,
             )

@@ -14,6 +14,15 @@ every effect that still has to reach Kafka.
 - A handler that fails unexpectedly rolls back the batch; the batch is then retried one message
   at a time, so only the message that really fails is dead-lettered and the consumer goes on.
 - Database or broker outages are retried with backoff, never dead-lettered: nothing is skipped.
+
+A service may give its consumer an optimistic path (`optimistic`): the batch's reads in one
+statement outside a transaction (with the inbox check), and every write, the inbox rows included,
+in ONE statement that re-reads what the rules read, locked, and fails if any of it changed. That
+is two round trips where the locking transaction takes five (BEGIN, inbox, read, write, COMMIT).
+A statement is a transaction of its own, so the batch is still all or nothing; when it fails on a
+concurrent change or on an inbox key another consumer recorded meanwhile, the batch is applied
+again by the locking path, which is what a redelivery, a repeated key or any batch the service
+does not plan for takes as well.
 """
 
 from __future__ import annotations
@@ -55,6 +64,12 @@ INBOX_SQL = (
     " ON CONFLICT DO NOTHING RETURNING event_id)"
     " SELECT coalesce(array_agg(event_id), '{}') FROM ins"
 )
+# The optimistic path's read: has the inbox seen any of the batch ($1), and the service's own reads
+# (one row; its parameters from $2 on).
+SEEN_AND_READ_SQL = "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ANY($1::text[])) AS seen, r.* FROM ({}) AS r"
+# What makes the optimistic path give way to the locking one: a row the rules read changed since
+# (the service's write raises serialization_failure) or an inbox key came in meanwhile.
+CONTENDED = (asyncpg.SerializationError, asyncpg.UniqueViolationError)
 
 # Errors that mean "the world is away", not "this message is bad": retry, never dead-letter.
 TRANSIENT = (
@@ -122,6 +137,12 @@ class Context:
     answers: list[Answer] = field(default_factory=list)
     current: Incoming | None = None
     pending: Any = None  # what a batch handler leaves for its consumer's `flush` hook to write
+    # The optimistic path only (see `KafkaConsumerWrapper`): the row the service's read plan
+    # returned (without the inbox column), and the inbox rows its flush must write ((keys, topics)).
+    # Both None on the locking path, where the batch handler reads under lock and the wrapper has
+    # written the inbox rows already.
+    snapshot: Any = None
+    inbox: tuple[list[str], list[str]] | None = None
     _emitted: dict[str, int] = field(default_factory=dict)
 
     def emit(self, topic: str, key: str | None, event: CloudEvent) -> None:
@@ -248,6 +269,10 @@ AnswersHook = Callable[[asyncpg.Connection, list[Answer]], Awaitable[None]]
 FlushHook = Callable[[asyncpg.Connection, Context], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Incoming], Context], Awaitable[Sequence[Accepted | Rejected | None]]]
 ModelLookup = Callable[[str], type[BaseModel] | None]
+# A service's optimistic read of a batch: a query returning one row (parameters numbered from $2)
+# and its arguments; None sends the batch down the locking path.
+ReadPlan = tuple[str, Sequence[Any]]
+Optimistic = Callable[[Sequence[Incoming]], ReadPlan | None]
 
 
 class ConsumerObserver:
@@ -259,6 +284,7 @@ class ConsumerObserver:
     def deadlettered(self, topic: str) -> None: ...
     def batch_done(self, topic: str, seconds: float, n: int) -> None: ...
     def event_latency(self, topic: str, seconds: float) -> None: ...
+    def path(self, topic: str, path: str) -> None: ...
     def lag(self, topic: str, partition: int, lag: int) -> None: ...
 
 
@@ -291,7 +317,12 @@ class KafkaConsumerWrapper:
     The batch's last writes are the outbox rows and, with `on_answers`, the service's own request
     ledger. A `flush` hook takes over those writes, with whatever the batch handler left in
     `ctx.pending`, so a service can make them one statement with its own (each statement is a
-    round trip inside the transaction, and a request waits for every one of them)."""
+    round trip inside the transaction, and a request waits for every one of them).
+
+    `optimistic` (with `flush`) plans a batch's reads for the optimistic path described at the top
+    of this module. The batch handler then finds them in `ctx.snapshot` and must write nothing
+    itself; the flush hook writes everything in one statement, including the inbox rows in
+    `ctx.inbox`, and raises serialization_failure when a row the rules read has changed since."""
 
     def __init__(
         self,
@@ -312,6 +343,7 @@ class KafkaConsumerWrapper:
         on_answers: AnswersHook | None = None,
         flush: FlushHook | None = None,
         skip: Callable[[ConsumerRecord], bool] | None = None,
+        optimistic: Optimistic | None = None,
         batch_max: int = 1000,
         batch_timeout_ms: int = 50,
         client_id: str | None = None,
@@ -335,6 +367,10 @@ class KafkaConsumerWrapper:
         if flush is not None and on_answers is not None:
             raise ValueError("a flush hook writes the answers itself: give flush or on_answers")
         self._flush = flush
+        if optimistic is not None and (flush is None or batch_handler is None):
+            raise ValueError("the optimistic path needs a batch handler and a flush hook that writes the inbox rows")
+        self._optimistic = optimistic
+        self._read_sql: dict[str, str] = {}
         self._skip = skip
         self._batch_max = batch_max
         self._batch_timeout_ms = batch_timeout_ms
@@ -617,7 +653,9 @@ class KafkaConsumerWrapper:
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(work)},
         ):
-            fresh = await self._apply_in_transaction(work, topic)
+            fresh = await self._apply_optimistically(work, topic) if self._optimistic is not None else None
+            if fresh is None:
+                fresh = await self._apply_in_transaction(work, topic)
         now = datetime.now(UTC)
         for p in fresh:
             if p.incoming is not None:
@@ -644,16 +682,7 @@ class KafkaConsumerWrapper:
             if len(fresh) < len(work):
                 self._obs.duplicate(topic, len(work) - len(fresh))
             ctx = Context(conn=conn, clock=self._clock, service=self.service)
-            to_handle: list[_Parsed] = []
-            for p in fresh:
-                if p.dead_reason is not None:
-                    self._deadletter(ctx, p)
-                elif p.reject_errors is not None:
-                    self._answer(ctx, p, Rejected(p.reject_errors))
-                else:
-                    to_handle.append(p)
-            if to_handle:
-                await self._handle(ctx, to_handle)
+            await self._handle_fresh(ctx, fresh)
             if ctx.outbox:
                 self._wrote_outbox = True  # (if this transaction rolls back, a wake is harmless)
             if self._flush is not None:
@@ -662,7 +691,60 @@ class KafkaConsumerWrapper:
                 await write_outbox(conn, ctx.outbox)
                 if self._on_answers is not None and ctx.answers:
                     await self._on_answers(conn, ctx.answers)
+        self._obs.path(topic, "locking")
         return fresh
+
+    async def _apply_optimistically(self, work: list[_Parsed], topic: str) -> list[_Parsed] | None:
+        """The batch in two statements and no transaction around them (see the module's docs), or
+        None when it must take the locking path: a key repeats within the batch or is in the
+        inbox already, the service plans no read for it, or the write met a concurrent change."""
+        assert self._optimistic is not None
+        assert self._flush is not None
+        keys = [p.inbox_key for p in work]
+        if len(set(keys)) < len(keys):
+            return None
+        plan = self._optimistic([p.incoming for p in work if p.incoming is not None and p.reject_errors is None])
+        if plan is None:
+            return None
+        query, args = plan
+        sql = self._read_sql.get(query)
+        if sql is None:
+            sql = self._read_sql[query] = SEEN_AND_READ_SQL.format(query)
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(sql, keys, *args)
+            if row is None or row[0]:
+                return None
+            ctx = Context(
+                conn=conn,
+                clock=self._clock,
+                service=self.service,
+                snapshot=tuple(row)[1:],
+                inbox=(keys, [p.record.topic for p in work]),
+            )
+            await self._handle_fresh(ctx, work)
+            try:
+                await self._flush(conn, ctx)
+            except CONTENDED as exc:
+                log.info("optimistic batch of %d gave way to the locking path: %s", len(work), exc)
+                self._obs.path(topic, "contended")
+                return None
+        if ctx.outbox:
+            self._wrote_outbox = True
+        self._obs.path(topic, "optimistic")
+        return work
+
+    async def _handle_fresh(self, ctx: Context, fresh: list[_Parsed]) -> None:
+        """Dead letters, rejections of what could not be parsed, and the handlers for the rest."""
+        to_handle: list[_Parsed] = []
+        for p in fresh:
+            if p.dead_reason is not None:
+                self._deadletter(ctx, p)
+            elif p.reject_errors is not None:
+                self._answer(ctx, p, Rejected(p.reject_errors))
+            else:
+                to_handle.append(p)
+        if to_handle:
+            await self._handle(ctx, to_handle)
 
     async def _handle(self, ctx: Context, items: list[_Parsed]) -> None:
         if self._batch_handler is not None:
@@ -793,6 +875,8 @@ __all__ = [
     "Handler",
     "Incoming",
     "KafkaConsumerWrapper",
+    "Optimistic",
+    "ReadPlan",
     "Rejected",
     "reject",
     "trusted_unit",

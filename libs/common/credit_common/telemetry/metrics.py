@@ -81,6 +81,14 @@ class ServiceMetrics:
         self.inbox_duplicates = _metric(
             r, Counter, "credit_inbox_duplicates_total", "Redelivered events the inbox skipped.", ["topic"]
         )
+        self.batches = _metric(
+            r,
+            Counter,
+            "credit_consumer_batches_total",
+            "Batches applied, by path: optimistic (two statements), locking (a transaction), and"
+            " contended (optimistic attempts that met a concurrent change and were applied locking).",
+            ["topic", "path"],
+        )
         self.processing_seconds = hist("credit_processing_seconds", "Handling time per message.", ["topic"])
         self.batch_seconds = hist("credit_batch_seconds", "Handling time per batch transaction.", ["topic"])
         self.gc_pause_seconds = hist(

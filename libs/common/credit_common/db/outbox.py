@@ -42,6 +42,13 @@ SELECT id, topic, key, value, headers FROM outbox
  WHERE id NOT IN (SELECT unnest($2::bigint[])) ORDER BY id LIMIT $1
 """
 NOTIFY_SQL = "SELECT pg_notify($1, '')"
+# The claim must walk the primary key in order, whatever the table's statistics say. An outbox's
+# heap keeps the size of its largest backlog (44 MB of pages for a few hundred rows after a
+# million-request backfill), and with that the planner took a sequential scan and a sort: 12-20 ms
+# per claim, a third of a core of PostgreSQL at 500 requests/s, where the index takes 0.3 ms.
+# Set on the leader's connection for as long as it leads.
+INDEX_ORDER_SQL = "SET enable_seqscan = off"
+PLANNER_DEFAULT_SQL = "RESET enable_seqscan"
 
 
 def channel(schema: str) -> str:
@@ -212,6 +219,7 @@ class OutboxRelay:
         if self._conn is None:
             self._conn = await (self._connect() if self._connect is not None else self._pool.acquire())
         if await self._conn.fetchval(LEAD_SQL, self._schema):
+            await self._conn.execute(INDEX_ORDER_SQL)
             await self._conn.add_listener(self._channel, self._heard)
             self.leader = True
             log.info("outbox relay of %s leads", self._schema)
@@ -243,6 +251,7 @@ class OutboxRelay:
         try:
             if led:
                 await conn.remove_listener(self._channel, self._heard)
+                await conn.execute(PLANNER_DEFAULT_SQL)
                 await conn.fetchval(UNLEAD_SQL, self._schema)
         except Exception:
             conn.terminate()  # a broken connection: closing it is what ends the lock

@@ -225,9 +225,29 @@ async def latency(
     lat = sorted((got[k] - sent[k]) * 1000 for k in got)
     if not lat:
         raise AssertionError(f"no answers arrived on {read_from}")
+    console.print(f"  {per_second(sent, got)}")
     p50 = statistics.median(lat)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     return p50, p99, len(lat)
+
+
+def per_second(sent: dict[str, float], got: dict[str, float]) -> str:
+    """How the slow answers are spread over the window: each second's worst (by send time). One
+    bad second is a stall (a collection, a checkpoint, a vacuum); every second alike is queueing."""
+    start = min(sent.values())
+    worst: dict[int, float] = {}
+    for k, t in got.items():
+        second = int(sent[k] - start)
+        worst[second] = max(worst.get(second, 0.0), (t - sent[k]) * 1000)
+    if not worst:
+        return "no answers"
+    ordered = sorted(worst.values())
+    slowest = max(worst, key=lambda s: worst[s])
+    return (
+        f"each second's slowest answer: median {statistics.median(ordered):.0f} ms, "
+        f"max {ordered[-1]:.0f} ms in second {slowest}; seconds over 150 ms: {sum(v > 150 for v in ordered)}"
+        f" of {len(ordered)}"
+    )
 
 
 async def hop_latency(settings: Settings, rate: int, seconds: float) -> tuple[float, float, int]:

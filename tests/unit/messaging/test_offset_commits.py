@@ -1,0 +1,71 @@
+"""Offset commits after applied batches: at most one per `commit_interval_s` under load (each is a
+broker request), always the latest offset of each partition, and nothing applied left uncommitted
+when the stream goes idle or the consumer stops. Against a stand-in consumer that records commits."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from credit_common.clock import SystemClock
+from credit_common.messaging.consumer import KafkaConsumerWrapper
+
+
+class RecordingConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.commits.append({tp: om.offset for tp, om in offsets.items()})
+
+
+def wrapper(consumer: RecordingConsumer, interval: float) -> KafkaConsumerWrapper:
+    w = KafkaConsumerWrapper(
+        service="toy",
+        group_id="toy",
+        topics=["t"],
+        bootstrap="unused:9092",
+        pool=None,
+        clock=SystemClock(),
+        handlers={},
+        commit_interval_s=interval,
+    )
+    w._consumer = consumer
+    return w
+
+
+async def done() -> None:
+    return None
+
+
+P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+def at(**offsets: int) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {{"p0": P0, "p1": P1}[k]: OffsetAndMetadata(v, "") for k, v in offsets.items()}
+
+
+async def test_batches_within_the_interval_share_one_commit_of_the_latest_offsets() -> None:
+    consumer = RecordingConsumer()
+    w = wrapper(consumer, interval=60.0)
+    await w._finish(asyncio.create_task(done()), at(p0=10))  # the first commits at once
+    await w._finish(asyncio.create_task(done()), at(p0=20, p1=5))
+    await w._finish(asyncio.create_task(done()), at(p0=30))
+    assert w._committing is not None
+    await w._committing
+    assert consumer.commits == [{P0: 10}], "within the interval the later batches wait"
+    await w._commit_offsets(force=True)  # the stream went idle
+    assert w._committing is not None
+    await w._committing
+    assert consumer.commits == [{P0: 10}, {P0: 30, P1: 5}]
+    await w._commit_offsets(force=True)
+    assert len(consumer.commits) == 2, "nothing new applied: no commit"
+
+
+async def test_every_batch_commits_once_the_interval_has_passed_and_shutdown_waits_for_it() -> None:
+    consumer = RecordingConsumer()
+    w = wrapper(consumer, interval=0.0)
+    await w._finish(asyncio.create_task(done()), at(p0=1))
+    await w._finish(asyncio.create_task(done()), at(p0=2), wait=True)
+    assert consumer.commits == [{P0: 1}, {P0: 2}]

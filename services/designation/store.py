@@ -186,7 +186,8 @@ def doc_of(record: DesignationRecord) -> dict[str, Any]:
 
 
 class DesignationStore:
-    """One connection's view of the designations table (inside the caller's transaction)."""
+    """One connection's view of the designations table: inside the caller's transaction on the locking
+    path; on the optimistic path `write_batch` is a statement (and transaction) of its own."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn

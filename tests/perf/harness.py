@@ -107,7 +107,8 @@ class Result:
             s += f"   baseline {self.baseline_case} {self.baseline:>12,.0f}   ratio {self.ratio:.2f}"
             if self.goal is not None:
                 s += f" (goal >= {self.goal:.2f}: {'met' if (self.ratio or 0) >= self.goal else 'NOT met'})"
-        s += f"   peak RSS {self.peak_rss_mb:.0f} MB"
+        if self.peak_rss_mb:
+            s += f"   peak RSS {self.peak_rss_mb:.0f} MB"
         for k, v in self.extra.items():
             s += f"   {k}={v}"
         return s
@@ -169,6 +170,74 @@ class RssSampler:
             self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
+class CpuShare:
+    """Where the machine's cores went over a window: CPU seconds of each group of processes (ours
+    by pid, PostgreSQL's and Kafka's by name) over the window's wall seconds, 1.0 being one core
+    busy, beside the whole machine's busy time. A profile of a run that is CPU-bound says which
+    process the cores went to. A process of a group that ends inside the window (none in a drain:
+    the services keep their pooled connections) is counted in `other`."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self._pids = pids
+        self._t0 = 0.0
+        self._busy0 = 0.0
+        self._start: dict[int, float] = {}
+
+    @staticmethod
+    def _group(p: psutil.Process, own: dict[int, str]) -> str | None:
+        if p.pid in own:
+            return own[p.pid]
+        try:
+            name = p.name()
+            if name.startswith("postgres"):
+                return "postgres"
+            if name == "java" and any("kafka" in a for a in p.cmdline()):
+                return "kafka"
+        except psutil.Error:
+            return None
+        return None
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        own = {pid: group for group, pids in self._pids.items() for pid in pids}
+        out: dict[int, tuple[str, float]] = {}
+        for p in psutil.process_iter():
+            group = self._group(p, own)
+            if group is None:
+                continue
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            out[p.pid] = (group, t.user + t.system)
+        return out
+
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._busy0 = self._busy()
+        self._start = {pid: cpu for pid, (_, cpu) in self._sample().items()}
+
+    def stop(self) -> dict[str, float]:
+        """Cores used per group over the window, with `machine` (all busy cores) and `other`."""
+        wall = time.perf_counter() - self._t0
+        used: dict[str, float] = {group: 0.0 for group in self._pids}
+        used |= {"postgres": 0.0, "kafka": 0.0}
+        for pid, (group, cpu) in self._sample().items():
+            used[group] += cpu - self._start.get(pid, 0.0)
+        shares = {g: v / wall for g, v in used.items()}
+        shares["machine"] = (self._busy() - self._busy0) / wall
+        shares["other"] = max(0.0, shares["machine"] - sum(v for g, v in shares.items() if g != "machine"))
+        return shares
+
+    @staticmethod
+    def line(shares: dict[str, float]) -> str:
+        return " ".join(f"{g}:{v:.2f}" for g, v in shares.items())
+
+
 class ServiceUnderTest:
     """One of our services as a real process (`python -m services.<name>`), its RSS sampled every
     100 ms from start to stop; `started_at` is when the process was launched."""
@@ -200,6 +269,11 @@ class ServiceUnderTest:
     @property
     def peak_rss_mb(self) -> float:
         return self.peak_rss / 1e6
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"the {self.name} service is not started"
+        return self.proc.pid
 
     async def start(self) -> None:
         env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}

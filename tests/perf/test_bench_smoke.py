@@ -38,6 +38,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "outbox_relay",
         "designation_drain",
         "designation_latency_500rps",
+        "designation_db_floor",
         "sharing_projection",
         "sharing_subject_lookup",
         "sharing_export_jsonl",
@@ -57,6 +58,11 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["outbox_relay"]["baseline_case"] == "raw_aiokafka_produce"
     assert by_case["designation_drain"]["baseline_case"] == "raw_aiokafka_consume"
     assert float(by_case["designation_drain"]["peak_rss_mb"]) > 0, "the service process was sampled"
+    drain_extra = dict(kv.split("=", 1) for kv in by_case["designation_drain"]["extra"].split(";"))
+    cores = dict(kv.split(":") for kv in drain_extra["cores"].split(" "))
+    assert float(cores["designation"]) > 0, "the service processes' CPU was measured"
+    assert float(drain_extra["of_db_floor"]) > 0
+    assert by_case["designation_db_floor"]["baseline_case"] == "raw_aiokafka_consume"
     assert "p99_ms=" in by_case["designation_latency_500rps"]["extra"]
     assert by_case["designation_latency_500rps"]["baseline_case"] == "raw_aiokafka_hop_p99"
     assert by_case["sharing_projection"]["baseline_case"] == "raw_aiokafka_consume"

@@ -330,7 +330,7 @@ class DesignationHandlers:
                 },
                 id=derived_id(inc.event.id, self.rt.name, "restoration_not_allowed"),
             )
-            self.rt.observer.rejected("restoration_not_allowed")
+            ctx.after_commit(lambda: self.rt.observer.rejected("restoration_not_allowed"))
             return
         removal = domain.remove_for(record, "restored", at, d.application_id)
         if removal is not None:

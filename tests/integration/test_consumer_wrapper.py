@@ -434,9 +434,17 @@ END
 class Paths(ConsumerObserver):
     def __init__(self) -> None:
         self.taken: list[str] = []
+        self.rejections: list[str] = []
+        self.dead_letters = 0
 
     def path(self, topic: str, path: str) -> None:
         self.taken.append(path)
+
+    def rejected(self, code: str) -> None:
+        self.rejections.append(code)
+
+    def deadlettered(self, topic: str) -> None:
+        self.dead_letters += 1
 
 
 class Bumper:
@@ -446,6 +454,7 @@ class Bumper:
         self.events_topic = events_topic
         self.pool = pool
         self.interfere = False  # a concurrent writer strikes between the next optimistic read and write
+        self.interfered_in: list[str] = []  # the inbox keys of the batch it struck
 
     def plan(self, items: Sequence[Incoming]) -> tuple[str, list[Any]]:
         return BUMP_READ, [sorted({i.data.name for i in items})]
@@ -469,6 +478,7 @@ class Bumper:
     async def flush(self, conn: asyncpg.Connection, ctx: Context) -> None:
         if ctx.snapshot is not None and self.interfere:
             self.interfere = False
+            self.interfered_in = list((ctx.inbox or ([], []))[0])
             await self.pool.execute("UPDATE things SET counter = counter + 100")  # another writer, committed
         counters, expected = ctx.pending or ({}, None)
         inbox = ctx.inbox or ([], [])
@@ -523,22 +533,33 @@ async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_aga
 
         # Between the second batch's read (x = 1) and its write, another writer makes x 101: the
         # write must not apply 1 + 1 over it. It fails whole, and the locking path applies the
-        # batch to what is there now.
+        # batch to what is there now. The batch also holds a request this consumer does not answer
+        # (rejected) and bytes that are no event (dead-lettered): applied twice, they are counted once.
         bumper.interfere = True
-        await producer.send_and_wait(req_topic, bump(second), key=b"x")
-        await run.wait_processed(2)
+        other = f"other-{RUN}"
+        wrong = new_event("test.thing.other", "unit/110000-SAT", {}, time=datetime.now(UTC), id=other)
+        sent = [
+            await producer.send(req_topic, bump(second), key=b"x"),
+            await producer.send(req_topic, orjson.dumps(wrong.model_dump(mode="json", exclude_none=True)), key=b"x"),
+            await producer.send(req_topic, b"not an event", key=b"x"),
+        ]
+        await asyncio.gather(*sent)
+        await run.wait_processed(4)
         assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
         assert paths.taken == ["optimistic", "contended", "locking"]
+        assert len(bumper.interfered_in) == 3, "the three messages were one batch"
         assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", second) == 1
+        assert paths.rejections == ["schema_violation"], "counted once, after the commit"
+        assert paths.dead_letters == 1, "counted once, after the commit"
 
         # A redelivery of the second request takes the locking path, which drops it.
         await producer.send_and_wait(req_topic, bump(second), key=b"x")
-        await run.wait_processed(3)
+        await run.wait_processed(5)
         assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
         assert paths.taken[-1] == "locking"
 
-        answers = await feedback_for(reader, {first, second})
-        assert {rid: len(a) for rid, a in answers.items()} == {first: 1, second: 1}, "one answer each"
+        answers = await feedback_for(reader, {first, second, other})
+        assert {rid: len(a) for rid, a in answers.items()} == {first: 1, second: 1, other: 1}, "one answer each"
         async with reader(ev_topic) as r:
             await r.wait_for(lambda recs: len(recs) >= 2)
             await asyncio.sleep(1.0)

@@ -31,6 +31,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -144,6 +145,22 @@ class Context:
     snapshot: Any = None
     inbox: tuple[list[str], list[str]] | None = None
     _emitted: dict[str, int] = field(default_factory=dict)
+    _committed: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this batch's writes have committed, and not at all when they roll
+        back: a batch applied again (a contended optimistic write, an outage, a failing message
+        isolated) must not count its rejections and dead letters twice."""
+        self._committed.append(callback)
+
+    def committed(self) -> None:
+        """Called by the consumer after the commit: runs the `after_commit` callbacks."""
+        callbacks, self._committed = self._committed, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a metric must never undo a committed batch
+                log.exception("after-commit callback failed")
 
     def emit(self, topic: str, key: str | None, event: CloudEvent) -> None:
         """Publish `event` on `topic` once this batch commits (through the outbox)."""
@@ -712,6 +729,7 @@ class KafkaConsumerWrapper:
                 await write_outbox(conn, ctx.outbox)
                 if self._on_answers is not None and ctx.answers:
                     await self._on_answers(conn, ctx.answers)
+        ctx.committed()
         self._obs.path(topic, "locking")
         return fresh
 
@@ -724,7 +742,7 @@ class KafkaConsumerWrapper:
         keys = [p.inbox_key for p in work]
         if len(set(keys)) < len(keys):
             return None
-        plan = self._optimistic([p.incoming for p in work if p.incoming is not None and p.reject_errors is None])
+        plan = self._optimistic([p.incoming for p in work if p.incoming is not None])
         if plan is None:
             return None
         query, args = plan
@@ -749,6 +767,7 @@ class KafkaConsumerWrapper:
                 log.info("optimistic batch of %d gave way to the locking path: %s", len(work), exc)
                 self._obs.path(topic, "contended")
                 return None
+        ctx.committed()
         if ctx.outbox:
             self._wrote_outbox = True
         self._obs.path(topic, "optimistic")
@@ -796,7 +815,7 @@ class KafkaConsumerWrapper:
         unit_key = p.reject_to or "unknown"
         if isinstance(result, Rejected):
             for e in result.errors:
-                self._obs.rejected(e.code)
+                ctx.after_commit(functools.partial(self._obs.rejected, e.code))
             data: dict[str, Any] = {
                 "request_id": p.request_id,
                 "request_type": p.request_type or "",
@@ -837,7 +856,7 @@ class KafkaConsumerWrapper:
 
     def _deadletter(self, ctx: Context, p: _Parsed) -> None:
         r = p.record
-        self._obs.deadlettered(r.topic)
+        ctx.after_commit(functools.partial(self._obs.deadlettered, r.topic))
         log.warning("dead-lettering %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.dead_reason)
         ev = new_event(
             "credit.deadletter.recorded",

@@ -137,11 +137,14 @@ async def drain(
     only: an event is written to the outbox in the transaction that commits its row, so a
     published event means a committed row (checked once at the end; counting a growing
     million-row table twice a second would take PostgreSQL CPU from the service under test).
-    Also returns where the machine's cores went meanwhile (`CpuShare`)."""
-    await asyncio.gather(*(svc.start() for svc in svcs))
-    started_at = min(svc.started_at for svc in svcs)
-    cpu = CpuShare({"designation": [svc.pid for svc in svcs], "driver": [os.getpid()]})
+    Also returns where the machine's cores went meanwhile (`CpuShare`, from the processes' start:
+    a small drain may be over by the time they answer ready)."""
+    cpu = CpuShare({"designation": [], "driver": [os.getpid()]})
     cpu.start()
+    await asyncio.gather(*(svc.start() for svc in svcs))
+    for svc in svcs:
+        cpu.add("designation", svc.pid)
+    started_at = min(svc.started_at for svc in svcs)
     with progress() as bar:
         task = bar.add_task(f"designation service drain ({len(svcs)} processes)", total=n)
         while True:

@@ -178,7 +178,7 @@ class CpuShare:
     the services keep their pooled connections) is counted in `other`."""
 
     def __init__(self, pids: dict[str, list[int]]) -> None:
-        self._pids = pids
+        self._pids = {group: list(p) for group, p in pids.items()}
         self._t0 = 0.0
         self._busy0 = 0.0
         self._start: dict[int, float] = {}
@@ -215,6 +215,10 @@ class CpuShare:
     def _busy() -> float:
         t = psutil.cpu_times()
         return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def add(self, group: str, pid: int) -> None:
+        """A process of ours started in the window: all its CPU time counts."""
+        self._pids.setdefault(group, []).append(pid)
 
     def start(self) -> None:
         self._t0 = time.perf_counter()

@@ -10,7 +10,7 @@
 - the database's floor under the drain (`db_floor`): the drain's rows by raw asyncpg COPY alone,
   in requests/s, beside raw consume; and where the machine's cores went during the drain
   (`CpuShare`). Those two are the profile of the raw-consume ratio: on this machine the COPY of
-  what a request must write (five rows) reaches about 0.07 x raw consume, so 0.25 is beyond what
+  what a request must write (five rows) reaches 0.07-0.12 x raw consume, so 0.25 is beyond what
   the database takes even from a service that cost nothing, and the drain keeps both cores busy.
 
 The service runs as two processes by default (`--designation-instances N` for another number) in
@@ -18,7 +18,7 @@ its consumer group, the way design.md scales a service out: 12 partitions shared
 relay leader; each process's peak RSS is reported. On this 2-core machine one process is CPU-bound
 at about 90% of a core; two share the partitions, which is the goal's configuration. The figures
 move with the machine: the same code drained the million in 245-340 s and answered at p99
-137-171 ms on an earlier, slower machine of this kind, and in 146-153 s at p99 33-49 ms on a
+137-171 ms on an earlier, slower machine of this kind, and in 136-153 s at p99 24-49 ms on a
 later one (tests/perf/results/bench.csv has every run)."""
 
 from __future__ import annotations

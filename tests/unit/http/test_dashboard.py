@@ -120,6 +120,10 @@ def runtime(hook: Any = panels, **settings: Any) -> Runtime:
     m.rejections.labels(code="invalid_checksum").inc(2)
     m.rejections.labels(code="unknown_unit").inc()
     m.deadletters.labels(topic=REQUESTS).inc()
+    m.batches.labels(topic=REQUESTS, path="optimistic").inc(7)
+    m.batches.labels(topic=REQUESTS, path="contended").inc()
+    m.batches.labels(topic=REQUESTS, path="locking").inc(2)
+    m.batches.labels(topic=EVENTS, path="locking").inc()
     for seconds in (0.002, 0.003, 0.004, 0.2):
         m.processing_seconds.labels(topic=REQUESTS).observe(seconds)
         m.event_latency_seconds.labels(topic=REQUESTS).observe(seconds * 10)
@@ -174,6 +178,8 @@ async def test_the_operations_numbers(client: tuple[httpx.AsyncClient, Runtime])
     assert m["total.rejections"] == 3
     assert m["total.deadletters"] == 1
     assert m["deadletters.credit.designation.requests.v1"] == 1
+    # Batches by path, summed over topics: a contended batch counts again where it was applied.
+    assert (m["batches.optimistic"], m["batches.locking"], m["batches.contended"]) == (7, 3, 1)
     # Lag of the partitions this instance holds only (partition 7's gauge is stale).
     assert m["lag.designation.credit.designation.requests.v1.0"] == 5
     assert m["lag.designation.credit.designation.requests.v1.1"] == 0

@@ -367,6 +367,12 @@ class Dashboard:
             m.stat(f"deadletters.{topic}", topic, int(n))
             for topic, n in sorted(now.counters.get(smp.DEADLETTERS, {}).items(), key=lambda kv: (-kv[1], kv[0]))
         ]
+        # How the consumers applied their batches (see credit_common.messaging.consumer): a
+        # rising `contended` share means instances contend for the same rows.
+        batches = [
+            m.stat(f"batches.{path}", path, int(n))
+            for path, n in sorted(now.counters.get(smp.BATCHES, {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
         return {
             "service": rt.name,
             "title": rt.definition.title,
@@ -382,6 +388,7 @@ class Dashboard:
             "lag": lag_groups,
             "rejections": rejections,
             "deadletters": deadletters,
+            "batches": batches,
             "latency": self._latency(now, m),
             "health": await self._health(m),
             "timers": self._timers(m),

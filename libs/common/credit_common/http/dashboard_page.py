@@ -411,6 +411,7 @@ def render(snap: dict[str, Any], links: dict[str, str], refresh_s: int) -> str:
         lag(snap),
         counts("Rejections by error code", snap["rejections"], "no rejections"),
         counts("Dead letters by topic", snap["deadletters"], "no dead letters"),
+        counts("Batches applied, by path", snap["batches"], "no batches yet"),
         latency(snap),
         health(snap),
     ]

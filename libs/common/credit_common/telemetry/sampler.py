@@ -29,12 +29,13 @@ CONSUMED = "credit_messages_consumed"
 PUBLISHED = "credit_messages_published"
 REJECTIONS = "credit_rejections"
 DEADLETTERS = "credit_deadletters"
+BATCHES = "credit_consumer_batches"
 LAG = "credit_consumer_lag"
 PROCESSING = "credit_processing_seconds"
 EVENT_LATENCY = "credit_event_latency_seconds"
 LATENCY_FAMILIES = (PROCESSING, EVENT_LATENCY)
 # Counter families keyed by the label that the dashboard shows them by.
-_COUNTERS = {CONSUMED: "topic", PUBLISHED: "topic", REJECTIONS: "code", DEADLETTERS: "topic"}
+_COUNTERS = {CONSUMED: "topic", PUBLISHED: "topic", REJECTIONS: "code", DEADLETTERS: "topic", BATCHES: "path"}
 
 
 @dataclass(frozen=True, slots=True)

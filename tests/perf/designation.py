@@ -445,7 +445,11 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
         drain_rate, cores = await drain(settings, svcs, n, rows_before, events_before)
         await settle(settings)
         gc_before = [await svc.gc_pauses() for svc in svcs]
+        steady = CpuShare({"designation": [svc.pid for svc in svcs], "driver": [os.getpid()]})
+        steady.start()
         p50, p99, measured = await latency(settings, 500, latency_seconds)
+        steady_cores = steady.stop()
+        console.print(f"  cores busy at 500/s (of {psutil.cpu_count()}): {CpuShare.line(steady_cores)}")
         gc_after = [await svc.gc_pauses() for svc in svcs]
         gc_n = sum(a[0] - b[0] for a, b in zip(gc_after, gc_before, strict=True))
         gc_ms = sum(a[1] - b[1] for a, b in zip(gc_after, gc_before, strict=True)) * 1000
@@ -500,6 +504,7 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
                 "hop_p99_ms": f"{hop_p99:.1f}",
                 "instances": instances,
                 "service_gc": f"{gc_n}/{gc_ms:.0f}ms",
+                "cores": CpuShare.line(steady_cores),
                 "goal_p99_ms": 150,
             },
         ),

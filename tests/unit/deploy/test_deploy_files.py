@@ -52,6 +52,7 @@ OPERATOR_VIEW = {
     "credit_messages_consumed_total",
     "credit_messages_published_total",
     "credit_consumer_lag",
+    "credit_consumer_batches_total",
     "credit_rejections_total",
     "credit_deadletters_total",
     "credit_processing_seconds_bucket",

@@ -109,6 +109,30 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "facts": "原认定事实有误。",
         },
     },
+    "credit.designation.import": {
+        "entries": [
+            {
+                "ref": "京税2019-0042",
+                "list": "black",
+                "standard": "TAX-BLACK-01",
+                "subject": COMPANY,
+                "decision": {**DECISION, "decided_on": "2019-03-11"},
+                "effective_from": "2019-03-15",
+                "effective_to": "2022-03-14",
+            },
+            {
+                "ref": "京税2023-0117",
+                "list": "key_scrutiny",
+                "standard": "TAX-KS-01",
+                "subject": PERSON,
+                "decision": {**DECISION, "decided_on": "2023-06-02"},
+                "effective_from": "2023-06-05",
+                "effective_to": "2025-06-04",
+                "removed_on": "2024-01-10",
+                "removal_reason": "restored",
+            },
+        ]
+    },
     "credit.designation.amend": {
         "designation_id": DESIGNATION_ID,
         "changes": {"facts": "涉及税额更正为人民币1,180万元。", "effective_to": "2028-11-24"},
@@ -174,6 +198,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "published_on": "2027-02-12",
             }
         ],
+        "campaign": "CAMPAIGN-2027-TAX",
     },
     # --- credit.designation.events.v1
     "credit.designation.created": {"record": RECORD},
@@ -270,7 +295,38 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "designation": RECORD,
     },
     # --- credit.lists.changes.v1 / credit.lists.public.v1
-    "credit.list.entry_added": {"seq": 1, "list": "black", "entry": ENTRY, "at": "2026-11-25T09:30:02+08:00"},
+    "credit.list.entry_added": {
+        "seq": 1,
+        "list": "black",
+        "entry": ENTRY,
+        "at": "2026-11-25T09:30:02+08:00",
+        "decided_on": "2026-11-20",
+        "published_at": "2026-11-25T09:30:02+08:00",
+    },
+    # --- credit.subject.notices.v1
+    "credit.notice.designated": {
+        "subject": PERSON,
+        "designation_id": DESIGNATION_ID,
+        "list": "black",
+        "standard": "TAX-BLACK-01",
+        "unit": "110000-SAT",
+        "effective_from": "2026-11-25",
+        "effective_to": "2029-11-24",
+        "rights": {"objection": True, "restoration_from": "2027-11-25"},
+    },
+    "credit.notice.removed": {"subject": PERSON, "designation_id": DESIGNATION_ID, "reason": "restored"},
+    "credit.notice.objection_resolved": {
+        "subject": COMPANY,
+        "id": OBJECTION_OPENED["objection_id"],
+        "outcome": "rejected",
+        "reasoning": "发票认定有税务稽查结论为据，异议理由不成立。",
+    },
+    "credit.notice.restoration_resolved": {
+        "subject": COMPANY,
+        "id": RESTORATION_OPENED["application_id"],
+        "outcome": "approved",
+        "reasoning": "已补缴税款及滞纳金并完成信用修复培训。",
+    },
     "credit.list.entry_updated": {
         "seq": 2,
         "list": "black",
@@ -369,4 +425,23 @@ REFERENCE_EXAMPLES: list[dict[str, Any]] = [
         ],
     },
     {"kind": "calendar", "code": "2027", "holidays": ["2027-01-01"], "working_weekend_days": ["2027-02-07"]},
+    {
+        "kind": "key",
+        "code": "110000-SAT-2026-1",
+        "principal": "unit:110000-SAT",
+        "alg": "Ed25519",
+        "public_key": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        "not_before": "2026-01-01T00:00:00+08:00",
+        "not_after": "2027-12-31T23:59:59+08:00",
+    },
+    {
+        "kind": "campaign",
+        "code": "CAMPAIGN-2027-TAX",
+        "title": "虚开骗税专项治理行动",
+        "fields": ["taxation"],
+        "regions": ["110000", "440000"],
+        "starts_on": "2027-01-01",
+        "ends_on": "2027-06-30",
+        "targets": {"designations": 200, "cases": 50},
+    },
 ]

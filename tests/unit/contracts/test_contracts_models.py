@@ -161,3 +161,36 @@ def test_level_ordering() -> None:
     assert not level_at_least("county", UnitLevel.PREFECTURE)
     with pytest.raises(ValueError, match="township"):
         level_rank("township")
+
+
+def test_an_import_is_answered_with_what_it_imported_and_what_it_refused() -> None:
+    answer = {
+        "request_id": "0193d1c7-6666-7000-8000-000000000009",
+        "request_type": "credit.designation.import",
+        "result_id": "0193d1c7-6666-7000-8000-000000000009",
+        "imported": 998,
+        "refused": [{"ref": "京税2019-0043", "errors": [{"code": "invalid_checksum", "message": "check character"}]}],
+    }
+    parsed = ev.RequestAccepted.model_validate(answer)
+    assert parsed.model_dump(mode="json", exclude_none=True) == answer
+
+
+def test_an_import_entry_is_removed_with_a_date_and_a_reason_or_not_at_all() -> None:
+    entry = copy.deepcopy(EXAMPLES["credit.designation.import"]["entries"][1])
+    del entry["removal_reason"]
+    with pytest.raises(ValidationError, match="together"):
+        rq.ImportEntry.model_validate(entry)
+    too_many = {"entries": [EXAMPLES["credit.designation.import"]["entries"][0]] * (rq.IMPORT_BATCH_MAX + 1)}
+    with pytest.raises(ValidationError):
+        rq.ImportDesignations.model_validate(too_many)
+
+
+def test_a_key_record_is_an_ed25519_key_of_a_principal() -> None:
+    from credit_common.contracts.reference import KeyRecord
+
+    key = next(r for r in REFERENCE_EXAMPLES if r["kind"] == "key")
+    for bad in ({"principal": "unit 110000-SAT"}, {"public_key": "not-base64"}, {"alg": "RS256"}):
+        with pytest.raises(ValidationError):
+            KeyRecord.model_validate({**key, **bad})
+    with pytest.raises(ValidationError, match="not_after"):
+        KeyRecord.model_validate({**key, "not_after": key["not_before"]})

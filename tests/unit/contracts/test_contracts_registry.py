@@ -47,7 +47,7 @@ def test_registry_has_every_message_type_of_the_contract(contract: str) -> None:
 def test_registry_has_every_topic_of_the_contract(contract: str) -> None:
     topics = {name for name in _backticked_credit_names(contract) if _TOPIC.search(name)}
     assert topics == set(ALL_TOPICS)
-    assert len(ALL_TOPICS) == 14
+    assert len(ALL_TOPICS) == 15
     assert {topic for row in REGISTRY.values() for topic in row.topics} <= set(ALL_TOPICS)
 
 
@@ -73,6 +73,7 @@ def test_lookups() -> None:
         "credit.designation.designate",
         "credit.designation.remove",
         "credit.designation.amend",
+        "credit.designation.import",
     ]
     assert model_for("credit.designation.created") is ev.DesignationCreated
     assert types_on("credit.nothing.v1") == []

@@ -157,6 +157,17 @@ class ErrorCode(StrEnum):
     MEASURE_NOT_APPLICABLE = "measure_not_applicable"
     NOT_IMPLEMENTING_UNIT = "not_implementing_unit"
     DESIGNATION_NOT_ACTIVE_ON_DATE = "designation_not_active_on_date"
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_NOT_VALID = "key_not_valid"
+    BAD_SIGNATURE = "bad_signature"
+    CLOCK_SKEW = "clock_skew"
+    INVALID_DATE = "invalid_date"
+    DUPLICATE_ID = "duplicate_id"
+    TOO_LARGE = "too_large"
+    UNKNOWN_FIELD = "unknown_field"
+    NOT_SUBJECT = "not_subject"
+    PROCESSING_FAILED = "processing_failed"
     SUSPENDED_UNDER_OBJECTION = "suspended_under_objection"
 
     def detail(self, field: str | None, message: str) -> ErrorDetail:

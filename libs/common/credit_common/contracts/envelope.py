@@ -30,6 +30,11 @@ class CloudEvent(BaseModel):
     datacontenttype: str = "application/json"
     correlationid: str | None = None
     causationid: str | None = None
+    # Extension attributes of a signed request (contracts.md, Security): the key id and the
+    # Ed25519 signature over the RFC 8785 form of the envelope without `signature`. Their form is
+    # checked by the signature check (`bad_signature`), not here, so a malformed one is answered.
+    signaturekid: str | None = Field(default=None, min_length=1, max_length=200)
+    signature: str | None = Field(default=None, min_length=1, max_length=200)
     data: Any = None
 
     @property

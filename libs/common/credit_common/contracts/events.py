@@ -58,6 +58,7 @@ class DesignationRecord(ContractModel):
     removed_at: AwareDatetime | None = None
     transfer_from: Identifier | None = None
     checksum_override: ChecksumOverride | None = None
+    campaign: Code | None = None
 
 
 class DesignationCreated(ContractModel):
@@ -278,6 +279,10 @@ class ListChange(ContractModel):
     entry: ListEntry
     reason: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     at: AwareDatetime
+    # Publication delay (contracts.md, Additions): the decision's date and when the platform
+    # published the change; a warning-list change has no decision.
+    decided_on: date | None = None
+    published_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _designated_entries_are_whole(self) -> ListChange:
@@ -293,15 +298,78 @@ class ListChange(ContractModel):
         return self
 
 
+# --- credit.subject.notices.v1 -----------------------------------------------------------------
+
+
+class NoticeRights(ContractModel):
+    """What the subject may do about an entry: object now, apply for restoration from a date
+    (None where the standard does not allow restoration)."""
+
+    objection: bool
+    restoration_from: date | None = None
+
+
+class NoticeDesignated(ContractModel):
+    """`credit.notice.designated`: the subject learns it was put on a list, by whom, under which
+    standard, until when, and its rights. The subject is unmasked: the portal is its channel."""
+
+    subject: Subject
+    designation_id: Identifier
+    list: DesignationList
+    standard: Code
+    unit: Code
+    effective_from: date
+    effective_to: date
+    rights: NoticeRights
+
+
+class NoticeRemoved(ContractModel):
+    """`credit.notice.removed`: an entry of the subject left its list."""
+
+    subject: Subject
+    designation_id: Identifier
+    reason: RemovalReason
+
+
+class NoticeObjectionResolved(ContractModel):
+    """`credit.notice.objection_resolved`: the outcome of the subject's objection (`id`)."""
+
+    subject: Subject
+    id: Identifier
+    outcome: ObjectionOutcome
+    reasoning: Text
+
+
+class NoticeRestorationResolved(ContractModel):
+    """`credit.notice.restoration_resolved`: the outcome of the subject's application (`id`)."""
+
+    subject: Subject
+    id: Identifier
+    outcome: RestorationOutcome
+    reasoning: Text
+
+
 # --- credit.feedback.v1 / credit.deadletter.v1 --------------------------------------------------
 
 
+class ImportRefusal(ContractModel):
+    """An entry of a historical import that was refused, by its `ref`, with the reasons."""
+
+    ref: Annotated[str, Field(min_length=1, max_length=200)]
+    errors: Annotated[list[ErrorDetail], Field(min_length=1, max_length=100)]
+
+
 class RequestAccepted(ContractModel):
-    """The answer to an accepted request; `result_id` is the id of what it created or changed."""
+    """The answer to an accepted request; `result_id` is the id of what it created or changed.
+
+    An import (`credit.designation.import`) also says how many entries it `imported` and which
+    it `refused`; its `result_id` is the request's id."""
 
     request_id: Identifier
     request_type: Annotated[str, Field(min_length=1, max_length=200)]
     result_id: Identifier
+    imported: Annotated[int, Field(ge=0)] | None = None
+    refused: Annotated[list[ImportRefusal], Field(max_length=1_000)] | None = None
 
 
 class RequestRejected(ContractModel):

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, model_validator
 
 from credit_common.contracts.common import Code, ContractModel, Name, Region
 
 REFERENCE_EVENT_TYPE = "credit.reference.upserted"
 REFERENCE_SOURCE = "platform/reference"
-REFERENCE_KINDS = ("field", "unit", "standard", "mou", "calendar")
+REFERENCE_KINDS = ("field", "unit", "standard", "mou", "calendar", "key", "campaign")
 
 Level = Literal["national", "provincial", "prefecture", "county"]
 UnitKind = Literal["department", "association"]
@@ -124,8 +124,68 @@ class CalendarRecord(ReferenceModel):
         return int(self.code)
 
 
+Principal = Annotated[
+    str,
+    Field(
+        pattern=r"^(unit:[A-Za-z0-9_.-]{1,64}|portal|reference|admin|(service|subscriber|operator):[a-z0-9_.-]{1,64})$"
+    ),
+]
+"""A principal of the platform (contracts.md, Security): `unit:<code>`, `portal`, `service:<name>`, ..."""
+
+PublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]
+"""An Ed25519 public key: base64url (no padding) of its 32 raw bytes."""
+
+
+class KeyRecord(ReferenceModel):
+    """A public key a principal signs its requests with; `code` is the key id (`signaturekid`).
+
+    It verifies signatures received from `not_before` until `not_after` (open when None), and
+    none from `revoked_at` on. A principal may hold several keys at once (rotation)."""
+
+    kind: Literal["key"] = "key"
+    code: Code
+    principal: Principal
+    alg: Literal["Ed25519"] = "Ed25519"
+    public_key: PublicKey
+    not_before: AwareDatetime
+    not_after: AwareDatetime | None = None
+    revoked_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _period_is_ordered(self) -> KeyRecord:
+        if self.not_after is not None and self.not_after <= self.not_before:
+            raise ValueError("not_after must be after not_before")
+        return self
+
+
+class CampaignTargets(ReferenceModel):
+    """What a campaign aims at: designations made and enforcement cases reported under it."""
+
+    designations: Annotated[int, Field(ge=0)] | None = None
+    cases: Annotated[int, Field(ge=0)] | None = None
+
+
+class CampaignRecord(ReferenceModel):
+    """A campaign of special handling of prominent problems in key areas (policy, section VI)."""
+
+    kind: Literal["campaign"] = "campaign"
+    code: Code
+    title: Annotated[str, Field(min_length=1, max_length=1_000)]
+    fields: Codes
+    regions: Annotated[list[Region], Field(max_length=1_000)]
+    starts_on: date
+    ends_on: date
+    targets: CampaignTargets
+
+    @model_validator(mode="after")
+    def _period_is_ordered(self) -> CampaignRecord:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        return self
+
+
 ReferenceRecord = Annotated[
-    FieldRecord | UnitRecord | StandardRecord | MouRecord | CalendarRecord,
+    FieldRecord | UnitRecord | StandardRecord | MouRecord | CalendarRecord | KeyRecord | CampaignRecord,
     Field(discriminator="kind"),
 ]
 
@@ -135,6 +195,8 @@ MODEL_BY_KIND: dict[str, type[ReferenceModel]] = {
     "standard": StandardRecord,
     "mou": MouRecord,
     "calendar": CalendarRecord,
+    "key": KeyRecord,
+    "campaign": CampaignRecord,
 }
 
 _ADAPTER: TypeAdapter[ReferenceRecord] = TypeAdapter(ReferenceRecord)

@@ -49,6 +49,9 @@ from credit_common.messaging.topics import (
     REFERENCE as TOPIC_REFERENCE,
 )
 from credit_common.messaging.topics import (
+    SUBJECT_NOTICES as TOPIC_SUBJECT_NOTICES,
+)
+from credit_common.messaging.topics import (
     UNIT_INBOX as TOPIC_UNIT_INBOX,
 )
 from credit_common.messaging.topics import (
@@ -68,6 +71,7 @@ ALL_TOPICS: tuple[str, ...] = (
     TOPIC_LISTS_CHANGES,
     TOPIC_LISTS_PUBLIC,
     TOPIC_UNIT_INBOX,
+    TOPIC_SUBJECT_NOTICES,
     TOPIC_FEEDBACK,
     TOPIC_DEADLETTER,
 )
@@ -107,6 +111,7 @@ REGISTRY: dict[str, MessageType] = {
         _row("credit.designation.designate", TOPIC_DESIGNATION_REQUESTS, rq.Designate, "request"),
         _row("credit.designation.remove", TOPIC_DESIGNATION_REQUESTS, rq.RemoveDesignation, "request"),
         _row("credit.designation.amend", TOPIC_DESIGNATION_REQUESTS, rq.AmendDesignation, "request"),
+        _row("credit.designation.import", TOPIC_DESIGNATION_REQUESTS, rq.ImportDesignations, "request"),
         _row("credit.objection.file", TOPIC_OBJECTION_REQUESTS, rq.FileObjection, "request"),
         _row("credit.objection.decide", TOPIC_OBJECTION_REQUESTS, rq.DecideObjection, "request"),
         _row("credit.restoration.apply", TOPIC_OBJECTION_REQUESTS, rq.ApplyRestoration, "request"),
@@ -133,6 +138,10 @@ REGISTRY: dict[str, MessageType] = {
         _row("credit.inbox.restoration", TOPIC_UNIT_INBOX, ev.InboxRestoration, "event"),
         _row("credit.inbox.transfer", TOPIC_UNIT_INBOX, ev.InboxTransfer, "event"),
         _row("credit.inbox.escalation", TOPIC_UNIT_INBOX, ev.InboxEscalation, "event"),
+        _row("credit.notice.designated", TOPIC_SUBJECT_NOTICES, ev.NoticeDesignated, "event"),
+        _row("credit.notice.removed", TOPIC_SUBJECT_NOTICES, ev.NoticeRemoved, "event"),
+        _row("credit.notice.objection_resolved", TOPIC_SUBJECT_NOTICES, ev.NoticeObjectionResolved, "event"),
+        _row("credit.notice.restoration_resolved", TOPIC_SUBJECT_NOTICES, ev.NoticeRestorationResolved, "event"),
         _row("credit.list.entry_added", _LISTS, ev.ListChange, "event"),
         _row("credit.list.entry_updated", _LISTS, ev.ListChange, "event"),
         _row("credit.list.entry_removed", _LISTS, ev.ListChange, "event"),

@@ -23,6 +23,7 @@ from credit_common.contracts.common import (
     Name,
     ObjectionOutcome,
     Objector,
+    RemovalReason,
     RestorationMeasureKind,
     RestorationOutcome,
     Subject,
@@ -72,6 +73,7 @@ class Designate(RequestModel):
     effective_to: date | None = None
     transfer_from: Identifier | None = None
     checksum_override: ChecksumOverrideIn | None = None
+    campaign: Code | None = None
 
 
 class RemovalDecision(RequestModel):
@@ -187,3 +189,39 @@ class ReportEnforcement(RequestModel):
     description: Text
     typical: bool
     media: Annotated[list[MediaReport], Field(max_length=100)]
+    campaign: Code | None = None
+
+
+IMPORT_BATCH_MAX = 1_000
+"""The most entries one `credit.designation.import` message carries (contracts.md, Additions)."""
+
+
+class ImportEntry(RequestModel):
+    """One entry of a historical import, as the unit published it since 2018. `ref` is the unit's
+    own reference for it (unique within the unit's imports: a repeated `ref` is the same entry).
+    An ended entry carries `removed_on` and `removal_reason`; one whose period has run out is
+    history without them."""
+
+    ref: Annotated[str, Field(min_length=1, max_length=200)]
+    list: DesignationList
+    standard: Code
+    subject: SubjectIn
+    decision: DecisionIn
+    effective_from: date
+    effective_to: date
+    removed_on: date | None = None
+    removal_reason: RemovalReason | None = None
+    checksum_override: ChecksumOverrideIn | None = None
+
+    @model_validator(mode="after")
+    def _removal_is_whole(self) -> ImportEntry:
+        if (self.removed_on is None) != (self.removal_reason is None):
+            raise ValueError("removed_on and removal_reason come together")
+        return self
+
+
+class ImportDesignations(RequestModel):
+    """`credit.designation.import`: a unit's historical entries, up to 1,000 a message (key: the
+    unit's code). Answered with one `credit.request.accepted` `{imported, refused}`."""
+
+    entries: Annotated[list[ImportEntry], Field(min_length=1, max_length=IMPORT_BATCH_MAX)]

@@ -38,6 +38,7 @@ CASES_EVENTS = "credit.cases.events.v1"
 LISTS_CHANGES = "credit.lists.changes.v1"
 LISTS_PUBLIC = "credit.lists.public.v1"
 UNIT_INBOX = "credit.unit.inbox.v1"
+SUBJECT_NOTICES = "credit.subject.notices.v1"
 FEEDBACK = "credit.feedback.v1"
 DEADLETTER = "credit.deadletter.v1"
 
@@ -54,6 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(LISTS_CHANGES),
     TopicSpec(LISTS_PUBLIC),
     TopicSpec(UNIT_INBOX, retention_days=90),
+    TopicSpec(SUBJECT_NOTICES, retention_days=365),
     TopicSpec(FEEDBACK, retention_days=30),
     TopicSpec(DEADLETTER, retention_days=90),
 )

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from credit_common.contracts.reference import (
     CalendarRecord,
+    CampaignRecord,
     FieldRecord,
+    KeyRecord,
     Measure,
     MouRecord,
     ReferenceRecord,
@@ -32,6 +36,8 @@ class Catalog:
         self._mous: dict[str, MouRecord] = {}
         self._calendars: dict[str, CalendarRecord] = {}
         self._measures: dict[str, tuple[MouRecord, Measure]] = {}
+        self._keys: dict[str, KeyRecord] = {}
+        self._campaigns: dict[str, CampaignRecord] = {}
 
     # --- changes -----------------------------------------------------------------------------
 
@@ -60,6 +66,10 @@ class Catalog:
                 self._index_measures()
             case CalendarRecord():
                 self._calendars[code] = record
+            case KeyRecord():
+                self._keys[code] = record
+            case CampaignRecord():
+                self._campaigns[code] = record
 
     def _delete(self, kind: str, code: str) -> None:
         match kind:
@@ -74,6 +84,10 @@ class Catalog:
                     self._index_measures()
             case "calendar":
                 self._calendars.pop(code, None)
+            case "key":
+                self._keys.pop(code, None)
+            case "campaign":
+                self._campaigns.pop(code, None)
 
     def _index_measures(self) -> None:
         # Rebuilt whole on every MOU change: there are few MOUs, and a measure code that two MOUs
@@ -105,6 +119,22 @@ class Catalog:
     def calendar(self, year: int | str) -> CalendarRecord | None:
         """The calendar record of `year`, or None."""
         return self._calendars.get(str(year))
+
+    def key(self, kid: str) -> KeyRecord | None:
+        """The signing key `kid` (whatever its validity), or None."""
+        return self._keys.get(kid)
+
+    def keys_of(self, principal: str) -> list[KeyRecord]:
+        """Every key of `principal`, ordered by key id."""
+        return [k for c, k in sorted(self._keys.items()) if k.principal == principal]
+
+    def campaign(self, code: str) -> CampaignRecord | None:
+        """The campaign `code`, or None."""
+        return self._campaigns.get(code)
+
+    def campaigns(self) -> list[CampaignRecord]:
+        """Every campaign, ordered by code."""
+        return [self._campaigns[c] for c in sorted(self._campaigns)]
 
     def key_fields(self) -> set[str]:
         """The codes of the key fields (those that count toward the Big Data Warning List)."""
@@ -155,13 +185,24 @@ class Catalog:
     def records(self) -> dict[str, ReferenceRecord]:
         """Every record by its key `<kind>:<code>` (what a full publish of this catalogue sends)."""
         out: dict[str, ReferenceRecord] = {}
-        for table in (self._fields, self._units, self._standards, self._mous, self._calendars):
+        for table in self._tables():
             for record in table.values():
                 out[reference_key(record)] = record
         return out
 
     def __len__(self) -> int:
-        return sum(len(t) for t in (self._fields, self._units, self._standards, self._mous, self._calendars))
+        return sum(len(t) for t in self._tables())
+
+    def _tables(self) -> tuple[Mapping[str, ReferenceRecord], ...]:
+        return (
+            self._fields,
+            self._units,
+            self._standards,
+            self._mous,
+            self._calendars,
+            self._keys,
+            self._campaigns,
+        )
 
     @classmethod
     def of(cls, records: list[ReferenceRecord]) -> Catalog:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -91,13 +92,13 @@ async def offsets(bootstrap: str, topic: str) -> tuple[int, int]:
 
 
 async def run_cli(*args: str, timeout: float = 180.0) -> tuple[int, str]:
-    """Run `uv run credit-reference ARGS` as a process; returns (exit status, stdout + stderr)."""
-    uv = shutil.which("uv")
-    assert uv is not None, "uv is not on PATH"
+    """Run `credit-reference ARGS` as a process from the project's environment, as `make catalog`
+    does (`uv run` there; a newcomer need not have uv on PATH: `make deps` may have put it in
+    ~/.local/bin); returns (exit status, stdout + stderr)."""
+    cli = Path(sys.executable).parent / "credit-reference"
+    assert cli.is_file(), f"{cli} is missing: the suite runs in the project's environment (make test)"
     proc = await asyncio.create_subprocess_exec(
-        uv,
-        "run",
-        "credit-reference",
+        str(cli),
         *args,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Query
 from . import domain, store
 from .dashboard import panels
 from .handlers import CASE_RECORDED, REQUEST_TYPES, CasesHandlers
+from .indicators import indicator_report
 
 NAME = "cases"
 DEFAULT_PAGE = 100
@@ -44,33 +45,6 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
 
 def _case_doc(row: Any) -> dict[str, Any]:
     return dict(row)
-
-
-async def indicator_report(rt: Runtime, year: int, province: str | None) -> dict[str, Any]:
-    """The indicators of `year`, nationally and for every province (or for `province` alone), as
-    of today by the platform clock."""
-    today = local_today(rt.clock)
-    cases, made = await store.indicator_counts(rt.db, year)
-    provinces = {u.region[:2] + "0000" for u in rt.reference.catalog.units()} | set(cases) | set(made)
-    provinces.discard(domain.NATIONAL)
-    scopes = []
-    if province is None:
-        national = domain.ScopeCounts(
-            cases=sum(c for c, _ in cases.values()),
-            media_cases=sum(m for _, m in cases.values()),
-            designations=sum(made.values()),
-        )
-        scopes.append(domain.indicators("national", None, national, year, today))
-    for p in sorted(provinces) if province is None else [province]:
-        c, m = cases.get(p, (0, 0))
-        counts = domain.ScopeCounts(cases=c, media_cases=m, designations=made.get(p, 0))
-        scopes.append(domain.indicators("province", p, counts, year, today))
-    return {
-        "year": year,
-        "as_of": today,
-        "elapsed_fraction": round(domain.elapsed_fraction(year, today), 4),
-        "scopes": scopes,
-    }
 
 
 def routes(app: FastAPI, rt: Runtime) -> None:

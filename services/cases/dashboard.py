@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from credit_common.clock import local_today
-from credit_common.http.dashboard import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
+from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
 from . import store
+from .indicators import indicator_report  # the same answer as GET /v1/indicators
 
 RECENT = 10
 MEASURES_SHOWN = 20
@@ -22,8 +23,6 @@ def _indicator(scope: dict[str, Any], code: str) -> dict[str, Any] | None:
 
 
 async def panels(rt: Runtime) -> Sequence[Panel]:
-    from .app import indicator_report  # the same answer as GET /v1/indicators
-
     today = local_today(rt.clock)
     year = today.year
     report = await indicator_report(rt, year, None)

@@ -13,7 +13,7 @@ from credit_common.clock import SHANGHAI
 from credit_common.contracts.reference import Measure, MouRecord
 from credit_common.contracts.requests import ReportEnforcement
 from credit_common.identifiers import mask_resident_id
-from credit_common.messaging.consumer import ErrorItem, Rejected
+from credit_common.outcomes import ErrorItem, Rejected
 from credit_common.reference.catalog import Catalog
 
 CASE_SHARE_TARGET = 0.10  # cases shared >= 10% of the red and black designations made

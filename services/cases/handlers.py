@@ -16,7 +16,8 @@ from typing import Any
 
 from credit_common.contracts.requests import ReportEnforcement
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, Incoming, Rejected
+from credit_common.messaging.unit_of_work import Context, Incoming
+from credit_common.outcomes import Accepted, Rejected
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from credit_common.clock import local_today
-from credit_common.http.dashboard import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
+from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 from credit_common.telemetry.sampler import quantiles, read_histograms
 

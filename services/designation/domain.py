@@ -12,7 +12,7 @@ from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.reference import StandardRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
 from credit_common.identifiers import check_identifier
-from credit_common.messaging.consumer import ErrorItem, Rejected
+from credit_common.outcomes import ErrorItem, Rejected
 from credit_common.reference.catalog import Catalog
 
 # design.md 3: black at most 3 years and key scrutiny at most 2 years unless a standard says less.

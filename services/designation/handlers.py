@@ -23,16 +23,9 @@ from credit_common.contracts.requests import AmendDesignation, Designate, Remove
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import (
-    Accepted,
-    Answer,
-    Context,
-    ErrorItem,
-    Incoming,
-    ReadPlan,
-    Rejected,
-    derived_id,
-)
+from credit_common.messaging.apply import ReadPlan
+from credit_common.messaging.unit_of_work import Answer, Context, Incoming
+from credit_common.outcomes import Accepted, ErrorItem, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS

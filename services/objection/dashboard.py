@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from credit_common.http.dashboard import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
+from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
 from . import store

@@ -14,7 +14,7 @@ from credit_common.clock import start_of_local_day
 from credit_common.contracts.reference import StandardRecord
 from credit_common.contracts.requests import ApplyRestoration, FileObjection
 from credit_common.identifiers import normalise
-from credit_common.messaging.consumer import ErrorItem, Rejected
+from credit_common.outcomes import ErrorItem, Rejected
 from credit_common.reference.catalog import Catalog
 
 OBJECTION_DUE_WORKING_DAYS = 10  # design.md 4: the unit decides an objection within 10 working days

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-from credit_common.http.dashboard import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
+from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
 from . import domain, store

@@ -22,7 +22,8 @@ from credit_common.contracts.events import (
     WarningListed,
 )
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, Incoming, Rejected, derived_id
+from credit_common.messaging.unit_of_work import Context, Incoming
+from credit_common.outcomes import Accepted, Rejected, derived_id
 from credit_common.service import Runtime
 
 from . import domain

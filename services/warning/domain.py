@@ -11,7 +11,7 @@ from credit_common.calendar import WorkingDayCalendar
 from credit_common.clock import start_of_local_day
 from credit_common.contracts.requests import ReportConduct
 from credit_common.identifiers import check_identifier
-from credit_common.messaging.consumer import ErrorItem, Rejected, derived_id
+from credit_common.outcomes import ErrorItem, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 
 LISTED = "credit.warning.listed"

@@ -22,7 +22,8 @@ from credit_common.contracts.requests import ReportConduct
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, Incoming, Rejected, derived_id
+from credit_common.messaging.unit_of_work import Context, Incoming
+from credit_common.outcomes import Accepted, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 

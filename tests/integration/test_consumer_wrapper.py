@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -21,16 +21,11 @@ from credit_common.clock import SystemClock
 from credit_common.contracts.envelope import new_event
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, outbox_arrays, write_outbox
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import (
-    Accepted,
-    ConsumerObserver,
-    Context,
-    Incoming,
-    KafkaConsumerWrapper,
-    Rejected,
-    reject,
-)
+from credit_common.messaging.apply import ConsumerObserver
+from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
+from credit_common.messaging.unit_of_work import Context, Incoming
+from credit_common.outcomes import Accepted, Rejected, reject
 from credit_common.settings import Settings
 from pydantic import BaseModel
 
@@ -480,7 +475,7 @@ class Bumper:
             self.interfere = False
             self.interfered_in = list((ctx.inbox or ([], []))[0])
             await self.pool.execute("UPDATE things SET counter = counter + 100")  # another writer, committed
-        counters, expected = ctx.pending or ({}, None)
+        counters, expected = cast(tuple[dict[str, int], list[str] | None], ctx.pending or ({}, None))
         inbox = ctx.inbox or ([], [])
         await conn.execute(
             BUMP_WRITE, *inbox, list(counters), list(counters.values()), *outbox_arrays(ctx.outbox), expected

@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import new_event
 from credit_common.db.roles import drop_service_schema
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import Accepted, Context, Incoming, reject
+from credit_common.messaging.unit_of_work import Context, Incoming
+from credit_common.outcomes import Accepted, reject
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, build_app
 from credit_common.settings import Settings
 from fastapi import FastAPI

@@ -19,9 +19,10 @@ from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
 from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
-from credit_common.messaging.consumer import Context, Incoming, KafkaConsumerWrapper
+from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import TopicSpec, ensure_topics
+from credit_common.messaging.unit_of_work import Context, Incoming
 from credit_common.service import tune_garbage_collector
 from credit_common.settings import Settings
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -30,18 +30,12 @@ from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxRelay
 from credit_common.db.roles import ensure_service_schema, role_name
 from credit_common.http.app import create_http_app, mount_asyncapi
-from credit_common.http.dashboard import Dashboard, DashboardHook, mount_dashboard
+from credit_common.http.dashboard import Dashboard, mount_dashboard
 from credit_common.http.health import HealthChecks
+from credit_common.http.panels import Panel
+from credit_common.messaging.apply import AnswersHook, BatchHandler, ConsumerObserver, FlushHook, Handler, Optimistic
 from credit_common.messaging.asyncapi import build_asyncapi
-from credit_common.messaging.consumer import (
-    AnswersHook,
-    BatchHandler,
-    ConsumerObserver,
-    FlushHook,
-    Handler,
-    KafkaConsumerWrapper,
-    Optimistic,
-)
+from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import ensure_topics
 from credit_common.reference.cache import ReferenceCache
@@ -76,6 +70,10 @@ class TimerSpec:
     name: str
     interval_s: float
     tick: Callable[[Runtime], Awaitable[Any]]
+
+
+DashboardHook = Callable[["Runtime"], Awaitable[Sequence[Panel]]]
+"""The service's own panels on its operator dashboard (see `credit_common.http.panels`)."""
 
 
 @dataclass
@@ -189,7 +187,16 @@ class Runtime:
         self.timer_state: dict[str, dict[str, Any]] = {}
         self.extras: dict[str, Any] = {}  # what a service's wiring keeps (its handlers, ...)
         self.consumer_specs: list[ConsumerSpec] = list(definition.consumers(self))
-        self.dashboard = Dashboard(self)
+        hook = definition.dashboard
+        self.dashboard = Dashboard(self, panels=(lambda: hook(self)) if hook is not None else None)
+
+    @property
+    def title(self) -> str:
+        return self.definition.title
+
+    @property
+    def timers(self) -> Sequence[TimerSpec]:
+        return self.definition.timers
 
     @property
     def producer(self) -> Any:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.db.outbox import OutboxMessage
-from credit_common.messaging.consumer import SEEN_AND_READ_SQL
+from credit_common.messaging.apply import SEEN_AND_READ_SQL
 
 from services.designation.store import READ_FOR_BATCH, BatchWrite, DesignationStore, record_of
 from tests.support.collector import Collector

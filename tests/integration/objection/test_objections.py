@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.clock import SHANGHAI
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import derived_id
+from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector

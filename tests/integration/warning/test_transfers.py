@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.calendar import WorkingDayCalendar
 from credit_common.clock import SHANGHAI
 from credit_common.messaging import topics
-from credit_common.messaging.consumer import derived_id
+from credit_common.outcomes import derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from credit_common.settings import Settings

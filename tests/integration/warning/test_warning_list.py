@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from credit_common.messaging.consumer import derived_id
+from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector

@@ -27,7 +27,7 @@ from credit_common.contracts.requests import (
     ReportConduct,
     ReportEnforcement,
 )
-from credit_common.messaging.consumer import ErrorItem, Rejected
+from credit_common.outcomes import ErrorItem, Rejected
 from credit_common.reference.catalog import Catalog
 
 from services.cases import domain as cases

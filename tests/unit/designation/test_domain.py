@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
-from credit_common.messaging.consumer import Rejected
+from credit_common.outcomes import Rejected
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 

@@ -19,16 +19,8 @@ import httpx
 import orjson
 import pytest
 from credit_common.http.app import create_http_app
-from credit_common.http.dashboard import (
-    Bar,
-    BarChart,
-    KeyValues,
-    Link,
-    Panel,
-    Stat,
-    Table,
-    mount_dashboard,
-)
+from credit_common.http.dashboard import mount_dashboard
+from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime, ServiceDefinition, TimerSpec
 from credit_common.settings import Settings
 

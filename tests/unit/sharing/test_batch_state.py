@@ -9,7 +9,7 @@ from typing import Any
 
 from credit_common.contracts.envelope import CloudEvent, new_id
 from credit_common.contracts.registry import parse_data
-from credit_common.messaging.consumer import Incoming
+from credit_common.messaging.unit_of_work import Incoming
 
 from services.sharing import domain
 from services.sharing.handlers import BatchState, target_of

@@ -10,7 +10,7 @@ import pytest
 from credit_common.calendar import WorkingDayCalendar
 from credit_common.clock import SHANGHAI
 from credit_common.contracts.requests import ReportConduct
-from credit_common.messaging.consumer import Rejected
+from credit_common.outcomes import Rejected
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from hypothesis import given

@@ -6,45 +6,7 @@ The operations part is the same on every service and comes from the runtime: mes
 per second (with their last minutes as sparklines), consumer lag per partition, rejections by
 error code, dead letters, processing and event latency percentiles, outbox rows pending, each
 dependency's health, the timers and the uptime. The domain part is the service's own, through a
-hook on its definition.
-
-The hook (`ServiceDefinition.dashboard`)
-----------------------------------------
-    async def panels(rt: Runtime) -> Sequence[Panel]:
-        counts = await rt.dashboard.cached("by_status", lambda: store.counts_by_status(rt.db))
-        return [
-            KeyValues("cases", "Cases this year", [Stat("recorded", "recorded", counts.value["n"])],
-                      note=counts.note),
-            BarChart("by_province", "Cases per province",
-                     [Bar(p, p, (n,), href=f"/v1/cases?province={p}") for p, n in ...]),
-            Table("recent", "Recent cases", ["case", "measure", "applied on"],
-                  [[Link(r["case_id"], f"/v1/cases/{r['case_id']}"), r["measure"], r["applied_on"]] ...]),
-        ]
-
-    ServiceDefinition(..., dashboard=panels)
-
-It is called once per snapshot, i.e. at most every `CREDIT_DASHBOARD_CACHE_S` seconds and only
-while someone looks. A panel is one of:
-
-- `KeyValues(key, title, stats)`: numbers, each a `Stat(key, label, value, unit="", approx=False,
-  href=None)`; `approx=True` marks an estimate (e.g. from `pg_class.reltuples`).
-- `BarChart(key, title, bars, series=("count",))`: one horizontal (stacked when there are several
-  series) bar per `Bar(key, label, values, href=None)`, `values` one number per series; a series
-  name is a key too (`objection_open`, shown as "objection open").
-- `Table(key, title, columns, rows)`: recent rows; a cell is text, a number, a date or time, None,
-  or a `Link(text, href, service=None)` (`service`: a path on another service's dashboard host).
-
-Every panel also takes `note` (shown under its title, e.g. `Cached.note`) and `href` (a path on
-this service, e.g. the API that answers the same question). `key`s are short, stable identifiers:
-each number on the page carries `data-metric="domain.<panel>.<stat>"`,
-`"domain.<panel>.<bar>.<series>"` or `"domain.<panel>.rows"` (a table's row count), and
-`data-value` (its JSON value), and `/dashboard.json` has the same numbers under `metrics`.
-
-Queries must stay cheap at any table size: use an index, a count kept incrementally, or wrap the
-query in `rt.dashboard.cached(key, compute, min_ttl)`, which runs it at most once per
-`max(min_ttl, 50 x its last duration)` seconds (so the dashboard's share of the database stays
-around 2 %) and tells when the answer is from (`Cached.at`, `Cached.note`). A hook that raises
-or takes longer than `HOOK_TIMEOUT_S` costs only its own panels (shown as an error).
+hook on its definition: its panels and how to write one are in `credit_common.http.panels`.
 """
 
 from __future__ import annotations
@@ -54,143 +16,63 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
+from prometheus_client import CollectorRegistry
 
+from credit_common.db.outbox import OutboxRelay
+from credit_common.http.health import HealthChecks
+from credit_common.http.panels import Cached, Panel, PanelMetrics, panel_doc
 from credit_common.http.responses import JsonResponse
-from credit_common.settings import SERVICE_PORTS
+from credit_common.messaging.consumer import KafkaConsumerWrapper
+from credit_common.settings import SERVICE_PORTS, Settings
 from credit_common.telemetry import sampler as smp
-
-if TYPE_CHECKING:
-    from credit_common.service import Runtime
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Number = int | float | Decimal  # Decimal: what PostgreSQL numeric arrives as
 HOOK_TIMEOUT_S = 10.0
 RATE_WINDOW_S = 10.0  # "per second" on the page: over about the last ten seconds
 LATENCY_WINDOW_S = 300.0  # percentiles over about the last five minutes
 COST_FACTOR = 50.0  # a cached query's answer is kept at least 50 times as long as it took
 
-
-# ---------------------------------------------------------------------------------------- panels
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A table cell that links: `href` on this service, or on `service`'s host when given."""
-
-    text: str
-    href: str
-    service: str | None = None
+PanelsHook = Callable[[], Awaitable[Sequence[Panel]]]
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """One number of a `KeyValues` panel."""
-
-    key: str
-    label: str
-    value: Number | None
-    unit: str = ""
-    approx: bool = False
-    href: str | None = None
+class TimerView(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def interval_s(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar of a `BarChart`: a number per series of the chart."""
-
-    key: str
-    label: str
-    values: Sequence[Number]
-    href: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValues:
-    """A panel of labelled numbers."""
-
-    key: str
-    title: str
-    stats: Sequence[Stat]
-    note: str | None = None
-    href: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BarChart:
-    """A panel of horizontal bars, stacked when there are several series."""
-
-    key: str
-    title: str
-    bars: Sequence[Bar]
-    series: Sequence[str] = ("count",)
-    note: str | None = None
-    href: str | None = None
-    empty: str = "none"
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A panel of rows (the latest changes, what is overdue, ...)."""
-
-    key: str
-    title: str
-    columns: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-    note: str | None = None
-    href: str | None = None
-    empty: str = "nothing yet"
-
-
-Panel = KeyValues | BarChart | Table
-DashboardHook = Callable[["Runtime"], Awaitable[Sequence[Panel]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Cached(Generic[T]):
-    """A cached answer, when it was computed and how long that took."""
-
-    value: T
-    at: datetime
-    took_s: float
+class DashboardRuntime(Protocol):
+    """What the dashboard reads of a running service (`credit_common.service.Runtime`)."""
 
     @property
-    def note(self) -> str:
-        return f"as of {self.at.astimezone(UTC).strftime('%H:%M:%S')} UTC ({self.took_s * 1000:.0f} ms)"
-
-
-# ------------------------------------------------------------------------------------ snapshot
-
-
-class _Metrics:
-    """Every number of a snapshot by its data-metric key; builds the stat documents the page shows."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def stat(self, key: str, label: str, value: Any, unit: str = "", **extra: Any) -> dict[str, Any]:
-        if key in self.values:
-            raise ValueError(f"dashboard metric {key!r} is given twice")
-        self.values[key] = value
-        return {"key": key, "label": label, "value": value, "unit": unit, **extra}
-
-
-def _number(value: Any) -> int | float | None:
-    """A hook's number as JSON carries it (a database may answer Decimal; a bool counts 0 or 1)."""
-    if isinstance(value, bool):
-        return int(value)
-    if value is None or isinstance(value, int | float):
-        return value
-    return float(value)
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def registry(self) -> CollectorRegistry: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def consumers(self) -> Sequence[KafkaConsumerWrapper]: ...
+    @property
+    def health(self) -> HealthChecks: ...
+    @property
+    def timers(self) -> Sequence[TimerView]: ...
+    @property
+    def timer_state(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def relay(self) -> OutboxRelay | None: ...
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -218,58 +100,13 @@ def _duration(seconds: int) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, Link):
-        return {"text": value.text, "href": value.href, "service": value.service}
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if value is None or isinstance(value, int | float | str):
-        return value
-    return str(value)
-
-
-def panel_doc(panel: Panel, m: _Metrics) -> dict[str, Any]:
-    """A panel as the snapshot carries it, its numbers registered under `domain.<panel>...`."""
-    base = f"domain.{panel.key}"
-    doc: dict[str, Any] = {"key": panel.key, "title": panel.title, "note": panel.note, "href": panel.href}
-    if isinstance(panel, KeyValues):
-        stats = [
-            m.stat(f"{base}.{s.key}", s.label, _number(s.value), s.unit, approx=s.approx, href=s.href)
-            for s in panel.stats
-        ]
-        return {"kind": "kv", **doc, "stats": stats}
-    if isinstance(panel, BarChart):
-        bars = []
-        for b in panel.bars:
-            values = [
-                m.stat(
-                    f"{base}.{b.key}.{name}",
-                    name.replace("_", " "),
-                    _number(b.values[i]) if i < len(b.values) else None,
-                )
-                for i, name in enumerate(panel.series)
-            ]
-            bars.append({"key": b.key, "label": b.label, "href": b.href, "values": values})
-        return {"kind": "bars", **doc, "series": list(panel.series), "bars": bars, "empty": panel.empty}
-    rows = [[_cell(c) for c in row] for row in panel.rows]
-    return {
-        "kind": "table",
-        **doc,
-        "columns": list(panel.columns),
-        "rows": rows,
-        "count": m.stat(f"{base}.rows", "rows", len(rows)),
-        "empty": panel.empty,
-    }
-
-
 class Dashboard:
     """One service's dashboard: the sampler, the snapshot both endpoints serve, the query cache."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: DashboardRuntime, panels: PanelsHook | None = None) -> None:
         s = rt.settings
         self.rt = rt
+        self._panels_hook = panels
         self.sampler = smp.MetricsSampler(rt.registry, s.credit_dashboard_sample_s, s.credit_dashboard_window_s)
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self._snapshot: dict[str, Any] | None = None
@@ -313,7 +150,7 @@ class Dashboard:
 
     async def _build(self) -> dict[str, Any]:
         rt = self.rt
-        m = _Metrics()
+        m = PanelMetrics()
         now = smp.read_sample(rt.registry)
         sampler = self.sampler
         uptime = max(0, int(now.at - rt.started_at))
@@ -375,7 +212,7 @@ class Dashboard:
         ]
         return {
             "service": rt.name,
-            "title": rt.definition.title,
+            "title": rt.title,
             "instance": self.instance,
             "generated_at": datetime.fromtimestamp(now.at, UTC).isoformat(),
             "started_at": datetime.fromtimestamp(rt.started_at, UTC).isoformat(),
@@ -396,7 +233,7 @@ class Dashboard:
             "metrics": m.values,
         }
 
-    def _lag(self, now: smp.Sample, m: _Metrics) -> tuple[list[dict[str, Any]], int]:
+    def _lag(self, now: smp.Sample, m: PanelMetrics) -> tuple[list[dict[str, Any]], int]:
         """Per consumer group and topic, the lag of each partition this instance holds."""
         groups: list[dict[str, Any]] = []
         total = 0
@@ -424,7 +261,7 @@ class Dashboard:
                 )
         return groups, total
 
-    def _latency(self, now: smp.Sample, m: _Metrics) -> list[dict[str, Any]]:
+    def _latency(self, now: smp.Sample, m: PanelMetrics) -> list[dict[str, Any]]:
         rows = []
         names = {smp.PROCESSING: "processing", smp.EVENT_LATENCY: "event"}
         for family, name in names.items():
@@ -451,7 +288,7 @@ class Dashboard:
                 )
         return rows
 
-    async def _health(self, m: _Metrics) -> list[dict[str, Any]]:
+    async def _health(self, m: PanelMetrics) -> list[dict[str, Any]]:
         try:
             report = await self.rt.health.ready()
         except Exception as exc:  # pragma: no cover - ready() catches each check's failure itself
@@ -470,9 +307,9 @@ class Dashboard:
             )
         return out
 
-    def _timers(self, m: _Metrics) -> list[dict[str, Any]]:
+    def _timers(self, m: PanelMetrics) -> list[dict[str, Any]]:
         rows = []
-        for spec in self.rt.definition.timers:
+        for spec in self.rt.timers:
             state = self.rt.timer_state.get(spec.name, {})
             rows.append(
                 {
@@ -493,14 +330,14 @@ class Dashboard:
         except Exception:
             return None
 
-    async def _panels(self, m: _Metrics) -> list[dict[str, Any]]:
-        hook = self.rt.definition.dashboard
+    async def _panels(self, m: PanelMetrics) -> list[dict[str, Any]]:
+        hook = self._panels_hook
         if hook is None:
             return []
-        own = _Metrics()  # kept only if every panel renders
+        own = PanelMetrics()  # kept only if every panel renders
         try:
             async with asyncio.timeout(HOOK_TIMEOUT_S):
-                panels = await hook(self.rt)
+                panels = await hook()
             docs = [panel_doc(p, own) for p in panels]
         except Exception as exc:
             log.exception("dashboard panels of %s failed", self.rt.name)
@@ -554,16 +391,4 @@ def mount_dashboard(app: FastAPI, dashboard: Dashboard) -> None:
         return JsonResponse({**snap, "links": links}, headers={"Cache-Control": "no-store"})
 
 
-__all__ = [
-    "Bar",
-    "BarChart",
-    "Cached",
-    "Dashboard",
-    "DashboardHook",
-    "KeyValues",
-    "Link",
-    "Panel",
-    "Stat",
-    "Table",
-    "mount_dashboard",
-]
+__all__ = ["Dashboard", "DashboardRuntime", "mount_dashboard", "service_links"]

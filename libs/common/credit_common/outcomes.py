@@ -1,0 +1,56 @@
+"""What handling a message can come to, with no transport in sight: a request accepted (with the id
+of what it created or changed) or rejected (with stable error codes), and the ids the platform
+derives for what it emits. The services' domain rules raise and return these; the message bus
+turns them into `credit.request.accepted` / `credit.request.rejected` on the feedback topic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import uuid_utils
+
+
+@dataclass(slots=True)
+class ErrorItem:
+    """One reason a request is refused: a contract error code, the field it is about, a message."""
+
+    code: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class Rejected(Exception):
+    """Raised by a request handler, before it writes anything, when a rule is broken."""
+
+    def __init__(self, errors: Sequence[ErrorItem] | ErrorItem) -> None:
+        self.errors = [errors] if isinstance(errors, ErrorItem) else list(errors)
+        super().__init__("; ".join(f"{e.code}: {e.message}" for e in self.errors))
+
+
+def reject(code: str, message: str, field: str | None = None) -> Rejected:
+    """Shorthand: `raise reject("unknown_unit", "no unit 110000-XYZ", "source")`."""
+    return Rejected(ErrorItem(code, field, message))
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A request was accepted; `result_id` is the id of what it created or changed."""
+
+    result_id: str
+
+
+Outcome = Accepted | Rejected | None
+"""What a handler comes to for one message (None: an event applied, nothing to answer)."""
+
+_ID_NAMESPACE = uuid_utils.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
+
+
+def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:
+    """A stable event id for the k-th `type` event `service` emits because of event `cause`, so a
+    rebuild by replay emits the very same ids (and downstream inboxes drop them)."""
+    return str(uuid_utils.uuid5(_ID_NAMESPACE, f"{cause}|{service}|{type}|{k}"))

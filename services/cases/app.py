@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from credit_common.clock import local_today
+from credit_common.contracts import types as T
 from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.messaging import topics
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Query
 
 from . import domain, store
 from .dashboard import panels
-from .handlers import CASE_RECORDED, REQUEST_TYPES, CasesHandlers
+from .handlers import CasesHandlers
 from .indicators import indicator_report
 
 NAME = "cases"
@@ -30,14 +31,15 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
     handlers = CasesHandlers(rt)
     rt.extras["handlers"] = handlers
+    bus = handlers.bus()
     return [
         ConsumerSpec(
             name="",
             # MOUs, measures and units come from the process's reference cache (rt.reference),
             # which follows credit.reference.v1.
             topics=[topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.ENFORCEMENT_ACTIONS],
-            batch_handler=handlers.handle_batch,
-            request_types=REQUEST_TYPES,
+            batch_handler=bus,
+            request_types=bus.request_types,
             request_topics=[topics.ENFORCEMENT_ACTIONS],
         )
     ]
@@ -218,9 +220,7 @@ definition = ServiceDefinition(
     routes=routes,
     dashboard=panels,
     publishes={
-        topics.CASES_EVENTS: [CASE_RECORDED],
-        topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],
-        topics.DEADLETTER: ["credit.deadletter.recorded"],
+        topics.CASES_EVENTS: [T.CASE_RECORDED],
     },
 )
 

@@ -14,27 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from credit_common.contracts import events as ev
 from credit_common.contracts.requests import ReportEnforcement
-from credit_common.messaging import topics
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, Rejected
+from credit_common.outcomes import Accepted
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
 from . import domain
 from .store import CasesStore
-
-CREATED = "credit.designation.created"
-AMENDED = "credit.designation.amended"
-REMOVED = "credit.designation.removed"
-DESIGNATION_TYPES = (CREATED, AMENDED, REMOVED)
-OBJECTION_OPENED = "credit.objection.opened"
-OBJECTION_OVERDUE = "credit.objection.overdue"
-OBJECTION_RESOLVED = "credit.objection.resolved"
-OBJECTION_TYPES = (OBJECTION_OPENED, OBJECTION_OVERDUE, OBJECTION_RESOLVED)
-REPORT = "credit.enforcement.report"
-REQUEST_TYPES = (REPORT,)
-CASE_RECORDED = "credit.case.recorded"
 
 # (objection_id, designation_id, status, opened_at, closed_at, outcome)
 ObjectionRow = tuple[str, str, str, datetime | None, datetime | None, str | None]
@@ -73,47 +62,48 @@ class CasesHandlers:
     def catalog(self) -> Catalog:
         return self.rt.reference.catalog
 
-    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
-        store = CasesStore(ctx.conn)
+    def bus(self) -> Handlers[BatchState]:
+        """The consumer's handlers by contract model."""
+        return Handlers(
+            {
+                ev.DesignationCreated: self.designation,
+                ev.DesignationAmended: self.designation,
+                ev.DesignationRemoved: self.designation,
+                ev.ObjectionOpened: self.objection,
+                ev.ObjectionOverdue: self.objection,
+                ev.ObjectionResolved: self.objection,
+                ReportEnforcement: self.report,
+            },
+            load=self.load,
+            save=self.save,
+        )
+
+    async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
+        """The designations the batch names, with the objections open on them."""
         ids: set[str] = set()
         for inc in items:
-            t = inc.event.type
-            if t in DESIGNATION_TYPES:
-                ids.add(inc.data.record.designation_id)
-            elif t == REPORT or t in OBJECTION_TYPES:
-                ids.add(inc.data.designation_id)
-        loaded = await store.load(ids)
-        state = BatchState(entries=loaded.entries, open_objections=loaded.open_objections)
-        outcomes: list[Accepted | Rejected | None] = []
-        for inc in items:
-            with ctx.handling(inc):
-                try:
-                    outcomes.append(self._one(inc, ctx, state))
-                except Rejected as rejected:
-                    outcomes.append(rejected)
-        await state.save(store)
-        return outcomes
+            d = inc.data
+            if isinstance(d, ev.DesignationCreated | ev.DesignationAmended | ev.DesignationRemoved):
+                ids.add(d.record.designation_id)
+            elif isinstance(d, ReportEnforcement | ev.ObjectionOpened | ev.ObjectionOverdue | ev.ObjectionResolved):
+                ids.add(d.designation_id)
+        loaded = await CasesStore(ctx.conn).load(ids)
+        return BatchState(entries=loaded.entries, open_objections=loaded.open_objections)
 
-    def _one(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted | None:
-        t = inc.event.type
-        if t == REPORT:
-            return self._report(inc, ctx, state)
-        if t in DESIGNATION_TYPES:
-            self._designation(inc, state)
-        elif t in OBJECTION_TYPES:
-            self._objection(inc, state)
-        return None  # other event types on the topics this service reads are not its business
+    @staticmethod
+    async def save(state: BatchState, ctx: Context) -> None:
+        await state.save(CasesStore(ctx.conn))
 
     # ------------------------------------------------------------------ designation events
 
-    def _designation(self, inc: Incoming, state: BatchState) -> None:
+    def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         doc = inc.data.record.model_dump(mode="json", exclude_none=True)
         at = inc.event.time
         entry = domain.Entry.of(doc, at)
         known = entry.designation_id in state.entries
         state.entries[entry.designation_id] = entry
         state.changed_entries[entry.designation_id] = at
-        if inc.event.type == CREATED and not known:
+        if isinstance(inc.data, ev.DesignationCreated) and not known:
             # Counted once, in the year of its decision, for the designating unit's province.
             state.designations_made[(entry.decided_on.year, entry.province, entry.list)] += 1
         if entry.status != "active":
@@ -123,18 +113,18 @@ class CasesHandlers:
 
     # ------------------------------------------------------------------ objection events
 
-    def _objection(self, inc: Incoming, state: BatchState) -> None:
+    def objection(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         d = inc.data
         at = inc.event.time
         oid, did = d.objection_id, d.designation_id
         entry = state.entries.get(did)
         still_listed = entry is None or entry.status == "active"
-        if inc.event.type == OBJECTION_RESOLVED:
+        if isinstance(d, ev.ObjectionResolved):
             state.open_objections.get(did, set()).discard(oid)
             self._put_objection(state, oid, did, "closed", None, at, str(d.outcome))
         elif still_listed:  # opened, or overdue (still open, escalated)
             state.open_objections.setdefault(did, set()).add(oid)
-            opened_at = at if inc.event.type == OBJECTION_OPENED else None
+            opened_at = at if isinstance(d, ev.ObjectionOpened) else None
             self._put_objection(state, oid, did, "open", opened_at, None, None)
         else:  # announced after its entry left the list: nothing left to suspend
             self._put_objection(state, oid, did, "closed", None, at, "entry_removed")
@@ -156,7 +146,7 @@ class CasesHandlers:
 
     # ------------------------------------------------------------------ enforcement reports
 
-    def _report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ReportEnforcement = inc.data
         entry = state.entries.get(req.designation_id)
         facts = domain.check_report(
@@ -172,24 +162,22 @@ class CasesHandlers:
         subject = entry.record["subject"]
         media = [m.model_dump(mode="json", exclude_none=True) for m in req.media]
         kind = facts.measure.measure_kind
-        ctx.publish(
-            topics.CASES_EVENTS,
-            entry.subject_id,
-            CASE_RECORDED,
-            {
-                "case_id": case_id,
-                "designation_id": entry.designation_id,
-                "subject": subject,
-                "list": entry.list,
-                "field": entry.field,
-                "measure": facts.measure.code,
-                "measure_kind": kind,
-                "unit": facts.unit,
-                "province": facts.province,
-                "applied_on": req.applied_on.isoformat(),
-                "typical": req.typical,
-                "media_reported": bool(media),
-            },
+        ctx.publish_event(
+            ev.CaseRecorded(
+                case_id=case_id,
+                designation_id=entry.designation_id,
+                subject=subject,
+                list=entry.list,
+                field=entry.field,
+                measure=facts.measure.code,
+                measure_kind=kind,
+                unit=facts.unit,
+                province=facts.province,
+                applied_on=req.applied_on,
+                typical=req.typical,
+                media_reported=bool(media),
+            ),
+            key=entry.subject_id,
             subject=entry.subject_id,
         )
         state.cases.append(

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from . import store
 from .dashboard import panels
-from .handlers import REQUEST_TYPES, DesignationHandlers, flush_batch, own_answer, read_plan, record_feedback
+from .handlers import EVENT_TYPES, DesignationHandlers, feedback_bus, flush_batch, own_answer, read_plan
 
 NAME = "designation"
 # The HTTP ingress takes every request type of the contract and publishes it to its topic.
@@ -33,19 +33,20 @@ for _row in REGISTRY.values():
 def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
     handlers = DesignationHandlers(rt)
     rt.extras["handlers"] = handlers
+    bus = handlers.bus()
     return [
         ConsumerSpec(
             name="",
             topics=[topics.DESIGNATION_REQUESTS, topics.OBJECTION_EVENTS, topics.REFERENCE],
-            batch_handler=handlers.handle_batch,
-            request_types=REQUEST_TYPES,
+            batch_handler=bus,
+            request_types=bus.request_types,
             request_topics=[topics.DESIGNATION_REQUESTS],
             flush=flush_batch,
             optimistic=read_plan,
         ),
         # Other services' answers, for GET /v1/requests/{id}: its own consumer group, so a burst
         # of feedback never delays designations (this service's own answers are recorded as made).
-        ConsumerSpec(name="feedback", topics=[topics.FEEDBACK], batch_handler=record_feedback, skip=own_answer),
+        ConsumerSpec(name="feedback", topics=[topics.FEEDBACK], batch_handler=feedback_bus(), skip=own_answer),
     ]
 
 
@@ -179,13 +180,7 @@ definition = ServiceDefinition(
     routes=routes,
     dashboard=panels,
     publishes={
-        topics.DESIGNATION_EVENTS: [
-            "credit.designation.created",
-            "credit.designation.amended",
-            "credit.designation.removed",
-        ],
-        topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],
-        topics.DEADLETTER: ["credit.deadletter.recorded"],
+        topics.DESIGNATION_EVENTS: list(EVENT_TYPES),
         **INGRESS,
     },
 )

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from credit_common.clock import local_today
+from credit_common.contracts import types as T
 from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 from credit_common.telemetry.sampler import quantiles, read_histograms
@@ -46,7 +47,7 @@ def _designation(designation_id: str | None) -> Link | None:
 def _answer(row: dict[str, Any]) -> Any:
     if row["status"] == "rejected":
         return ", ".join(sorted({str(e.get("code")) for e in row["errors"] or []}))
-    if row["status"] == "accepted" and row["request_type"] == "credit.designation.designate":
+    if row["status"] == "accepted" and row["request_type"] == T.DESIGNATION_DESIGNATE:
         return _designation(row["result_id"])
     return row["result_id"]
 

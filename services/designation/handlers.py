@@ -18,14 +18,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from credit_common.clock import SHANGHAI, local_today, start_of_local_day
+from credit_common.contracts import events as ev
+from credit_common.contracts import types as T
 from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.messaging.apply import ReadPlan
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Answer, Context, Incoming
-from credit_common.outcomes import Accepted, ErrorItem, Rejected, derived_id
+from credit_common.outcomes import Accepted, ErrorItem, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
@@ -36,17 +39,7 @@ from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, record_answers,
 
 log = logging.getLogger(__name__)
 
-DESIGNATE = "credit.designation.designate"
-REMOVE = "credit.designation.remove"
-AMEND = "credit.designation.amend"
-REQUEST_TYPES = (DESIGNATE, REMOVE, AMEND)
-OBJECTION_RESOLVED = "credit.objection.resolved"
-RESTORATION_RESOLVED = "credit.restoration.resolved"
-REFERENCE_UPSERTED = "credit.reference.upserted"
-RESOLVED = (OBJECTION_RESOLVED, RESTORATION_RESOLVED)
-CREATED = "credit.designation.created"
-AMENDED = "credit.designation.amended"
-REMOVED = "credit.designation.removed"
+EVENT_TYPES = (T.DESIGNATION_CREATED, T.DESIGNATION_AMENDED, T.DESIGNATION_REMOVED)
 
 
 @dataclass
@@ -125,7 +118,7 @@ def batch_keys(items: Sequence[Incoming]) -> tuple[list[str], list[str]]:
             subject_ids.add(_subject_key(d))
             if d.transfer_from:
                 designation_ids.add(d.transfer_from)
-        elif isinstance(d, RemoveDesignation | AmendDesignation) or inc.event.type in RESOLVED:
+        elif isinstance(d, RemoveDesignation | AmendDesignation | ev.ObjectionResolved | ev.RestorationResolved):
             designation_ids.add(d.designation_id)
     return sorted(designation_ids), sorted(subject_ids)
 
@@ -166,11 +159,14 @@ class DesignationHandlers:
 
     # ------------------------------------------------------------------ emitting
 
+    # The events carry the record as a validated `DesignationRecord` made it (dumped once per
+    # version, for the event and the row alike): `credit.designation.*` built from the contract.
+
     def _emit_created(self, ctx: Context, record: DesignationRecord, doc: dict[str, Any] | None = None) -> None:
         ctx.publish(
             topics.DESIGNATION_EVENTS,
             record.subject.id,
-            CREATED,
+            T.DESIGNATION_CREATED,
             {"record": doc if doc is not None else _record_json(record)},
             subject=record.subject.id,
         )
@@ -191,7 +187,7 @@ class DesignationHandlers:
         ctx.publish(
             topics.DESIGNATION_EVENTS,
             removal.record.subject.id,
-            REMOVED,
+            T.DESIGNATION_REMOVED,
             data,
             subject=removal.record.subject.id,
             time=at,
@@ -200,106 +196,118 @@ class DesignationHandlers:
 
     # ------------------------------------------------------------------ the batch
 
-    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
-        store = DesignationStore(ctx.conn)
+    def bus(self) -> Handlers[BatchState]:
+        """The request consumer's handlers by contract model."""
+        return Handlers(
+            {
+                Designate: self.designate,
+                RemoveDesignation: self.revoke,
+                AmendDesignation: self.amend,
+                ev.ObjectionResolved: self.objection_resolved,
+                ev.RestorationResolved: self.restoration_resolved,
+                ev.ReferenceUpserted: self.reference,
+            },
+            load=self.load,
+            save=self.save,
+        )
+
+    @staticmethod
+    async def load(items: Sequence[Incoming], ctx: Context) -> BatchState:
+        """Every designation and active entry the batch touches: from the optimistic path's read
+        (without a lock; the write checks it still holds), or read under lock."""
         state = BatchState()
         ids, subjects = batch_keys(items)
-        if ctx.snapshot is not None:  # read without a lock; the write checks it still holds
+        if ctx.snapshot is not None:
             docs, versions = ctx.snapshot
             for doc in docs:
                 state.loaded(record_of(doc))
             state.read = (ids, subjects, list(versions))
         else:
-            for record in await store.load_for_batch(ids, subjects):
+            for record in await DesignationStore(ctx.conn).load_for_batch(ids, subjects):
                 state.loaded(record)
+        return state
 
-        outcomes: list[Accepted | Rejected | None] = []
-        for inc in items:
-            with ctx.handling(inc):
-                try:
-                    outcomes.append(await self._one(inc, ctx, state, store))
-                except Rejected as rejected:
-                    outcomes.append(rejected)
+    @staticmethod
+    async def save(state: BatchState, ctx: Context) -> None:
         ctx.pending = state  # written by flush_batch, with the outbox and the answers
-        return outcomes
 
-    async def _one(
-        self, inc: Incoming, ctx: Context, state: BatchState, store: DesignationStore
-    ) -> Accepted | Rejected | None:
+    def designate(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         at = inc.event.time
-        t = inc.event.type
-        if t == DESIGNATE:
-            result = domain.designate(
-                inc.data,
-                designation_id=inc.event.id,
-                unit_code=inc.unit,
-                catalog=self.catalog,
-                today=at.astimezone(SHANGHAI).date(),
-                at=at,
-                active_of_subject=state.active_of,
-                lookup=state.lookup,
-            )
-            state.add(result.record, at)
-            self._emit_created(ctx, result.record, state.doc(result.record))
-            for removal in result.removals:
-                state.put(removal.record, at)
-                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
-            return Accepted(result.record.designation_id)
-        if t == REMOVE:
-            removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
+        result = domain.designate(
+            inc.data,
+            designation_id=inc.event.id,
+            unit_code=inc.unit,
+            catalog=self.catalog,
+            today=at.astimezone(SHANGHAI).date(),
+            at=at,
+            active_of_subject=state.active_of,
+            lookup=state.lookup,
+        )
+        state.add(result.record, at)
+        self._emit_created(ctx, result.record, state.doc(result.record))
+        for removal in result.removals:
             state.put(removal.record, at)
-            state.audit.append(
-                (
-                    inc.event.id,
-                    removal.record.designation_id,
-                    "revoke",
-                    inc.unit,
-                    inc.data.decision.model_dump(mode="json"),
-                    None,
-                    at,
-                )
+            self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+        return Accepted(result.record.designation_id)
+
+    def revoke(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+        at = inc.event.time
+        removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
+        state.put(removal.record, at)
+        state.audit.append(
+            (
+                inc.event.id,
+                removal.record.designation_id,
+                "revoke",
+                inc.unit,
+                inc.data.decision.model_dump(mode="json"),
+                None,
+                at,
             )
-            self._emit_removed(ctx, removal)
-            return Accepted(removal.record.designation_id)
-        if t == AMEND:
-            amended = domain.amend(
-                inc.data,
-                unit_code=inc.unit,
-                catalog=self.catalog,
-                lookup=state.lookup,
-                today=at.astimezone(SHANGHAI).date(),
-            )
-            state.put(amended.record, at)
-            state.audit.append(
-                (inc.event.id, amended.record.designation_id, "amend", inc.unit, amended.changes, inc.data.reason, at)
-            )
-            ctx.publish(
-                topics.DESIGNATION_EVENTS,
-                amended.record.subject.id,
-                AMENDED,
-                {
-                    "record": _record_json(amended.record),
-                    "changes": amended.changes,
-                    "reason": inc.data.reason,
-                },
-                subject=amended.record.subject.id,
-            )
-            return Accepted(amended.record.designation_id)
-        if t == OBJECTION_RESOLVED:
-            d = inc.data
-            if str(d.outcome) == "upheld":
-                upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
-                if upheld is not None:
-                    state.put(upheld.record, at)
-                    self._emit_removed(ctx, upheld, doc=state.doc(upheld.record))
-            return None
-        if t == RESTORATION_RESOLVED:
-            self._restoration(inc, ctx, state, at)
-            return None
-        if t == REFERENCE_UPSERTED:
-            await self._reference(inc, ctx, state, store, at)
-            return None
-        return None  # another event type on a topic this service reads: not ours
+        )
+        self._emit_removed(ctx, removal)
+        return Accepted(removal.record.designation_id)
+
+    def amend(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+        at = inc.event.time
+        amended = domain.amend(
+            inc.data,
+            unit_code=inc.unit,
+            catalog=self.catalog,
+            lookup=state.lookup,
+            today=at.astimezone(SHANGHAI).date(),
+        )
+        state.put(amended.record, at)
+        state.audit.append(
+            (inc.event.id, amended.record.designation_id, "amend", inc.unit, amended.changes, inc.data.reason, at)
+        )
+        ctx.publish(
+            topics.DESIGNATION_EVENTS,
+            amended.record.subject.id,
+            T.DESIGNATION_AMENDED,
+            {
+                "record": _record_json(amended.record),
+                "changes": amended.changes,
+                "reason": inc.data.reason,
+            },
+            subject=amended.record.subject.id,
+        )
+        return Accepted(amended.record.designation_id)
+
+    def objection_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
+        d = inc.data
+        at = inc.event.time
+        if str(d.outcome) == "upheld":
+            upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
+            if upheld is not None:
+                state.put(upheld.record, at)
+                self._emit_removed(ctx, upheld, doc=state.doc(upheld.record))
+
+    def restoration_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
+        self._restoration(inc, ctx, state, inc.event.time)
+
+    async def reference(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
+        await self._reference(inc, ctx, state, DesignationStore(ctx.conn), inc.event.time)
 
     def _restoration(self, inc: Incoming, ctx: Context, state: BatchState, at: datetime) -> None:
         d = inc.data
@@ -312,16 +320,15 @@ class DesignationHandlers:
         if why_not is not None:
             # The deciding unit is told on the feedback topic, answering its decide request.
             request_id = inc.event.causationid or d.application_id
-            ctx.publish(
-                topics.FEEDBACK,
-                d.unit,
-                "credit.request.rejected",
+            rejected = ev.RequestRejected.model_validate(
                 {
                     "request_id": request_id,
-                    "request_type": "credit.restoration.decide",
+                    "request_type": T.RESTORATION_DECIDE,
                     "errors": [ErrorItem("restoration_not_allowed", "outcome", why_not).as_dict()],
-                },
-                id=derived_id(inc.event.id, self.rt.name, "restoration_not_allowed"),
+                }
+            )
+            ctx.publish_event(
+                rejected, key=d.unit, id=derived_id(inc.event.id, self.rt.name, "restoration_not_allowed")
             )
             ctx.after_commit(lambda: self.rt.observer.rejected("restoration_not_allowed"))
             return
@@ -418,18 +425,29 @@ def own_answer(record: Any) -> bool:
     return record.value is not None and OWN_SOURCE in record.value
 
 
-async def record_feedback(items: Sequence[Incoming], ctx: Context) -> list[None]:
+def feedback_bus() -> Handlers[list[tuple[Any, ...]]]:
     """Other services' answers on the feedback topic into the request ledger (for requests that
     came in through this service's HTTP ingress, and any other)."""
-    rows = []
-    for inc in items:
-        data = inc.event.data if isinstance(inc.event.data, dict) else {}
-        if inc.event.type not in ("credit.request.accepted", "credit.request.rejected"):
-            continue
-        status = "accepted" if inc.event.type.endswith("accepted") else "rejected"
+    return Handlers(
+        {ev.RequestAccepted: _ledger_row, ev.RequestRejected: _ledger_row},
+        load=_no_rows,
+        save=_record_rows,
+        scoped=False,
+    )
+
+
+async def _no_rows(items: Sequence[Incoming], ctx: Context) -> list[tuple[Any, ...]]:
+    return []
+
+
+def _ledger_row(inc: Incoming, ctx: Context, rows: list[tuple[Any, ...]]) -> None:
+    data = inc.event.data if isinstance(inc.event.data, dict) else {}
+    status = "accepted" if isinstance(inc.data, ev.RequestAccepted) else "rejected"
+    request_id = str(data.get("request_id", ""))
+    if request_id:
         rows.append(
             (
-                str(data.get("request_id", "")),
+                request_id,
                 str(data.get("request_type", "")),
                 inc.key.decode("utf-8", "replace") if inc.key else None,
                 status,
@@ -439,5 +457,7 @@ async def record_feedback(items: Sequence[Incoming], ctx: Context) -> list[None]
                 inc.event.time,
             )
         )
-    await record_answers(ctx.conn, [r for r in rows if r[0]])
-    return [None] * len(items)
+
+
+async def _record_rows(rows: list[tuple[Any, ...]], ctx: Context) -> None:
+    await record_answers(ctx.conn, rows)

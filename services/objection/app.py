@@ -18,14 +18,7 @@ from pydantic import Field
 
 from . import domain, store
 from .dashboard import panels
-from .handlers import (
-    EVENT_TYPES,
-    INBOX_ESCALATION,
-    INBOX_OBJECTION,
-    INBOX_RESTORATION,
-    REQUEST_TYPES,
-    ObjectionHandlers,
-)
+from .handlers import EVENT_TYPES, INBOX_TYPES, ObjectionHandlers
 
 NAME = "objection"
 DEFAULT_PAGE = 100
@@ -56,13 +49,14 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
         notify_days=settings.credit_restoration_notify_working_days,
     )
     rt.extras["handlers"] = handlers
+    bus = handlers.bus()
     return [
         ConsumerSpec(
             name="",
             # Units' parents and standards come from the process's reference cache (rt.reference).
             topics=[topics.DESIGNATION_EVENTS, topics.OBJECTION_REQUESTS],
-            batch_handler=handlers.handle_batch,
-            request_types=REQUEST_TYPES,
+            batch_handler=bus,
+            request_types=bus.request_types,
             request_topics=[topics.OBJECTION_REQUESTS],
         )
     ]
@@ -229,9 +223,7 @@ definition = ServiceDefinition(
     dashboard=panels,
     publishes={
         topics.OBJECTION_EVENTS: list(EVENT_TYPES),
-        topics.UNIT_INBOX: [INBOX_OBJECTION, INBOX_RESTORATION, INBOX_ESCALATION],
-        topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],
-        topics.DEADLETTER: ["credit.deadletter.recorded"],
+        topics.UNIT_INBOX: list(INBOX_TYPES),
     },
 )
 

@@ -16,11 +16,13 @@ from datetime import date, datetime
 from typing import Any
 
 from credit_common.clock import SHANGHAI, local_today
+from credit_common.contracts import events as ev
+from credit_common.contracts import types as T
 from credit_common.contracts.requests import ApplyRestoration, DecideObjection, DecideRestoration, FileObjection
 from credit_common.db.outbox import write_outbox
-from credit_common.messaging import topics
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, Rejected, derived_id
+from credit_common.outcomes import Accepted, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
@@ -29,32 +31,16 @@ from .store import ApplicationRow, Item, ObjectionRow, ObjectionStore
 
 log = logging.getLogger(__name__)
 
-CREATED = "credit.designation.created"
-AMENDED = "credit.designation.amended"
-REMOVED = "credit.designation.removed"
-DESIGNATION_TYPES = (CREATED, AMENDED, REMOVED)
-FILE = "credit.objection.file"
-DECIDE = "credit.objection.decide"
-APPLY = "credit.restoration.apply"
-DECIDE_RESTORATION = "credit.restoration.decide"
-REQUEST_TYPES = (FILE, DECIDE, APPLY, DECIDE_RESTORATION)
-OBJECTION_OPENED = "credit.objection.opened"
-OBJECTION_OVERDUE = "credit.objection.overdue"
-OBJECTION_RESOLVED = "credit.objection.resolved"
-RESTORATION_OPENED = "credit.restoration.opened"
-RESTORATION_OVERDUE = "credit.restoration.overdue"
-RESTORATION_RESOLVED = "credit.restoration.resolved"
-INBOX_OBJECTION = "credit.inbox.objection"
-INBOX_RESTORATION = "credit.inbox.restoration"
-INBOX_ESCALATION = "credit.inbox.escalation"
+# What this service publishes (AsyncAPI).
 EVENT_TYPES = (
-    OBJECTION_OPENED,
-    OBJECTION_OVERDUE,
-    OBJECTION_RESOLVED,
-    RESTORATION_OPENED,
-    RESTORATION_OVERDUE,
-    RESTORATION_RESOLVED,
+    T.OBJECTION_OPENED,
+    T.OBJECTION_OVERDUE,
+    T.OBJECTION_RESOLVED,
+    T.RESTORATION_OPENED,
+    T.RESTORATION_OVERDUE,
+    T.RESTORATION_RESOLVED,
 )
+INBOX_TYPES = (T.INBOX_OBJECTION, T.INBOX_RESTORATION, T.INBOX_ESCALATION)
 
 
 def local_day(at: datetime) -> date:
@@ -131,14 +117,31 @@ class ObjectionHandlers:
 
     # ------------------------------------------------------------------ the batch
 
-    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
-        store = ObjectionStore(ctx.conn)
+    def bus(self) -> Handlers[BatchState]:
+        """The consumer's handlers by contract model."""
+        return Handlers(
+            {
+                ev.DesignationCreated: self.designation,
+                ev.DesignationAmended: self.designation,
+                ev.DesignationRemoved: self.designation,
+                FileObjection: self.file,
+                DecideObjection: self.decide_objection,
+                ApplyRestoration: self.apply,
+                DecideRestoration: self.decide_restoration,
+            },
+            load=self.load,
+            save=self.save,
+        )
+
+    async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
+        """The designations, objections and applications the batch touches (locked), and every
+        item still pending on those designations."""
         designation_ids: set[str] = set()
         objection_ids: set[str] = set()
         application_ids: set[str] = set()
         for inc in items:
             d = inc.data
-            if inc.event.type in DESIGNATION_TYPES:
+            if isinstance(d, ev.DesignationCreated | ev.DesignationAmended | ev.DesignationRemoved):
                 designation_ids.add(d.record.designation_id)
             elif isinstance(d, FileObjection | ApplyRestoration):
                 designation_ids.add(d.designation_id)
@@ -146,40 +149,20 @@ class ObjectionHandlers:
                 objection_ids.add(d.objection_id)
             elif isinstance(d, DecideRestoration):
                 application_ids.add(d.application_id)
-        loaded = await store.load(designation_ids, objection_ids, application_ids)
-        state = BatchState(
+        loaded = await ObjectionStore(ctx.conn).load(designation_ids, objection_ids, application_ids)
+        return BatchState(
             entries={e.designation_id: e for e in loaded.entries},
             objections={o.objection_id: o for o in loaded.objections},
             applications={a.application_id: a for a in loaded.applications},
         )
-        outcomes: list[Accepted | Rejected | None] = []
-        for inc in items:
-            with ctx.handling(inc):
-                try:
-                    outcomes.append(self._one(inc, ctx, state))
-                except Rejected as rejected:
-                    outcomes.append(rejected)
-        await state.save(store)
-        return outcomes
 
-    def _one(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted | None:
-        t = inc.event.type
-        if t in DESIGNATION_TYPES:
-            self._designation(inc, state)
-            return None
-        if t == FILE:
-            return self._file(inc, ctx, state)
-        if t == DECIDE:
-            return self._decide_objection(inc, ctx, state)
-        if t == APPLY:
-            return self._apply(inc, ctx, state)
-        if t == DECIDE_RESTORATION:
-            return self._decide_restoration(inc, ctx, state)
-        return None  # another event type on a topic this service reads: not ours
+    @staticmethod
+    async def save(state: BatchState, ctx: Context) -> None:
+        await state.save(ObjectionStore(ctx.conn))
 
     # ------------------------------------------------------------------ designation events
 
-    def _designation(self, inc: Incoming, state: BatchState) -> None:
+    def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         doc = inc.data.record.model_dump(mode="json", exclude_none=True)
         entry = domain.Entry.of(doc)
         at = inc.event.time
@@ -190,7 +173,7 @@ class ObjectionHandlers:
 
     # ------------------------------------------------------------------ objections
 
-    def _file(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def file(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: FileObjection = inc.data
         entry = state.entries.get(req.designation_id)
         filing = domain.file_objection(
@@ -204,20 +187,22 @@ class ObjectionHandlers:
         )
         assert entry is not None
         objection_id = inc.event.id
-        opened = {
-            "objection_id": objection_id,
-            "designation_id": entry.designation_id,
-            "unit": entry.unit,
-            "objector": filing.objector,
-            "grounds": req.grounds,
-            "due_on": filing.due_on.isoformat(),
-        }
-        ctx.publish(topics.OBJECTION_EVENTS, entry.subject_id, OBJECTION_OPENED, opened, subject=entry.subject_id)
-        ctx.publish(
-            topics.UNIT_INBOX,
-            entry.unit,
-            INBOX_OBJECTION,
-            {"objection": opened, "designation": entry.record, "evidence": list(req.evidence)},
+        opened = ev.ObjectionOpened.model_validate(
+            {
+                "objection_id": objection_id,
+                "designation_id": entry.designation_id,
+                "unit": entry.unit,
+                "objector": filing.objector,
+                "grounds": req.grounds,
+                "due_on": filing.due_on,
+            }
+        )
+        ctx.publish_event(opened, key=entry.subject_id, subject=entry.subject_id)
+        ctx.publish_event(
+            ev.InboxObjection.model_validate(
+                {"objection": opened, "designation": entry.record, "evidence": list(req.evidence)}
+            ),
+            key=entry.unit,
             subject=entry.subject_id,
         )
         state.put_objection(
@@ -238,7 +223,7 @@ class ObjectionHandlers:
         )
         return Accepted(objection_id)
 
-    def _decide_objection(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def decide_objection(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: DecideObjection = inc.data
         row = state.objections.get(req.objection_id)
         domain.check_decider(
@@ -252,13 +237,8 @@ class ObjectionHandlers:
         assert row is not None
         self._resolve(row, inc, str(req.outcome), req.reasoning, req.decided_on)
         state.put_objection(row)
-        ctx.publish(
-            topics.OBJECTION_EVENTS,
-            row.subject_id,
-            OBJECTION_RESOLVED,
-            self._resolved_data("objection_id", row, inc.unit),
-            subject=row.subject_id,
-        )
+        resolved = ev.ObjectionResolved.model_validate(self._resolved_data("objection_id", row, inc.unit))
+        ctx.publish_event(resolved, key=row.subject_id, subject=row.subject_id)
         return Accepted(row.objection_id)
 
     @staticmethod
@@ -275,14 +255,13 @@ class ObjectionHandlers:
             "unit": row.unit,
             "outcome": row.outcome,
             "reasoning": row.reasoning,
-            "decided_on": row.decided_on.isoformat(),
-            # Not in the contract's model (readers ignore it): the parent when it decided an escalation.
+            "decided_on": row.decided_on,
             "decided_by": decided_by,
         }
 
     # ------------------------------------------------------------------ credit restoration
 
-    def _apply(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def apply(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ApplyRestoration = inc.data
         entry = state.entries.get(req.designation_id)
         applied_on = local_day(inc.event.time)
@@ -297,31 +276,27 @@ class ObjectionHandlers:
         )
         assert entry is not None
         application_id = inc.event.id
-        opened = {
-            "application_id": application_id,
-            "designation_id": entry.designation_id,
-            "unit": entry.unit,
-            "due_on": application.due_on.isoformat(),
-            "notify_by": application.notify_by.isoformat(),
-        }
+        opened = ev.RestorationOpened(
+            application_id=application_id,
+            designation_id=entry.designation_id,
+            unit=entry.unit,
+            due_on=application.due_on,
+            notify_by=application.notify_by,
+        )
         applicant = req.applicant.model_dump(mode="json", exclude_none=True)
         applicant["id"] = entry.subject_id
         measures = [m.model_dump(mode="json", exclude_none=True) for m in req.measures]
-        ctx.publish(topics.OBJECTION_EVENTS, entry.subject_id, RESTORATION_OPENED, opened, subject=entry.subject_id)
-        ctx.publish(
-            topics.UNIT_INBOX,
-            entry.unit,
-            INBOX_RESTORATION,
+        ctx.publish_event(opened, key=entry.subject_id, subject=entry.subject_id)
+        inbox = ev.InboxRestoration.model_validate(
             {
                 "restoration": opened,
                 "designation": entry.record,
-                # Not in the contract's model (readers ignore them): what the unit decides on.
                 "applicant": applicant,
                 "measures": measures,
                 "evidence": list(req.evidence),
-            },
-            subject=entry.subject_id,
+            }
         )
+        ctx.publish_event(inbox, key=entry.unit, subject=entry.subject_id)
         state.put_application(
             ApplicationRow(
                 application_id=application_id,
@@ -360,7 +335,7 @@ class ObjectionHandlers:
             )
         return Accepted(application_id)
 
-    def _decide_restoration(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def decide_restoration(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: DecideRestoration = inc.data
         row = state.applications.get(req.application_id)
         domain.check_decider(
@@ -378,13 +353,8 @@ class ObjectionHandlers:
             domain.check_approval(entry, self.catalog.standard(entry.standard) if entry else None, req.decided_on)
         self._resolve(row, inc, str(req.outcome), req.reasoning, req.decided_on)
         state.put_application(row)
-        ctx.publish(
-            topics.OBJECTION_EVENTS,
-            row.subject_id,
-            RESTORATION_RESOLVED,
-            self._resolved_data("application_id", row, inc.unit),
-            subject=row.subject_id,
-        )
+        resolved = ev.RestorationResolved.model_validate(self._resolved_data("application_id", row, inc.unit))
+        ctx.publish_event(resolved, key=row.subject_id, subject=row.subject_id)
         return Accepted(row.application_id)
 
     # ------------------------------------------------------------------ overdue timer
@@ -405,51 +375,55 @@ class ObjectionHandlers:
                     return total
                 ctx = Context(conn=conn, clock=runtime.clock, service=runtime.name)
                 for o in objections:
-                    self._overdue(ctx, o, "objection", "objection_id", OBJECTION_OVERDUE)
+                    self._overdue(ctx, o, "objection", "objection_id", ev.ObjectionOverdue)
                 for a in applications:
-                    self._overdue(ctx, a, "restoration", "application_id", RESTORATION_OVERDUE)
+                    self._overdue(ctx, a, "restoration", "application_id", ev.RestorationOverdue)
                 await store.save_objections(objections)
                 await store.save_applications(applications)
                 await write_outbox(conn, ctx.outbox)
             total += len(objections) + len(applications)
 
-    def _overdue(self, ctx: Context, row: ObjectionRow | ApplicationRow, kind: str, id_name: str, type_: str) -> None:
+    def _overdue(
+        self,
+        ctx: Context,
+        row: ObjectionRow | ApplicationRow,
+        kind: str,
+        id_name: str,
+        model: type[ev.ObjectionOverdue] | type[ev.RestorationOverdue],
+    ) -> None:
         at = domain.overdue_at(row.due_on)
         parent = self.catalog.parent_of(row.unit)
         row.status, row.escalated_to, row.overdue_at = "overdue", parent, at
-        data: dict[str, Any] = {
-            id_name: row.item_id,
-            "designation_id": row.designation_id,
-            "unit": row.unit,
-            "due_on": row.due_on.isoformat(),
-        }
-        if parent is not None:
-            data["escalated_to"] = parent
+        overdue = model.model_validate(
+            {
+                id_name: row.item_id,
+                "designation_id": row.designation_id,
+                "unit": row.unit,
+                "due_on": row.due_on,
+                "escalated_to": parent,
+            }
+        )
         name = self.rt.name
-        ctx.publish(
-            topics.OBJECTION_EVENTS,
-            row.subject_id,
-            type_,
-            data,
-            subject=row.subject_id,
-            time=at,
-            id=derived_id(row.item_id, name, type_),
+        type_ = T.OBJECTION_OVERDUE if model is ev.ObjectionOverdue else T.RESTORATION_OVERDUE
+        ctx.publish_event(
+            overdue, key=row.subject_id, subject=row.subject_id, time=at, id=derived_id(row.item_id, name, type_)
         )
         if parent is None:
             return
-        ctx.publish(
-            topics.UNIT_INBOX,
-            parent,
-            INBOX_ESCALATION,
+        escalation = ev.InboxEscalation.model_validate(
             {
                 "kind": kind,
                 "item_id": row.item_id,
                 "unit": row.unit,
                 "escalated_to": parent,
-                "due_on": row.due_on.isoformat(),
+                "due_on": row.due_on,
                 "designation": row.record,
-            },
+            }
+        )
+        ctx.publish_event(
+            escalation,
+            key=parent,
             subject=row.subject_id,
             time=at,
-            id=derived_id(row.item_id, name, INBOX_ESCALATION),
+            id=derived_id(row.item_id, name, T.INBOX_ESCALATION),
         )

@@ -43,11 +43,12 @@ RegionQ = Annotated[
 def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
     handlers = SharingHandlers(rt)
     rt.extras["handlers"] = handlers
+    bus = handlers.bus()
     return [
         ConsumerSpec(
             name="",
             topics=[topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVENTS],
-            batch_handler=handlers.handle_batch,
+            batch_handler=bus,
         )
     ]
 
@@ -268,7 +269,6 @@ definition = ServiceDefinition(
     publishes={
         topics.LISTS_CHANGES: list(domain.CHANGE_TYPES),
         topics.LISTS_PUBLIC: list(domain.CHANGE_TYPES),
-        topics.DEADLETTER: ["credit.deadletter.recorded"],
     },
 )
 

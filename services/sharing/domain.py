@@ -18,15 +18,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from credit_common.clock import SHANGHAI, start_of_local_day
+from credit_common.contracts import types as T
 from credit_common.identifiers import mask_resident_id
 
 LISTS = ("red", "black", "key_scrutiny", "warning")
 ACTIVE = "active"
 REMOVED = "removed"
 
-ENTRY_ADDED = "credit.list.entry_added"
-ENTRY_UPDATED = "credit.list.entry_updated"
-ENTRY_REMOVED = "credit.list.entry_removed"
+ENTRY_ADDED = T.LIST_ENTRY_ADDED
+ENTRY_UPDATED = T.LIST_ENTRY_UPDATED
+ENTRY_REMOVED = T.LIST_ENTRY_REMOVED
 CHANGE_TYPES = (ENTRY_ADDED, ENTRY_UPDATED, ENTRY_REMOVED)
 
 # Kinds of input event.

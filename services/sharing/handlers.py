@@ -16,14 +16,17 @@ from credit_common.contracts.events import (
     DesignationAmended,
     DesignationCreated,
     DesignationRemoved,
+    ListChange,
     ObjectionOpened,
     ObjectionResolved,
     WarningCleared,
     WarningListed,
+    WarningUpdated,
 )
 from credit_common.messaging import topics
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, Rejected, derived_id
+from credit_common.outcomes import derived_id
 from credit_common.service import Runtime
 
 from . import domain
@@ -32,12 +35,6 @@ from .store import ChangeRow, SharingStore
 
 log = logging.getLogger(__name__)
 
-DESIGNATION_TYPES = ("credit.designation.created", "credit.designation.amended", "credit.designation.removed")
-OBJECTION_OPENED = "credit.objection.opened"
-OBJECTION_RESOLVED = "credit.objection.resolved"
-WARNING_LISTED = ("credit.warning.listed", "credit.warning.updated")
-WARNING_CLEARED = "credit.warning.cleared"
-CONSUMED = (*DESIGNATION_TYPES, OBJECTION_OPENED, OBJECTION_RESOLVED, *WARNING_LISTED, WARNING_CLEARED)
 PUBLIC_ID = "public"
 # New inputs sort after every stored one of the same time (stored arrivals come from a sequence).
 _NEW_ARRIVAL = 1 << 62
@@ -92,6 +89,7 @@ class BatchState:
     versions: dict[str, list[Version]] = field(default_factory=dict)
     new_inputs: list[Input] = field(default_factory=list)
     changes: list[tuple[Incoming, Change]] = field(default_factory=list)
+    loaded_seq: dict[str, int | None] = field(default_factory=dict)  # each entry's last seq before
 
     def apply(self, inc: Incoming, target: Target) -> None:
         entry_id = self._entry_for(inc, target)
@@ -132,32 +130,62 @@ class SharingHandlers:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
+    def bus(self) -> Handlers[BatchState]:
+        """The consumer's handlers by contract model: every list-relevant event is one input of
+        its entry; the batch's changes are numbered and published when it is saved."""
+        return Handlers(
+            {
+                DesignationCreated: self.apply,
+                DesignationAmended: self.apply,
+                DesignationRemoved: self.apply,
+                ObjectionOpened: self.apply,
+                ObjectionResolved: self.apply,
+                WarningListed: self.apply,
+                WarningUpdated: self.apply,
+                WarningCleared: self.apply,
+            },
+            load=self.load,
+            save=self.save,
+            # Applying emits nothing: each change is published in its own handling scope at save.
+            scoped=False,
+        )
+
+    @staticmethod
+    async def load(items: Sequence[Incoming], ctx: Context) -> BatchState:
+        """Lock the entries the batch touches and load their inputs and current versions."""
         store = SharingStore(ctx.conn)
-        targets = [target_of(inc) if inc.event.type in CONSUMED else None for inc in items]
-        work = [(inc, t) for inc, t in zip(items, targets, strict=True) if t is not None]
+        work = [t for t in map(target_of, items) if t is not None]
         if not work:
-            return [None] * len(items)
-        await store.lock({t.lock_key for _, t in work})
-        subjects = sorted({t.warning_subject for _, t in work if t.warning_subject is not None})
+            return BatchState({}, {}, {})
+        await store.lock({t.lock_key for t in work})
+        subjects = sorted({t.warning_subject for t in work if t.warning_subject is not None})
         open_warning: dict[str, str | None] = dict(await store.open_warnings(subjects))
         entry_ids = sorted(
-            {t.entry_id for _, t in work if t.entry_id is not None}
-            | {e for e in open_warning.values() if e is not None}
+            {t.entry_id for t in work if t.entry_id is not None} | {e for e in open_warning.values() if e is not None}
         )
         loaded = await store.load_entries(entry_ids)
         current = {entry_id: version for entry_id, (version, _) in loaded.items()}
         state = BatchState(await store.load_inputs(entry_ids), current, open_warning)
-        for inc, target in work:
+        state.loaded_seq = {entry_id: seq for entry_id, (_, seq) in loaded.items()}
+        return state
+
+    @staticmethod
+    def apply(inc: Incoming, ctx: Context, state: BatchState) -> None:
+        target = target_of(inc)
+        if target is not None:
             state.apply(inc, target)
+
+    async def save(self, state: BatchState, ctx: Context) -> None:
+        if not state.new_inputs:
+            return
+        store = SharingStore(ctx.conn)
         await store.insert_inputs(state.new_inputs)
         await store.replace_history(state.versions)
         rows = await self._publish(ctx, store, state.changes)
-        last_seq = {entry_id: seq for entry_id, (_, seq) in loaded.items()}
+        last_seq = dict(state.loaded_seq)
         last_seq.update((r.change.version.entry_id, r.seq) for r in rows)
         await store.replace_entries([(state.current[e], last_seq.get(e)) for e in state.versions if e in state.current])
         await store.insert_changes(rows)
-        return [None] * len(items)
 
     async def _publish(
         self, ctx: Context, store: SharingStore, changes: list[tuple[Incoming, Change]]
@@ -172,8 +200,11 @@ class SharingHandlers:
             seq = first + n
             version = change.version
             event_id = derived_id(inc.event.id, self.rt.name, f"{change.type}|{version.entry_id}")
-            data = change.data(seq)
-            public = change.public_data(seq)
+            # Validated as the contract's model on the way out; what the feeds carry is what the
+            # changes table keeps (GET /v1/changes answers the same documents).
+            data = _validated(change.data(seq))
+            raw_public = change.public_data(seq)
+            public = None if raw_public is None else _validated(raw_public)
             rows.append(ChangeRow(seq, event_id, change, inc.event.id, data, public))
             with ctx.handling(inc):
                 ctx.publish(
@@ -197,6 +228,10 @@ class SharingHandlers:
                         id=derived_id(event_id, self.rt.name, PUBLIC_ID),
                     )
         return rows
+
+
+def _validated(doc: dict[str, Any]) -> dict[str, Any]:
+    return ListChange.model_validate(doc).model_dump(mode="json", exclude_none=True)
 
 
 def change_item(row: Any, *, public: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+from credit_common.contracts import types as T
 from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
@@ -19,15 +20,7 @@ from pydantic import Field
 
 from . import domain, store
 from .dashboard import panels
-from .handlers import (
-    INBOX_ESCALATION,
-    INBOX_TRANSFER,
-    OVERDUE,
-    RECOMMENDED,
-    REQUEST_TYPES,
-    WarningHandlers,
-    not_ours,
-)
+from .handlers import WarningHandlers, not_ours
 
 NAME = "warning"
 DEFAULT_PAGE = 100
@@ -60,14 +53,15 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
         rt, threshold=settings.credit_warning_threshold, due_working_days=settings.credit_transfer_due_working_days
     )
     rt.extras["handlers"] = handlers
+    bus = handlers.bus()
     return [
         ConsumerSpec(
             name="",
             # The reference topic in the group too (not only the process's cache): a key field
             # changing is then an event with an id and a time, handled in order like any other.
             topics=[topics.DESIGNATION_EVENTS, topics.CONDUCT_REPORTS, topics.REFERENCE],
-            batch_handler=handlers.handle_batch,
-            request_types=REQUEST_TYPES,
+            batch_handler=bus,
+            request_types=bus.request_types,
             request_topics=[topics.CONDUCT_REPORTS],
             skip=not_ours,
         )
@@ -184,10 +178,14 @@ definition = ServiceDefinition(
     routes=routes,
     dashboard=panels,
     publishes={
-        topics.WARNING_EVENTS: [domain.LISTED, domain.UPDATED, domain.CLEARED, RECOMMENDED, OVERDUE],
-        topics.UNIT_INBOX: [INBOX_TRANSFER, INBOX_ESCALATION],
-        topics.FEEDBACK: ["credit.request.accepted", "credit.request.rejected"],
-        topics.DEADLETTER: ["credit.deadletter.recorded"],
+        topics.WARNING_EVENTS: [
+            T.WARNING_LISTED,
+            T.WARNING_UPDATED,
+            T.WARNING_CLEARED,
+            T.TRANSFER_RECOMMENDED,
+            T.TRANSFER_OVERDUE,
+        ],
+        topics.UNIT_INBOX: [T.INBOX_TRANSFER, T.INBOX_ESCALATION],
     },
 )
 

@@ -9,14 +9,15 @@ from datetime import date, datetime, timedelta
 
 from credit_common.calendar import WorkingDayCalendar
 from credit_common.clock import start_of_local_day
+from credit_common.contracts import types as T
 from credit_common.contracts.requests import ReportConduct
 from credit_common.identifiers import check_identifier
 from credit_common.outcomes import ErrorItem, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 
-LISTED = "credit.warning.listed"
-UPDATED = "credit.warning.updated"
-CLEARED = "credit.warning.cleared"
+LISTED = T.WARNING_LISTED
+UPDATED = T.WARNING_UPDATED
+CLEARED = T.WARNING_CLEARED
 DEFAULT_THRESHOLD = 3  # design.md 4: key-scrutiny entries in 3 or more distinct key fields
 DEFAULT_DUE_WORKING_DAYS = 5  # design.md 4: a transfer recommendation is due in 5 working days
 

@@ -16,14 +16,18 @@ from datetime import date, datetime
 from typing import Any
 
 from credit_common.clock import SHANGHAI, local_today
+from credit_common.contracts import events as ev
+from credit_common.contracts import types as T
 from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.reference import FieldRecord
+from credit_common.contracts.registry import model_for
 from credit_common.contracts.requests import ReportConduct
 from credit_common.db.outbox import write_outbox
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, Rejected, derived_id
+from credit_common.outcomes import Accepted, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
@@ -32,17 +36,7 @@ from .store import EntryRow, RecommendationRow, WarningRow, WarningStore
 
 log = logging.getLogger(__name__)
 
-CREATED = "credit.designation.created"
-AMENDED = "credit.designation.amended"
-REMOVED = "credit.designation.removed"
-DESIGNATION_TYPES = (CREATED, AMENDED, REMOVED)
-REPORT = "credit.conduct.report"
-REQUEST_TYPES = (REPORT,)
-REFERENCE_UPSERTED = "credit.reference.upserted"
-RECOMMENDED = "credit.transfer.recommended"
-OVERDUE = "credit.transfer.overdue"
-INBOX_TRANSFER = "credit.inbox.transfer"
-INBOX_ESCALATION = "credit.inbox.escalation"
+DesignationEvent = ev.DesignationCreated | ev.DesignationAmended | ev.DesignationRemoved
 THRESHOLD = "warning_threshold"  # the config row of the threshold the state was judged under
 
 # Key-field changes take this lock exclusively, every other batch shares it: a batch never judges
@@ -172,31 +166,45 @@ class WarningHandlers:
 
     # ------------------------------------------------------------------ the batch
 
-    async def handle_batch(self, items: Sequence[Incoming], ctx: Context) -> list[Accepted | Rejected | None]:
+    def bus(self) -> Handlers[BatchState]:
+        """The consumer's handlers by contract model."""
+        return Handlers(
+            {
+                ev.DesignationCreated: self.designation,
+                ev.DesignationAmended: self.designation,
+                ev.DesignationRemoved: self.designation,
+                ReportConduct: self.report,
+                ev.ReferenceUpserted: self.reference,
+            },
+            load=self.load,
+            save=self.save,
+        )
+
+    async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
+        """Lock the subjects the batch touches and load their entries, standing and pending
+        recommendations (a key-field change: every subject with an entry in that field)."""
         store = WarningStore(ctx.conn)
         subjects: set[str] = set()
         designation_ids: set[str] = set()
         fields: set[str] = set()
         for inc in items:
-            t = inc.event.type
-            if t in DESIGNATION_TYPES:
-                record: DesignationRecord = inc.data.record
+            d = inc.data
+            if isinstance(d, DesignationEvent):
+                record: DesignationRecord = d.record
                 subjects.add(record.subject.id)
                 if record.transfer_from:
                     designation_ids.add(record.transfer_from)
-            elif t == REPORT and isinstance(inc.data, ReportConduct):
-                sid = _subject_of_report(inc.data)
+            elif isinstance(d, ReportConduct):
+                sid = _subject_of_report(d)
                 if sid:
                     subjects.add(sid)
-            elif t == REFERENCE_UPSERTED:
-                ref = getattr(inc.data, "root", None)
-                if isinstance(ref, FieldRecord):
-                    fields.add(ref.code)
+            elif isinstance(d, ev.ReferenceUpserted) and isinstance(d.root, FieldRecord):
+                fields.add(d.root.code)
         await ctx.conn.execute(LOCK_KEY_FIELDS if fields else SHARE_KEY_FIELDS)
         subjects.update(await store.subjects_with_fields(fields))
         ordered = sorted(subjects)
         await store.lock_subjects(ordered)
-        state = BatchState(
+        return BatchState(
             entries={e.designation_id: e for e in await store.entries_of(ordered)},
             warnings={w.subject_id: w for w in await store.warnings_of(ordered)},
             pending={
@@ -205,41 +213,27 @@ class WarningHandlers:
             key_fields=await store.key_fields(),
             catalog=self.catalog,
         )
-        outcomes: list[Accepted | Rejected | None] = []
-        for inc in items:
-            with ctx.handling(inc):
-                try:
-                    outcomes.append(self._one(inc, ctx, state))
-                except Rejected as rejected:
-                    outcomes.append(rejected)
-        await state.save(store)
-        return outcomes
 
-    def _one(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted | None:
-        t = inc.event.type
-        if t in DESIGNATION_TYPES:
-            self._designation(inc, ctx, state)
-            return None
-        if t == REPORT:
-            return self._report(inc, ctx, state)
-        if t == REFERENCE_UPSERTED:
-            ref = getattr(inc.data, "root", None)
-            if isinstance(ref, FieldRecord):
-                self._field(ref, inc, ctx, state)
-            return None
-        return None  # another event type on a topic this service reads: not ours
+    @staticmethod
+    async def save(state: BatchState, ctx: Context) -> None:
+        await state.save(WarningStore(ctx.conn))
+
+    def reference(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
+        ref = inc.data.root
+        if isinstance(ref, FieldRecord):
+            self._field(ref, inc, ctx, state)
 
     # ------------------------------------------------------------------ designation events
 
-    def _designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
+    def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         record: DesignationRecord = inc.data.record
         at = inc.event.time
-        if inc.event.type == CREATED and record.list == "black" and record.transfer_from:
+        if isinstance(inc.data, ev.DesignationCreated) and record.list == "black" and record.transfer_from:
             state.close(record.transfer_from, "transferred", at, record.designation_id)
         if record.list != "key_scrutiny":
             return
         subject = record.subject.model_dump(mode="json", exclude_none=True)
-        if record.status == "active" and inc.event.type != REMOVED:
+        if record.status == "active" and not isinstance(inc.data, ev.DesignationRemoved):
             doc = record.model_dump(mode="json", exclude_none=True)
             state.put_entry(EntryRow(record.designation_id, record.subject.id, record.field, record.unit, doc), at)
         else:
@@ -289,11 +283,10 @@ class WarningHandlers:
                 "designation_ids": list(listing.designation_ids),
                 "since": change.after.since.isoformat(),
             }
-        event_id = ctx.publish(
-            topics.WARNING_EVENTS,
-            subject_id,
-            change.type,
-            data,
+        event_id = ctx.publish_event(
+            model_for(change.type).model_validate(data),
+            key=subject_id,
+            type_=change.type,
             subject=subject_id,
             time=at,
             id=derived_id(f"{cause}|{subject_id}", self.rt.name, change.type) if cause else None,
@@ -320,7 +313,7 @@ class WarningHandlers:
 
     # ------------------------------------------------------------------ conduct reports
 
-    def _report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+    def report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ReportConduct = inc.data
         subject_id = domain.validate_report(req, unit_code=inc.unit, catalog=self.catalog)
         at = inc.event.time
@@ -349,20 +342,20 @@ class WarningHandlers:
         )
         for r in recommendations:
             entry = state.entries[r.designation_id]
-            transfer = {
-                "recommendation_id": r.recommendation_id,
-                "subject": entry.record["subject"],
-                "designation_id": r.designation_id,
-                "unit": r.unit,
-                "conduct_report_id": report_id,
-                "due_on": r.due_on.isoformat(),
-            }
-            ctx.publish(topics.WARNING_EVENTS, subject_id, RECOMMENDED, transfer, subject=subject_id)
-            ctx.publish(
-                topics.UNIT_INBOX,
-                r.unit,
-                INBOX_TRANSFER,
-                {"transfer": transfer, "designation": entry.record},
+            transfer = ev.TransferRecommended.model_validate(
+                {
+                    "recommendation_id": r.recommendation_id,
+                    "subject": entry.record["subject"],
+                    "designation_id": r.designation_id,
+                    "unit": r.unit,
+                    "conduct_report_id": report_id,
+                    "due_on": r.due_on,
+                }
+            )
+            ctx.publish_event(transfer, key=subject_id, subject=subject_id)
+            ctx.publish_event(
+                ev.InboxTransfer.model_validate({"transfer": transfer, "designation": entry.record}),
+                key=r.unit,
                 subject=subject_id,
             )
             state.put_recommendation(
@@ -440,39 +433,37 @@ class WarningHandlers:
                     at = domain.overdue_at(rec.due_on)
                     parent = self.catalog.parent_of(rec.unit)
                     rec.status, rec.escalated_to, rec.overdue_at = "overdue", parent, at
-                    data: dict[str, Any] = {
-                        "recommendation_id": rec.recommendation_id,
-                        "designation_id": rec.designation_id,
-                        "unit": rec.unit,
-                        "due_on": rec.due_on.isoformat(),
-                    }
-                    if parent is not None:
-                        data["escalated_to"] = parent
-                    ctx.publish(
-                        topics.WARNING_EVENTS,
-                        rec.subject_id,
-                        OVERDUE,
-                        data,
+                    overdue = ev.TransferOverdue(
+                        recommendation_id=rec.recommendation_id,
+                        designation_id=rec.designation_id,
+                        unit=rec.unit,
+                        escalated_to=parent,
+                        due_on=rec.due_on,
+                    )
+                    ctx.publish_event(
+                        overdue,
+                        key=rec.subject_id,
                         subject=rec.subject_id,
                         time=at,
-                        id=derived_id(rec.recommendation_id, runtime.name, OVERDUE),
+                        id=derived_id(rec.recommendation_id, runtime.name, T.TRANSFER_OVERDUE),
                     )
                     if parent is not None:
-                        ctx.publish(
-                            topics.UNIT_INBOX,
-                            parent,
-                            INBOX_ESCALATION,
+                        escalation = ev.InboxEscalation.model_validate(
                             {
                                 "kind": "transfer",
                                 "item_id": rec.recommendation_id,
                                 "unit": rec.unit,
                                 "escalated_to": parent,
-                                "due_on": rec.due_on.isoformat(),
+                                "due_on": rec.due_on,
                                 "designation": rec.record,
-                            },
+                            }
+                        )
+                        ctx.publish_event(
+                            escalation,
+                            key=parent,
                             subject=rec.subject_id,
                             time=at,
-                            id=derived_id(rec.recommendation_id, runtime.name, INBOX_ESCALATION),
+                            id=derived_id(rec.recommendation_id, runtime.name, T.INBOX_ESCALATION),
                         )
                 await store.save_recommendations(due)
                 await write_outbox(conn, ctx.outbox)

@@ -22,9 +22,12 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from credit_common.clock import Clock, clock_from
+from credit_common.contracts import types as T
+from credit_common.contracts.registry import REGISTRY
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxRelay
@@ -33,8 +36,10 @@ from credit_common.http.app import create_http_app, mount_asyncapi
 from credit_common.http.dashboard import Dashboard, mount_dashboard
 from credit_common.http.health import HealthChecks
 from credit_common.http.panels import Panel
+from credit_common.messaging import topics
 from credit_common.messaging.apply import AnswersHook, BatchHandler, ConsumerObserver, FlushHook, Handler, Optimistic
 from credit_common.messaging.asyncapi import build_asyncapi
+from credit_common.messaging.bus import Handlers
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import ensure_topics
@@ -164,6 +169,11 @@ class MetricsObserver(ConsumerObserver):
         self.m.relay_leader.set(1 if leads else 0)
 
 
+def _model_for(type_: str) -> type[BaseModel] | None:
+    row = REGISTRY.get(type_)
+    return row.model if row is not None else None
+
+
 class Runtime:
     """Everything a running service holds; handlers reach it through closures made at wiring."""
 
@@ -251,12 +261,6 @@ class Runtime:
             self.relay.wake()  # whatever it wrote to the outbox (a re-judgement) goes out now
         self.dashboard.start()  # before the consumers: its first sample is the zero of every rate
         for spec in self.consumer_specs:
-            from credit_common.contracts.registry import REGISTRY
-
-            def model_for(t: str) -> Any:
-                mt = REGISTRY.get(t)
-                return mt.model if mt is not None else None
-
             wrapper = KafkaConsumerWrapper(
                 service=self.name,
                 group_id=f"{self.name}.{spec.name}" if spec.name else self.name,
@@ -268,7 +272,7 @@ class Runtime:
                 batch_handler=spec.batch_handler,
                 request_types=spec.request_types,
                 request_topics=spec.request_topics,
-                model_for=model_for,
+                model_for=_model_for,
                 observer=self.observer,
                 on_committed=self.relay.wake,
                 on_answers=spec.on_answers,
@@ -387,12 +391,20 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
     definition.routes(app, runtime)
     consumes: dict[str, list[str]] = {}
     for spec in runtime.consumer_specs:
+        if isinstance(spec.batch_handler, Handlers):  # what the table handles, topic by topic
+            handled = spec.batch_handler.types
+        else:
+            handled = list(spec.request_types) or list((spec.handlers or {}).keys())
         for topic in spec.topics:
-            types = list(spec.request_types) or list((spec.handlers or {}).keys())
+            types = [t for t in handled if t not in REGISTRY or topic in REGISTRY[t].topics]
             consumes.setdefault(topic, []).extend(t for t in types if t not in consumes.get(topic, []))
-    html, doc = build_asyncapi(
-        definition.name, definition.title, settings.kafka_bootstrap_servers, consumes, definition.publishes
-    )
+    # Every service answers requests and dead-letters what it cannot parse.
+    publishes = {
+        **definition.publishes,
+        topics.FEEDBACK: [T.REQUEST_ACCEPTED, T.REQUEST_REJECTED],
+        topics.DEADLETTER: [T.DEADLETTER_RECORDED],
+    }
+    html, doc = build_asyncapi(definition.name, definition.title, settings.kafka_bootstrap_servers, consumes, publishes)
     mount_asyncapi(app, html, doc)
     mount_dashboard(app, runtime.dashboard)
     return app

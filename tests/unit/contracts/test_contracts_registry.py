@@ -99,3 +99,14 @@ def test_unknown_types() -> None:
     with pytest.raises(UnknownMessageType):
         parse_data(event)
     assert registry.message_type("credit.case.recorded").model is ev.CaseRecorded
+
+
+def test_every_type_has_one_name_and_models_lead_back_to_their_types() -> None:
+    from credit_common.contracts import types as T
+
+    names = {value for key, value in vars(T).items() if key.isupper()}
+    assert names == set(REGISTRY)
+    assert registry.type_of(ev.CaseRecorded) == T.CASE_RECORDED
+    assert registry.types_of(ev.ListChange) == [T.LIST_ENTRY_ADDED, T.LIST_ENTRY_UPDATED, T.LIST_ENTRY_REMOVED]
+    with pytest.raises(ValueError, match="name the type"):
+        registry.type_of(ev.ListChange)

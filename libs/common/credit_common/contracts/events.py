@@ -24,6 +24,7 @@ from credit_common.contracts.common import (
     Objector,
     Region,
     RemovalReason,
+    RestorationMeasureKind,
     RestorationOutcome,
     Subject,
     Text,
@@ -104,12 +105,15 @@ class ObjectionOverdue(ContractModel):
 
 
 class ObjectionResolved(ContractModel):
+    """`decided_by`: the unit that decided (the designating unit, or its parent on escalation)."""
+
     objection_id: Identifier
     designation_id: Identifier
     unit: Code
     outcome: ObjectionOutcome
     reasoning: Text
     decided_on: date
+    decided_by: Code | None = None
 
 
 class RestorationOpened(ContractModel):
@@ -131,12 +135,15 @@ class RestorationOverdue(ContractModel):
 
 
 class RestorationResolved(ContractModel):
+    """`decided_by`: the unit that decided (the designating unit, or its parent on escalation)."""
+
     application_id: Identifier
     designation_id: Identifier
     unit: Code
     outcome: RestorationOutcome
     reasoning: Text
     decided_on: date
+    decided_by: Code | None = None
 
 
 # --- credit.warning.events.v1 -------------------------------------------------------------------
@@ -202,18 +209,43 @@ class CaseRecorded(ContractModel):
 # --- credit.unit.inbox.v1 -----------------------------------------------------------------------
 
 
+Evidence = Annotated[list[Annotated[str, Field(min_length=1, max_length=2_000)]], Field(max_length=100)]
+
+
 class InboxObjection(ContractModel):
-    """An objection the unit must decide, with the designation it is about."""
+    """An objection the unit must decide, with the designation it is about and the evidence."""
 
     objection: ObjectionOpened
     designation: DesignationRecord
+    evidence: Evidence | None = None
+
+
+class Applicant(ContractModel):
+    """Who applies for restoration (`id`: the entry's subject)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    contact: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class MeasureTaken(ContractModel):
+    """One thing the applicant did to restore its credit."""
+
+    kind: RestorationMeasureKind
+    detail: Text
+    completed_on: date
+    hours: float | None = None
 
 
 class InboxRestoration(ContractModel):
-    """A restoration application the unit must decide, with the designation it is about."""
+    """A restoration application the unit must decide, with the designation it is about and what
+    the applicant did."""
 
     restoration: RestorationOpened
     designation: DesignationRecord
+    applicant: Applicant | None = None
+    measures: Annotated[list[MeasureTaken], Field(max_length=50)] | None = None
+    evidence: Evidence | None = None
 
 
 class InboxTransfer(ContractModel):

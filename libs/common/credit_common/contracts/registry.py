@@ -9,6 +9,7 @@ from pydantic import BaseModel, RootModel
 
 from credit_common.contracts import events as ev
 from credit_common.contracts import requests as rq
+from credit_common.contracts import types as T
 from credit_common.contracts.envelope import CloudEvent
 from credit_common.messaging.topics import (
     CASES_EVENTS as TOPIC_CASES_EVENTS,
@@ -108,50 +109,68 @@ REGISTRY: dict[str, MessageType] = {
     row.name: row
     for row in (
         # requests
-        _row("credit.designation.designate", TOPIC_DESIGNATION_REQUESTS, rq.Designate, "request"),
-        _row("credit.designation.remove", TOPIC_DESIGNATION_REQUESTS, rq.RemoveDesignation, "request"),
-        _row("credit.designation.amend", TOPIC_DESIGNATION_REQUESTS, rq.AmendDesignation, "request"),
-        _row("credit.designation.import", TOPIC_DESIGNATION_REQUESTS, rq.ImportDesignations, "request"),
-        _row("credit.objection.file", TOPIC_OBJECTION_REQUESTS, rq.FileObjection, "request"),
-        _row("credit.objection.decide", TOPIC_OBJECTION_REQUESTS, rq.DecideObjection, "request"),
-        _row("credit.restoration.apply", TOPIC_OBJECTION_REQUESTS, rq.ApplyRestoration, "request"),
-        _row("credit.restoration.decide", TOPIC_OBJECTION_REQUESTS, rq.DecideRestoration, "request"),
-        _row("credit.conduct.report", TOPIC_CONDUCT_REPORTS, rq.ReportConduct, "request"),
-        _row("credit.enforcement.report", TOPIC_ENFORCEMENT_ACTIONS, rq.ReportEnforcement, "request"),
+        _row(T.DESIGNATION_DESIGNATE, TOPIC_DESIGNATION_REQUESTS, rq.Designate, "request"),
+        _row(T.DESIGNATION_REMOVE, TOPIC_DESIGNATION_REQUESTS, rq.RemoveDesignation, "request"),
+        _row(T.DESIGNATION_AMEND, TOPIC_DESIGNATION_REQUESTS, rq.AmendDesignation, "request"),
+        _row(T.DESIGNATION_IMPORT, TOPIC_DESIGNATION_REQUESTS, rq.ImportDesignations, "request"),
+        _row(T.OBJECTION_FILE, TOPIC_OBJECTION_REQUESTS, rq.FileObjection, "request"),
+        _row(T.OBJECTION_DECIDE, TOPIC_OBJECTION_REQUESTS, rq.DecideObjection, "request"),
+        _row(T.RESTORATION_APPLY, TOPIC_OBJECTION_REQUESTS, rq.ApplyRestoration, "request"),
+        _row(T.RESTORATION_DECIDE, TOPIC_OBJECTION_REQUESTS, rq.DecideRestoration, "request"),
+        _row(T.CONDUCT_REPORT, TOPIC_CONDUCT_REPORTS, rq.ReportConduct, "request"),
+        _row(T.ENFORCEMENT_REPORT, TOPIC_ENFORCEMENT_ACTIONS, rq.ReportEnforcement, "request"),
         # events
-        _row("credit.designation.created", TOPIC_DESIGNATION_EVENTS, ev.DesignationCreated, "event"),
-        _row("credit.designation.amended", TOPIC_DESIGNATION_EVENTS, ev.DesignationAmended, "event"),
-        _row("credit.designation.removed", TOPIC_DESIGNATION_EVENTS, ev.DesignationRemoved, "event"),
-        _row("credit.objection.opened", TOPIC_OBJECTION_EVENTS, ev.ObjectionOpened, "event"),
-        _row("credit.objection.overdue", TOPIC_OBJECTION_EVENTS, ev.ObjectionOverdue, "event"),
-        _row("credit.objection.resolved", TOPIC_OBJECTION_EVENTS, ev.ObjectionResolved, "event"),
-        _row("credit.restoration.opened", TOPIC_OBJECTION_EVENTS, ev.RestorationOpened, "event"),
-        _row("credit.restoration.overdue", TOPIC_OBJECTION_EVENTS, ev.RestorationOverdue, "event"),
-        _row("credit.restoration.resolved", TOPIC_OBJECTION_EVENTS, ev.RestorationResolved, "event"),
-        _row("credit.warning.listed", TOPIC_WARNING_EVENTS, ev.WarningListed, "event"),
-        _row("credit.warning.updated", TOPIC_WARNING_EVENTS, ev.WarningUpdated, "event"),
-        _row("credit.warning.cleared", TOPIC_WARNING_EVENTS, ev.WarningCleared, "event"),
-        _row("credit.transfer.recommended", TOPIC_WARNING_EVENTS, ev.TransferRecommended, "event"),
-        _row("credit.transfer.overdue", TOPIC_WARNING_EVENTS, ev.TransferOverdue, "event"),
-        _row("credit.case.recorded", TOPIC_CASES_EVENTS, ev.CaseRecorded, "event"),
-        _row("credit.inbox.objection", TOPIC_UNIT_INBOX, ev.InboxObjection, "event"),
-        _row("credit.inbox.restoration", TOPIC_UNIT_INBOX, ev.InboxRestoration, "event"),
-        _row("credit.inbox.transfer", TOPIC_UNIT_INBOX, ev.InboxTransfer, "event"),
-        _row("credit.inbox.escalation", TOPIC_UNIT_INBOX, ev.InboxEscalation, "event"),
-        _row("credit.notice.designated", TOPIC_SUBJECT_NOTICES, ev.NoticeDesignated, "event"),
-        _row("credit.notice.removed", TOPIC_SUBJECT_NOTICES, ev.NoticeRemoved, "event"),
-        _row("credit.notice.objection_resolved", TOPIC_SUBJECT_NOTICES, ev.NoticeObjectionResolved, "event"),
-        _row("credit.notice.restoration_resolved", TOPIC_SUBJECT_NOTICES, ev.NoticeRestorationResolved, "event"),
-        _row("credit.list.entry_added", _LISTS, ev.ListChange, "event"),
-        _row("credit.list.entry_updated", _LISTS, ev.ListChange, "event"),
-        _row("credit.list.entry_removed", _LISTS, ev.ListChange, "event"),
-        _row("credit.request.accepted", TOPIC_FEEDBACK, ev.RequestAccepted, "event"),
-        _row("credit.request.rejected", TOPIC_FEEDBACK, ev.RequestRejected, "event"),
-        _row("credit.deadletter.recorded", TOPIC_DEADLETTER, ev.DeadLetterRecorded, "event"),
+        _row(T.DESIGNATION_CREATED, TOPIC_DESIGNATION_EVENTS, ev.DesignationCreated, "event"),
+        _row(T.DESIGNATION_AMENDED, TOPIC_DESIGNATION_EVENTS, ev.DesignationAmended, "event"),
+        _row(T.DESIGNATION_REMOVED, TOPIC_DESIGNATION_EVENTS, ev.DesignationRemoved, "event"),
+        _row(T.OBJECTION_OPENED, TOPIC_OBJECTION_EVENTS, ev.ObjectionOpened, "event"),
+        _row(T.OBJECTION_OVERDUE, TOPIC_OBJECTION_EVENTS, ev.ObjectionOverdue, "event"),
+        _row(T.OBJECTION_RESOLVED, TOPIC_OBJECTION_EVENTS, ev.ObjectionResolved, "event"),
+        _row(T.RESTORATION_OPENED, TOPIC_OBJECTION_EVENTS, ev.RestorationOpened, "event"),
+        _row(T.RESTORATION_OVERDUE, TOPIC_OBJECTION_EVENTS, ev.RestorationOverdue, "event"),
+        _row(T.RESTORATION_RESOLVED, TOPIC_OBJECTION_EVENTS, ev.RestorationResolved, "event"),
+        _row(T.WARNING_LISTED, TOPIC_WARNING_EVENTS, ev.WarningListed, "event"),
+        _row(T.WARNING_UPDATED, TOPIC_WARNING_EVENTS, ev.WarningUpdated, "event"),
+        _row(T.WARNING_CLEARED, TOPIC_WARNING_EVENTS, ev.WarningCleared, "event"),
+        _row(T.TRANSFER_RECOMMENDED, TOPIC_WARNING_EVENTS, ev.TransferRecommended, "event"),
+        _row(T.TRANSFER_OVERDUE, TOPIC_WARNING_EVENTS, ev.TransferOverdue, "event"),
+        _row(T.CASE_RECORDED, TOPIC_CASES_EVENTS, ev.CaseRecorded, "event"),
+        _row(T.INBOX_OBJECTION, TOPIC_UNIT_INBOX, ev.InboxObjection, "event"),
+        _row(T.INBOX_RESTORATION, TOPIC_UNIT_INBOX, ev.InboxRestoration, "event"),
+        _row(T.INBOX_TRANSFER, TOPIC_UNIT_INBOX, ev.InboxTransfer, "event"),
+        _row(T.INBOX_ESCALATION, TOPIC_UNIT_INBOX, ev.InboxEscalation, "event"),
+        _row(T.NOTICE_DESIGNATED, TOPIC_SUBJECT_NOTICES, ev.NoticeDesignated, "event"),
+        _row(T.NOTICE_REMOVED, TOPIC_SUBJECT_NOTICES, ev.NoticeRemoved, "event"),
+        _row(T.NOTICE_OBJECTION_RESOLVED, TOPIC_SUBJECT_NOTICES, ev.NoticeObjectionResolved, "event"),
+        _row(T.NOTICE_RESTORATION_RESOLVED, TOPIC_SUBJECT_NOTICES, ev.NoticeRestorationResolved, "event"),
+        _row(T.LIST_ENTRY_ADDED, _LISTS, ev.ListChange, "event"),
+        _row(T.LIST_ENTRY_UPDATED, _LISTS, ev.ListChange, "event"),
+        _row(T.LIST_ENTRY_REMOVED, _LISTS, ev.ListChange, "event"),
+        _row(T.REQUEST_ACCEPTED, TOPIC_FEEDBACK, ev.RequestAccepted, "event"),
+        _row(T.REQUEST_REJECTED, TOPIC_FEEDBACK, ev.RequestRejected, "event"),
+        _row(T.DEADLETTER_RECORDED, TOPIC_DEADLETTER, ev.DeadLetterRecorded, "event"),
         # reference data
-        _row("credit.reference.upserted", TOPIC_REFERENCE, ev.ReferenceUpserted, "reference"),
+        _row(T.REFERENCE_UPSERTED, TOPIC_REFERENCE, ev.ReferenceUpserted, "reference"),
     )
 }
+
+
+_TYPES_OF_MODEL: dict[type[BaseModel], list[str]] = {}
+for _name, _row_of in REGISTRY.items():
+    _TYPES_OF_MODEL.setdefault(_row_of.model, []).append(_name)
+
+
+def types_of(model: type[BaseModel]) -> list[str]:
+    """Every type whose data is `model`, in registry order (list changes: three; most: one)."""
+    return list(_TYPES_OF_MODEL.get(model, ()))
+
+
+def type_of(model: type[BaseModel]) -> str:
+    """The one type whose data is `model`; ValueError when there is none or several (say which)."""
+    names = _TYPES_OF_MODEL.get(model, [])
+    if len(names) != 1:
+        raise ValueError(f"{model.__name__} is the data of {len(names)} types: name the type")
+    return names[0]
 
 
 def message_type(type_: str) -> MessageType:

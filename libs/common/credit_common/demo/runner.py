@@ -34,6 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from credit_common.clock import Clock, clock_from
+from credit_common.contracts import types as T
 from credit_common.demo.traffic import MALFORMED, Message, Traffic
 from credit_common.json import dumps, loads
 from credit_common.messaging import topics
@@ -188,7 +189,7 @@ class Answers:
             return
         if kind is None:
             return
-        if event["type"] == "credit.request.accepted":
+        if event["type"] == T.REQUEST_ACCEPTED:
             self.accepted[kind] += 1
         else:
             self.rejected[kind] += 1

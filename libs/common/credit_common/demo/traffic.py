@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from credit_common.clock import SHANGHAI
+from credit_common.contracts import types as ct
 from credit_common.contracts.common import level_at_least
 from credit_common.contracts.envelope import CONTENT_TYPE
 from credit_common.contracts.reference import Measure, StandardRecord, UnitRecord
@@ -32,16 +33,17 @@ from credit_common.messaging import topics
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import MAX_PERIOD_DAYS
 
-DESIGNATE = "credit.designation.designate"
-REMOVE = "credit.designation.remove"
-AMEND = "credit.designation.amend"
-FILE_OBJECTION = "credit.objection.file"
-DECIDE_OBJECTION = "credit.objection.decide"
-APPLY_RESTORATION = "credit.restoration.apply"
-DECIDE_RESTORATION = "credit.restoration.decide"
-CONDUCT = "credit.conduct.report"
-ENFORCEMENT = "credit.enforcement.report"
+DESIGNATE = ct.DESIGNATION_DESIGNATE
+REMOVE = ct.DESIGNATION_REMOVE
+AMEND = ct.DESIGNATION_AMEND
+FILE_OBJECTION = ct.OBJECTION_FILE
+DECIDE_OBJECTION = ct.OBJECTION_DECIDE
+APPLY_RESTORATION = ct.RESTORATION_APPLY
+DECIDE_RESTORATION = ct.RESTORATION_DECIDE
+CONDUCT = ct.CONDUCT_REPORT
+ENFORCEMENT = ct.ENFORCEMENT_REPORT
 MALFORMED = "malformed"  # the kind of the deliberately broken messages (not JSON, or a field missing)
+_CUT_TYPE = ct.DESIGNATION_DESIGNATE[:22].encode()  # a message cut off in the middle of its type
 
 #: How often each operation is chosen. One that finds no target (nothing old enough to remove,
 #: no objection to decide) falls back to a designation; `transfer` is a black designation that
@@ -243,25 +245,25 @@ class Traffic:
 
     def _operation(self, op: str, now: datetime) -> Message | None:
         match op:
-            case "credit.designation.designate":
+            case ct.DESIGNATION_DESIGNATE:
                 return self._designate(now)
             case "transfer":
                 return self._transfer(now)
-            case "credit.designation.remove":
+            case ct.DESIGNATION_REMOVE:
                 return self._remove(now)
-            case "credit.designation.amend":
+            case ct.DESIGNATION_AMEND:
                 return self._amend(now)
-            case "credit.objection.file":
+            case ct.OBJECTION_FILE:
                 return self._file_objection(now)
-            case "credit.objection.decide":
+            case ct.OBJECTION_DECIDE:
                 return self._decide_objection(now)
-            case "credit.restoration.apply":
+            case ct.RESTORATION_APPLY:
                 return self._apply_restoration(now)
-            case "credit.restoration.decide":
+            case ct.RESTORATION_DECIDE:
                 return self._decide_restoration(now)
-            case "credit.conduct.report":
+            case ct.CONDUCT_REPORT:
                 return self._conduct(now)
-            case "credit.enforcement.report":
+            case ct.ENFORCEMENT_REPORT:
                 return self._enforcement(now)
         raise ValueError(f"unknown operation {op!r}")
 
@@ -621,7 +623,10 @@ class Traffic:
             value = rng.choice(
                 (
                     f'<?xml version="1.0"?><designate unit="{unit.code}"><subject>{key}</subject></designate>'.encode(),
-                    b'{"specversion": "1.0", "id": "' + eid.encode() + b'", "type": "credit.designation.desi',
+                    b'{"specversion": "1.0", "id": "'
+                    + eid.encode()
+                    + b'", "type": "'
+                    + ct.DESIGNATION_DESIGNATE[:22].encode(),
                     bytes(rng.randrange(256) for _ in range(48)),
                     "不是JSON：请求格式错误".encode("gbk"),
                 )

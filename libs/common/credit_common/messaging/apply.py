@@ -27,6 +27,7 @@ import asyncpg
 from opentelemetry import trace
 
 from credit_common.clock import Clock
+from credit_common.contracts import types as T
 from credit_common.contracts.envelope import new_event
 from credit_common.db.outbox import OutboxMessage, write_outbox
 from credit_common.messaging import topics
@@ -250,14 +251,14 @@ class BatchApplier:
                 "request_type": p.request_type or "",
                 "errors": [e.as_dict() for e in result.errors],
             }
-            etype = "credit.request.rejected"
+            etype = T.REQUEST_REJECTED
         else:
             data = {
                 "request_id": p.request_id,
                 "request_type": p.request_type or "",
                 "result_id": result.result_id if isinstance(result, Accepted) else p.request_id,
             }
-            etype = "credit.request.accepted"
+            etype = T.REQUEST_ACCEPTED
         event_time = p.incoming.event.time if p.incoming is not None else record_time(p.record)
         doc = {
             "specversion": "1.0",
@@ -276,7 +277,7 @@ class BatchApplier:
                 p.request_id,
                 p.request_type or "",
                 unit_key,
-                etype == "credit.request.accepted",
+                etype == T.REQUEST_ACCEPTED,
                 data.get("result_id"),
                 data.get("errors"),
                 event_time,
@@ -288,7 +289,7 @@ class BatchApplier:
         ctx.after_commit(functools.partial(self._obs.deadlettered, r.topic))
         log.warning("dead-lettering %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.dead_reason)
         ev = new_event(
-            "credit.deadletter.recorded",
+            T.DEADLETTER_RECORDED,
             f"platform/{self.service}",
             {
                 "service": self.service,
@@ -299,7 +300,7 @@ class BatchApplier:
                 "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
                 "error": p.dead_reason,
             },
-            id=derived_id(p.inbox_key, self.service, "credit.deadletter.recorded"),
+            id=derived_id(p.inbox_key, self.service, T.DEADLETTER_RECORDED),
             time=record_time(r),  # from the record, not the clock: a replay rebuilds the same event
         )
         msg = OutboxMessage.of_event(topics.DEADLETTER, None, ev)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from credit_common.clock import Clock
 from credit_common.contracts.envelope import CloudEvent, new_event, new_id
+from credit_common.contracts.registry import REGISTRY, type_of
 from credit_common.db.outbox import OutboxMessage
 from credit_common.outcomes import derived_id
 
@@ -153,6 +154,28 @@ class Context:
         doc["data"] = data
         self.outbox.append(OutboxMessage.of_document(topic, key, doc))
         return event_id
+
+    def publish_event(
+        self,
+        data: BaseModel,
+        *,
+        key: str | None,
+        subject: str | None = None,
+        type_: str | None = None,
+        topic: str | None = None,
+        time: datetime | None = None,
+        id: str | None = None,
+    ) -> str:
+        """Publish a contract event built from its model (validated when it was built): its type
+        and topic come from the registry (`type_` names one where a model serves several, as list
+        changes do; `topic` another of its topics). Returns the event id."""
+        name = type_ or type_of(type(data))
+        row = REGISTRY[name]
+        if not isinstance(data, row.model):
+            raise TypeError(f"{name} carries {row.model.__name__}, not {type(data).__name__}")
+        if topic is not None and topic not in row.topics:
+            raise ValueError(f"{name} is not published on {topic}")
+        return self.publish(topic or row.topic, key, name, data, subject=subject, time=time, id=id)
 
     def begin(self, incoming: Incoming | None) -> None:
         self.current = incoming

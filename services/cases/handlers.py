@@ -9,21 +9,21 @@ time from that report, so a replay re-emits the very same events."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from credit_common.contracts import events as ev
 from credit_common.contracts.requests import ReportEnforcement
+from credit_common.deps import HandlerDeps
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
 from credit_common.outcomes import Accepted
 from credit_common.reference.catalog import Catalog
-from credit_common.service import Runtime
 
 from . import domain
-from .store import CasesStore
+from .store import CasesStore, Store
 
 # (objection_id, designation_id, status, opened_at, closed_at, outcome)
 ObjectionRow = tuple[str, str, str, datetime | None, datetime | None, str | None]
@@ -41,7 +41,7 @@ class BatchState:
     removed: dict[str, datetime] = field(default_factory=dict)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
 
-    async def save(self, store: CasesStore) -> None:
+    async def save(self, store: Store) -> None:
         await store.save_entries([(self.entries[i], at) for i, at in sorted(self.changed_entries.items())])
         await store.add_designations_made(self.designations_made)
         # Objections open in the database on an entry that left its list close with it; those the
@@ -55,8 +55,10 @@ class BatchState:
 class CasesHandlers:
     """The handlers of the cases service, bound to its runtime (catalogue)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: HandlerDeps, store_for: Callable[[Context], Store] | None = None) -> None:
         self.rt = runtime
+        # The batch's store: the tables through the batch's connection, or one given (in memory).
+        self.store_for: Callable[[Context], Store] = store_for or (lambda ctx: CasesStore(ctx.conn))
 
     @property
     def catalog(self) -> Catalog:
@@ -87,12 +89,11 @@ class CasesHandlers:
                 ids.add(d.record.designation_id)
             elif isinstance(d, ReportEnforcement | ev.ObjectionOpened | ev.ObjectionOverdue | ev.ObjectionResolved):
                 ids.add(d.designation_id)
-        loaded = await CasesStore(ctx.conn).load(ids)
+        loaded = await self.store_for(ctx).load(ids)
         return BatchState(entries=loaded.entries, open_objections=loaded.open_objections)
 
-    @staticmethod
-    async def save(state: BatchState, ctx: Context) -> None:
-        await state.save(CasesStore(ctx.conn))
+    async def save(self, state: BatchState, ctx: Context) -> None:
+        await state.save(self.store_for(ctx))
 
     # ------------------------------------------------------------------ designation events
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -85,6 +85,21 @@ class Loaded:
     open_objections: dict[str, set[str]]  # designation id -> ids of its open objections
 
 
+ObjectionRow = tuple[str, str, str, datetime | None, datetime | None, str | None]
+"""(objection_id, designation_id, status, opened_at, closed_at, outcome)"""
+
+
+class Store(Protocol):
+    """What the handlers read and write: `CasesStore` in PostgreSQL, `memory.MemoryStore` in tests."""
+
+    async def load(self, designation_ids: Iterable[str]) -> Loaded: ...
+    async def save_entries(self, entries: Sequence[tuple[Entry, datetime]]) -> None: ...
+    async def add_designations_made(self, made: Counter[tuple[int, str, str]]) -> None: ...
+    async def save_objections(self, rows: Sequence[ObjectionRow]) -> None: ...
+    async def close_objections_of(self, designation_ids: Sequence[str], at: datetime) -> None: ...
+    async def add_cases(self, cases: Sequence[tuple[Any, ...]]) -> None: ...
+
+
 class CasesStore:
     """The writes of one consumer transaction."""
 
@@ -139,9 +154,7 @@ class CasesStore:
             [made[k] for k in keys],
         )
 
-    async def save_objections(
-        self, rows: Sequence[tuple[str, str, str, datetime | None, datetime | None, str | None]]
-    ) -> None:
+    async def save_objections(self, rows: Sequence[ObjectionRow]) -> None:
         if rows:
             await self.conn.execute(UPSERT_OBJECTIONS, *(list(c) for c in zip(*rows, strict=True)))
 

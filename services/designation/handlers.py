@@ -12,7 +12,7 @@ reads under lock (`credit_common.messaging.consumer`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from credit_common.contracts import types as T
 from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
 from credit_common.db.outbox import write_outbox
+from credit_common.deps import HandlerDeps
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.messaging.apply import ReadPlan
@@ -35,7 +36,7 @@ from credit_common.telemetry.metrics import MS_BUCKETS
 from prometheus_client import Histogram
 
 from . import domain
-from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, record_answers, record_of
+from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, Store, record_answers, record_of
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,10 @@ def _record_json(record: DesignationRecord) -> dict[str, Any]:
 class DesignationHandlers:
     """The handlers of the designation service, bound to its runtime (catalogue, clock, metrics)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: HandlerDeps, store_for: Callable[[Context], Store] | None = None) -> None:
         self.rt = runtime
+        # The batch's store: the table through the batch's connection, or one given (in memory).
+        self.store_for: Callable[[Context], Store] = store_for or (lambda ctx: DesignationStore(ctx.conn))
         self.expiry_lateness = Histogram(
             "credit_expiry_lateness_seconds",
             "Time from the start of the day after effective_to (Asia/Shanghai) to the removal.",
@@ -211,8 +214,7 @@ class DesignationHandlers:
             save=self.save,
         )
 
-    @staticmethod
-    async def load(items: Sequence[Incoming], ctx: Context) -> BatchState:
+    async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
         """Every designation and active entry the batch touches: from the optimistic path's read
         (without a lock; the write checks it still holds), or read under lock."""
         state = BatchState()
@@ -223,7 +225,7 @@ class DesignationHandlers:
                 state.loaded(record_of(doc))
             state.read = (ids, subjects, list(versions))
         else:
-            for record in await DesignationStore(ctx.conn).load_for_batch(ids, subjects):
+            for record in await self.store_for(ctx).load_for_batch(ids, subjects):
                 state.loaded(record)
         return state
 
@@ -307,7 +309,7 @@ class DesignationHandlers:
         self._restoration(inc, ctx, state, inc.event.time)
 
     async def reference(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
-        await self._reference(inc, ctx, state, DesignationStore(ctx.conn), inc.event.time)
+        await self._reference(inc, ctx, state, self.store_for(ctx), inc.event.time)
 
     def _restoration(self, inc: Incoming, ctx: Context, state: BatchState, at: datetime) -> None:
         d = inc.data
@@ -337,9 +339,7 @@ class DesignationHandlers:
             state.put(removal.record, at)
             self._emit_removed(ctx, removal, doc=state.doc(removal.record))
 
-    async def _reference(
-        self, inc: Incoming, ctx: Context, state: BatchState, store: DesignationStore, at: datetime
-    ) -> None:
+    async def _reference(self, inc: Incoming, ctx: Context, state: BatchState, store: Store, at: datetime) -> None:
         record = inc.data.root if hasattr(inc.data, "root") else inc.data
         if getattr(record, "kind", None) != "standard" or record.status != "repealed":
             return
@@ -408,12 +408,12 @@ def _ledger_rows(answers: Sequence[Answer]) -> list[tuple[Any, ...]]:
     ]
 
 
-async def flush_batch(conn: Any, ctx: Context) -> None:
-    """The request consumer's writes, in one statement: what `handle_batch` left in `ctx.pending`
-    (none when the batch held only dead letters and rejections), its outbox rows, its answers in
-    the ledger and, on the optimistic path, its inbox rows and the check of what it read."""
+async def flush_batch(conn: Any, ctx: Context, store: Store | None = None) -> None:
+    """The request consumer's writes, in one statement: what the batch's handlers left in
+    `ctx.pending` (none when the batch held only dead letters and rejections), its outbox rows, its
+    answers in the ledger and, on the optimistic path, its inbox rows and the check of what it read."""
     state = ctx.pending if isinstance(ctx.pending, BatchState) else BatchState()
-    await DesignationStore(conn).write_batch(state.write(ctx))
+    await (store or DesignationStore(conn)).write_batch(state.write(ctx))
 
 
 OWN_SOURCE = b'"source":"platform/designation"'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -183,6 +183,17 @@ def record_of(doc: dict[str, Any]) -> DesignationRecord:
 
 def doc_of(record: DesignationRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
+
+
+class Store(Protocol):
+    """What the request consumer's handlers read and write: `DesignationStore` in PostgreSQL,
+    `memory.MemoryStore` in tests and the demo."""
+
+    async def load_for_batch(
+        self, designation_ids: Iterable[str], subject_ids: Iterable[str]
+    ) -> list[DesignationRecord]: ...
+    async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]: ...
+    async def write_batch(self, batch: BatchWrite) -> None: ...
 
 
 class DesignationStore:

@@ -10,7 +10,7 @@ with the due time and ids derived from the item."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from credit_common.contracts import events as ev
 from credit_common.contracts import types as T
 from credit_common.contracts.requests import ApplyRestoration, DecideObjection, DecideRestoration, FileObjection
 from credit_common.db.outbox import write_outbox
+from credit_common.deps import HandlerDeps
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
 from credit_common.outcomes import Accepted, derived_id
@@ -27,7 +28,7 @@ from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
 from . import domain
-from .store import ApplicationRow, Item, ObjectionRow, ObjectionStore
+from .store import ApplicationRow, Item, ObjectionRow, ObjectionStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class BatchState:
                 elif isinstance(item, ApplicationRow):
                     self.put_application(item)
 
-    async def save(self, store: ObjectionStore) -> None:
+    async def save(self, store: Store) -> None:
         await store.save_entries([(self.entries[i], at) for i, at in sorted(self.changed_entries.items())])
         await store.save_objections([self.objections[i] for i in sorted(self.changed_objections)])
         await store.save_applications([self.applications[i] for i in sorted(self.changed_applications)])
@@ -100,13 +101,16 @@ class ObjectionHandlers:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: HandlerDeps,
         *,
         objection_days: int = domain.OBJECTION_DUE_WORKING_DAYS,
         restoration_days: int = domain.RESTORATION_DUE_WORKING_DAYS,
         notify_days: int = domain.RESTORATION_NOTIFY_WORKING_DAYS,
+        store_for: Callable[[Context], Store] | None = None,
     ) -> None:
         self.rt = runtime
+        # The batch's store: the tables through the batch's connection, or one given (in memory).
+        self.store_for: Callable[[Context], Store] = store_for or (lambda ctx: ObjectionStore(ctx.conn))
         self.objection_days = objection_days
         self.restoration_days = restoration_days
         self.notify_days = notify_days
@@ -149,16 +153,15 @@ class ObjectionHandlers:
                 objection_ids.add(d.objection_id)
             elif isinstance(d, DecideRestoration):
                 application_ids.add(d.application_id)
-        loaded = await ObjectionStore(ctx.conn).load(designation_ids, objection_ids, application_ids)
+        loaded = await self.store_for(ctx).load(designation_ids, objection_ids, application_ids)
         return BatchState(
             entries={e.designation_id: e for e in loaded.entries},
             objections={o.objection_id: o for o in loaded.objections},
             applications={a.application_id: a for a in loaded.applications},
         )
 
-    @staticmethod
-    async def save(state: BatchState, ctx: Context) -> None:
-        await state.save(ObjectionStore(ctx.conn))
+    async def save(self, state: BatchState, ctx: Context) -> None:
+        await state.save(self.store_for(ctx))
 
     # ------------------------------------------------------------------ designation events
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import asyncpg
 
@@ -289,6 +289,19 @@ class Loaded:
     entries: list[Entry] = field(default_factory=list)
     objections: list[ObjectionRow] = field(default_factory=list)
     applications: list[ApplicationRow] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """What the consumer's handlers read and write: `ObjectionStore` in PostgreSQL,
+    `memory.MemoryStore` in tests and the demo."""
+
+    async def load(
+        self, designation_ids: Iterable[str], objection_ids: Iterable[str], application_ids: Iterable[str]
+    ) -> Loaded: ...
+    async def save_entries(self, rows: Sequence[tuple[Entry, datetime]]) -> None: ...
+    async def save_objections(self, rows: Sequence[ObjectionRow]) -> None: ...
+    async def save_applications(self, rows: Sequence[ApplicationRow]) -> None: ...
+    async def save_measures(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
 
 class ObjectionStore:

@@ -7,7 +7,7 @@ in the consumer's one transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -23,15 +23,15 @@ from credit_common.contracts.events import (
     WarningListed,
     WarningUpdated,
 )
+from credit_common.deps import HandlerDeps
 from credit_common.messaging import topics
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
 from credit_common.outcomes import derived_id
-from credit_common.service import Runtime
 
 from . import domain
 from .domain import Change, Input, Version
-from .store import ChangeRow, SharingStore
+from .store import ChangeRow, SharingStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,10 @@ class BatchState:
 class SharingHandlers:
     """The sharing consumer, bound to its runtime."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: HandlerDeps, store_for: Callable[[Context], Store] | None = None) -> None:
         self.rt = runtime
+        # The batch's store: the tables through the batch's connection, or one given (in memory).
+        self.store_for: Callable[[Context], Store] = store_for or (lambda ctx: SharingStore(ctx.conn))
 
     def bus(self) -> Handlers[BatchState]:
         """The consumer's handlers by contract model: every list-relevant event is one input of
@@ -150,10 +152,9 @@ class SharingHandlers:
             scoped=False,
         )
 
-    @staticmethod
-    async def load(items: Sequence[Incoming], ctx: Context) -> BatchState:
+    async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
         """Lock the entries the batch touches and load their inputs and current versions."""
-        store = SharingStore(ctx.conn)
+        store = self.store_for(ctx)
         work = [t for t in map(target_of, items) if t is not None]
         if not work:
             return BatchState({}, {}, {})
@@ -178,7 +179,7 @@ class SharingHandlers:
     async def save(self, state: BatchState, ctx: Context) -> None:
         if not state.new_inputs:
             return
-        store = SharingStore(ctx.conn)
+        store = self.store_for(ctx)
         await store.insert_inputs(state.new_inputs)
         await store.replace_history(state.versions)
         rows = await self._publish(ctx, store, state.changes)
@@ -187,9 +188,7 @@ class SharingHandlers:
         await store.replace_entries([(state.current[e], last_seq.get(e)) for e in state.versions if e in state.current])
         await store.insert_changes(rows)
 
-    async def _publish(
-        self, ctx: Context, store: SharingStore, changes: list[tuple[Incoming, Change]]
-    ) -> list[ChangeRow]:
+    async def _publish(self, ctx: Context, store: Store, changes: list[tuple[Incoming, Change]]) -> list[ChangeRow]:
         """Number the batch's changes (the last thing before commit: the counter's row lock orders
         committing batches) and put them on both list-change topics through the outbox."""
         if not changes:

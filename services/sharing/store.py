@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -231,6 +231,21 @@ class ChangeRow:
     cause: str
     data: dict[str, Any]
     public_data: dict[str, Any] | None
+
+
+class Store(Protocol):
+    """What the consumer's handlers read and write: `SharingStore` in PostgreSQL,
+    `memory.MemoryStore` in tests and the demo."""
+
+    async def lock(self, keys: Iterable[str]) -> None: ...
+    async def load_inputs(self, entry_ids: Sequence[str]) -> dict[str, list[Input]]: ...
+    async def load_entries(self, entry_ids: Sequence[str]) -> dict[str, tuple[Version, int | None]]: ...
+    async def open_warnings(self, subject_ids: Sequence[str]) -> dict[str, str]: ...
+    async def allocate(self, n: int) -> int: ...
+    async def insert_inputs(self, inputs: Sequence[Input]) -> None: ...
+    async def replace_history(self, versions: dict[str, list[Version]]) -> None: ...
+    async def replace_entries(self, current: Sequence[tuple[Version, int | None]]) -> None: ...
+    async def insert_changes(self, rows: Sequence[ChangeRow]) -> None: ...
 
 
 class SharingStore:

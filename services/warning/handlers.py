@@ -10,7 +10,7 @@ the due time and ids derived from the recommendation."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from credit_common.contracts.reference import FieldRecord
 from credit_common.contracts.registry import model_for
 from credit_common.contracts.requests import ReportConduct
 from credit_common.db.outbox import write_outbox
+from credit_common.deps import HandlerDeps
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.messaging.bus import Handlers
@@ -32,17 +33,13 @@ from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
 from . import domain
-from .store import EntryRow, RecommendationRow, WarningRow, WarningStore
+from .store import EntryRow, RecommendationRow, Store, WarningRow, WarningStore
 
 log = logging.getLogger(__name__)
 
 DesignationEvent = ev.DesignationCreated | ev.DesignationAmended | ev.DesignationRemoved
 THRESHOLD = "warning_threshold"  # the config row of the threshold the state was judged under
 
-# Key-field changes take this lock exclusively, every other batch shares it: a batch never judges
-# a subject by key fields another instance is changing.
-LOCK_KEY_FIELDS = "SELECT pg_advisory_xact_lock(hashtext('credit:warning:key_fields'), 0)"
-SHARE_KEY_FIELDS = "SELECT pg_advisory_xact_lock_shared(hashtext('credit:warning:key_fields'), 0)"
 
 # What the consumer may pass over unparsed: designation events that are about neither a
 # key-scrutiny entry nor a transfer (most of that topic: red and black designations).
@@ -141,7 +138,7 @@ class BatchState:
                 rec.status, rec.closed_at, rec.closed_reason, rec.closed_by = "closed", at, reason, by
                 self.put_recommendation(rec)
 
-    async def save(self, store: WarningStore) -> None:
+    async def save(self, store: Store) -> None:
         await store.save_key_fields(list(self.changed_key_fields.values()))
         upserts = [self.entries[i] for i in sorted(self.entry_upserts)]
         await store.save_entries(upserts, self.entry_upserts, sorted(self.entry_deletes))
@@ -155,8 +152,17 @@ class BatchState:
 class WarningHandlers:
     """The handlers of the warning service, bound to its runtime (catalogue, calendar, clock)."""
 
-    def __init__(self, runtime: Runtime, *, threshold: int, due_working_days: int) -> None:
+    def __init__(
+        self,
+        runtime: HandlerDeps,
+        *,
+        threshold: int,
+        due_working_days: int,
+        store_for: Callable[[Context], Store] | None = None,
+    ) -> None:
         self.rt = runtime
+        # The batch's store: the tables through the batch's connection, or one given (in memory).
+        self.store_for: Callable[[Context], Store] = store_for or (lambda ctx: WarningStore(ctx.conn))
         self.threshold = threshold
         self.due_working_days = due_working_days
 
@@ -183,7 +189,7 @@ class WarningHandlers:
     async def load(self, items: Sequence[Incoming], ctx: Context) -> BatchState:
         """Lock the subjects the batch touches and load their entries, standing and pending
         recommendations (a key-field change: every subject with an entry in that field)."""
-        store = WarningStore(ctx.conn)
+        store = self.store_for(ctx)
         subjects: set[str] = set()
         designation_ids: set[str] = set()
         fields: set[str] = set()
@@ -200,7 +206,7 @@ class WarningHandlers:
                     subjects.add(sid)
             elif isinstance(d, ev.ReferenceUpserted) and isinstance(d.root, FieldRecord):
                 fields.add(d.root.code)
-        await ctx.conn.execute(LOCK_KEY_FIELDS if fields else SHARE_KEY_FIELDS)
+        await store.lock_key_fields(exclusive=bool(fields))
         subjects.update(await store.subjects_with_fields(fields))
         ordered = sorted(subjects)
         await store.lock_subjects(ordered)
@@ -214,9 +220,8 @@ class WarningHandlers:
             catalog=self.catalog,
         )
 
-    @staticmethod
-    async def save(state: BatchState, ctx: Context) -> None:
-        await state.save(WarningStore(ctx.conn))
+    async def save(self, state: BatchState, ctx: Context) -> None:
+        await state.save(self.store_for(ctx))
 
     def reference(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         ref = inc.data.root
@@ -384,8 +389,8 @@ class WarningHandlers:
         many warning events that made. The events are stamped with the clock (no event caused
         them) and their ids derive from the change of configuration."""
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(LOCK_KEY_FIELDS)
             store = WarningStore(conn)
+            await store.lock_key_fields(exclusive=True)
             stored = await store.get_config(THRESHOLD)
             previous = int(stored) if stored is not None else domain.DEFAULT_THRESHOLD
             now = clock.now()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -202,11 +202,42 @@ class RecommendationRow:
         return cls(**{c: row[c] for c in RECOMMENDATION_COLUMNS})
 
 
+LOCK_KEY_FIELDS = "SELECT pg_advisory_xact_lock(hashtext('credit:warning:key_fields'), 0)"
+SHARE_KEY_FIELDS = "SELECT pg_advisory_xact_lock_shared(hashtext('credit:warning:key_fields'), 0)"
+
+
+class Store(Protocol):
+    """What the consumer's handlers read and write: `WarningStore` in PostgreSQL,
+    `memory.MemoryStore` in tests and the demo."""
+
+    async def lock_key_fields(self, *, exclusive: bool) -> None: ...
+    async def lock_subjects(self, subject_ids: Iterable[str]) -> None: ...
+    async def subjects_with_fields(self, fields: Iterable[str]) -> list[str]: ...
+    async def key_fields(self) -> dict[str, bool]: ...
+    async def entries_of(self, subject_ids: Sequence[str]) -> list[EntryRow]: ...
+    async def warnings_of(self, subject_ids: Sequence[str]) -> list[WarningRow]: ...
+    async def pending_recommendations(
+        self, subject_ids: Sequence[str], designation_ids: Sequence[str]
+    ) -> list[RecommendationRow]: ...
+    async def save_key_fields(self, rows: Sequence[tuple[str, bool, datetime]]) -> None: ...
+    async def save_entries(
+        self, upserts: Sequence[EntryRow], at: dict[str, datetime], deletes: Sequence[str]
+    ) -> None: ...
+    async def save_warnings(self, rows: Sequence[WarningRow]) -> None: ...
+    async def save_recommendations(self, rows: Sequence[RecommendationRow]) -> None: ...
+    async def save_reports(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+
+
 class WarningStore:
     """One connection's view of the warning tables (inside the caller's transaction)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+
+    async def lock_key_fields(self, *, exclusive: bool) -> None:
+        """Key-field changes take this lock exclusively, every other batch shares it: a batch never
+        judges a subject by key fields another instance is changing."""
+        await self.conn.execute(LOCK_KEY_FIELDS if exclusive else SHARE_KEY_FIELDS)
 
     async def lock_subjects(self, subject_ids: Iterable[str]) -> None:
         ids = sorted(set(subject_ids))

@@ -1,0 +1,52 @@
+"""The designation store in memory: what the handlers' unit tests and the demo run them over. It
+keeps the designations as the table keeps them (their JSON), the decision audit and the request
+ledger, and hands out records read back from that JSON, as the database would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from credit_common.contracts.events import DesignationRecord
+
+from .store import BatchWrite, record_of
+
+
+class MemoryStore:
+    """The designation service's tables in memory, shared by every batch (`store_for` returns it)."""
+
+    def __init__(self) -> None:
+        self.designations: dict[str, dict[str, Any]] = {}
+        self.audit: list[tuple[Any, ...]] = []
+        self.ledger: dict[str, tuple[Any, ...]] = {}
+
+    def record(self, designation_id: str) -> DesignationRecord:
+        return record_of(self.designations[designation_id])
+
+    async def load_for_batch(
+        self, designation_ids: Iterable[str], subject_ids: Iterable[str]
+    ) -> list[DesignationRecord]:
+        ids, subjects = set(designation_ids), set(subject_ids)
+        return [
+            record_of(doc)
+            for i, doc in sorted(self.designations.items())
+            if i in ids or (doc["subject"]["id"] in subjects and doc["status"] == "active")
+        ]
+
+    async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
+        return [
+            record_of(doc)
+            for _, doc in sorted(self.designations.items())
+            if doc["standard"] == standard and doc["status"] == "active"
+        ]
+
+    async def write_batch(self, batch: BatchWrite) -> None:
+        for record, doc, _created, _updated in batch.new:
+            if record.designation_id in self.designations:
+                raise ValueError(f"designation {record.designation_id} inserted twice")  # the primary key
+            self.designations[record.designation_id] = doc
+        for record, doc, _at in batch.changed:
+            self.designations[record.designation_id] = doc
+        self.audit.extend(batch.audit)
+        for answer in batch.answers:
+            self.ledger[answer[0]] = answer

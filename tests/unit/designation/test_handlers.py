@@ -1,0 +1,213 @@
+"""The designation handlers through their table, over the in-memory store: designate, revoke and
+amend accepted with their events, removals caused by other services' events, and every error code
+the service answers. No Kafka, no PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from credit_common.contracts import types as T
+from credit_common.deps import StaticDeps
+from credit_common.messaging.unit_of_work import Context
+from credit_common.reference.catalog import Catalog
+from credit_common.reference.loader import load_files
+
+from services.designation.handlers import DesignationHandlers, flush_batch
+from services.designation.memory import MemoryStore
+from tests.support.bus import Harness
+from tests.support.events import company
+from tests.support.subjects import wrong_check
+
+CATALOG = Catalog.of(load_files([Path(__file__).resolve().parents[3] / "deploy" / "catalog"]))
+NOW = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+SAT = "unit/110108-SAT"  # county tax service: taxation
+PROVINCIAL_SAT = "unit/110000-SAT"
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def designation(store: MemoryStore) -> Harness:
+    handlers = DesignationHandlers(StaticDeps.of("designation", CATALOG), store_for=lambda ctx: store)
+
+    async def flush(ctx: Context) -> None:
+        await flush_batch(ctx.conn, ctx, store)
+
+    return Harness(handlers.bus(), "designation", NOW, flush=flush)
+
+
+def designate(list_: str = "black", standard: str = "taxation-black", **extra: Any) -> dict[str, Any]:
+    return {
+        "list": list_,
+        "standard": standard,
+        "subject": extra.pop("subject", None) or company(),
+        "decision": {"document_no": "京税稽罚〔2026〕7号", "decided_on": "2026-05-20", "facts": "False invoices."},
+        **extra,
+    }
+
+
+def revoke(designation_id: str) -> dict[str, Any]:
+    return {
+        "designation_id": designation_id,
+        "reason": "revoked",
+        "decision": {"document_no": "撤-1", "decided_on": "2026-05-30", "facts": "Decision annulled."},
+    }
+
+
+def amend(designation_id: str, **changes: Any) -> dict[str, Any]:
+    return {"designation_id": designation_id, "changes": changes or {"facts": "Corrected."}, "reason": "Typo."}
+
+
+async def test_designate_revoke_and_amend_are_accepted_with_their_events(
+    designation: Harness, store: MemoryStore
+) -> None:
+    first = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+    (created,) = designation.events(T.DESIGNATION_CREATED)
+    assert created["record"]["designation_id"] == first
+    assert created["record"]["unit"] == "110108-SAT"
+    assert store.record(first).status == "active"
+    await designation.accepted(T.DESIGNATION_AMEND, amend(first), source=SAT)
+    (amended,) = designation.events(T.DESIGNATION_AMENDED)
+    assert amended["record"]["decision"]["facts"] == "Corrected."
+    await designation.accepted(T.DESIGNATION_REMOVE, revoke(first), source=SAT)
+    (removed,) = designation.events(T.DESIGNATION_REMOVED)
+    assert removed["reason"] == "revoked"
+    assert store.record(first).status == "removed"
+    assert {a[2] for a in store.audit} == {"revoke", "amend"}
+
+
+async def test_a_black_designation_supersedes_the_red_entry(designation: Harness, store: MemoryStore) -> None:
+    subject = company()
+    red = await designation.accepted(
+        T.DESIGNATION_DESIGNATE, designate("red", "taxation-red", subject=subject), source=PROVINCIAL_SAT
+    )
+    await designation.accepted(T.DESIGNATION_DESIGNATE, designate(subject=subject), source=SAT)
+    (removed,) = designation.events(T.DESIGNATION_REMOVED)
+    assert removed["record"]["designation_id"] == red
+    assert removed["reason"] == "superseded"
+
+
+async def test_an_upheld_objection_and_an_approved_restoration_remove_the_entry(
+    designation: Harness, store: MemoryStore
+) -> None:
+    upheld = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+    resolved = {
+        "objection_id": "o-1",
+        "designation_id": upheld,
+        "unit": "110108-SAT",
+        "outcome": "upheld",
+        "reasoning": "Founded.",
+        "decided_on": "2026-05-30",
+    }
+    await designation.send(T.OBJECTION_RESOLVED, resolved, source="platform/objection")
+    assert store.record(upheld).removal_reason == "objection_upheld"
+
+    old = designate(effective_from="2025-01-06")
+    old["decision"]["decided_on"] = "2025-01-02"
+    restored = await designation.accepted(
+        T.DESIGNATION_DESIGNATE, old, source=SAT, time=datetime(2025, 1, 6, tzinfo=UTC)
+    )
+    approved = {
+        "application_id": "a-1",
+        "designation_id": restored,
+        "unit": "110108-SAT",
+        "outcome": "approved",
+        "reasoning": "Taxes paid.",
+        "decided_on": "2026-05-30",
+    }
+    await designation.send(T.RESTORATION_RESOLVED, approved, source="platform/objection")
+    assert store.record(restored).removal_reason == "restored"
+
+
+async def test_a_restoration_the_standard_does_not_allow_yet_is_answered_to_the_deciding_unit(
+    designation: Harness, store: MemoryStore
+) -> None:
+    recent = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+    approved = {
+        "application_id": "a-2",
+        "designation_id": recent,
+        "unit": "110108-SAT",
+        "outcome": "approved",
+        "reasoning": "Taxes paid.",
+        "decided_on": "2026-05-30",
+    }
+    await designation.send(T.RESTORATION_RESOLVED, approved, source="platform/objection", causationid="decide-1")
+    (rejected,) = designation.events(T.REQUEST_REJECTED)
+    assert rejected["request_id"] == "decide-1"
+    assert [e["code"] for e in rejected["errors"]] == ["restoration_not_allowed"]
+    assert store.record(recent).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("unknown_unit", "unknown_unit"),
+        ("unit_inactive", "unit_inactive"),
+        ("unknown_standard", "unknown_standard"),
+        ("standard_not_in_force", "standard_not_in_force"),
+        ("list_mismatch", "list_mismatch"),
+        ("field_not_authorised", "field_not_authorised"),
+        ("level_too_low", "level_too_low"),
+        ("invalid_identifier", "invalid_identifier"),
+        ("invalid_checksum", "invalid_checksum"),
+        ("invalid_period", "invalid_period"),
+        ("period_too_long", "period_too_long"),
+        ("already_designated", "already_designated"),
+        ("conflicts_with_black_list", "conflicts_with_black_list"),
+        ("unknown_designation", "unknown_designation"),
+        ("not_designating_unit", "not_designating_unit"),
+        ("not_active", "not_active"),
+    ],
+)
+async def test_every_error_code_the_service_answers(designation: Harness, case: str, code: str) -> None:
+    type_, data, source = T.DESIGNATION_DESIGNATE, designate(), SAT
+    match case:
+        case "unknown_unit":
+            source = "unit/999999-NONE"
+        case "unit_inactive":
+            source = "unit/100000-CFDA"
+        case "unknown_standard":
+            data = designate(standard="no-such-standard")
+        case "standard_not_in_force":
+            data = designate("red", "e_commerce-red")
+        case "list_mismatch":
+            data = designate("red", "taxation-black")
+        case "field_not_authorised":
+            data = designate("black", "customs-black")
+        case "level_too_low":
+            data = designate("red", "taxation-red")
+        case "invalid_identifier":
+            data = designate(subject={**company(), "id": "NOT-A-CODE"})
+        case "invalid_checksum":
+            subject = company()
+            data = designate(subject={**subject, "id": wrong_check(subject["id"])})
+        case "invalid_period":
+            data = designate(effective_from="2026-06-01", effective_to="2026-05-01")
+        case "period_too_long":
+            data = designate(
+                effective_from="2026-06-01", effective_to=(date(2026, 6, 1) + timedelta(days=4000)).isoformat()
+            )
+        case "already_designated":
+            subject = company()
+            await designation.accepted(T.DESIGNATION_DESIGNATE, designate(subject=subject), source=SAT)
+            data = designate(subject=subject)
+        case "conflicts_with_black_list":
+            subject = company()
+            await designation.accepted(T.DESIGNATION_DESIGNATE, designate(subject=subject), source=SAT)
+            data, source = designate("red", "taxation-red", subject=subject), PROVINCIAL_SAT
+        case "unknown_designation":
+            type_, data = T.DESIGNATION_REMOVE, revoke("no-such-designation")
+        case "not_designating_unit":
+            first = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+            type_, data, source = T.DESIGNATION_REMOVE, revoke(first), "unit/440106-SAT"
+        case "not_active":
+            first = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+            await designation.accepted(T.DESIGNATION_REMOVE, revoke(first), source=SAT)
+            type_, data = T.DESIGNATION_AMEND, amend(first)
+    assert code in await designation.rejected(type_, data, source=source)

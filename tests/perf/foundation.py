@@ -19,6 +19,7 @@ from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
 from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
+from credit_common.messaging.apply import BatchHandler
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import TopicSpec, ensure_topics
@@ -27,6 +28,7 @@ from credit_common.service import tune_garbage_collector
 from credit_common.settings import Settings
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from . import faststream_transport
 from .harness import Result, RssSampler, console
 
 PARTITIONS = 12
@@ -142,9 +144,8 @@ async def bench_schema(settings: Settings, admin: asyncpg.Connection, schema: st
     return await dbpool.create_pool(dsn, schema=schema, application_name=schema, min_size=2, max_size=4)
 
 
-async def wrapper_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, out_topic: str, n: int) -> float:
-    """Drain n pre-filled messages through the consumer wrapper: one state row and one outbox row
-    per message, inbox rows, one transaction per batch, offsets committed after it. msgs/s."""
+def bench_handler(out_topic: str) -> BatchHandler:
+    """One state row and one outbox row per message, the batch's state by one COPY."""
 
     async def handle(items: Sequence[Incoming], ctx: Context) -> list[None]:
         await ctx.conn.copy_records_to_table(
@@ -157,6 +158,14 @@ async def wrapper_throughput(settings: Settings, pool: asyncpg.Pool, topic: str,
             ctx.publish(out_topic, i.event.subject, "bench.recorded", {"id": i.event.id})
         ctx.begin(None)
         return [None] * len(items)
+
+    return handle
+
+
+async def wrapper_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, out_topic: str, n: int) -> float:
+    """Drain n pre-filled messages through the consumer wrapper: one state row and one outbox row
+    per message, inbox rows, one transaction per batch, offsets committed after it. msgs/s."""
+    handle = bench_handler(out_topic)
 
     wrapper = KafkaConsumerWrapper(
         service="bench",
@@ -182,6 +191,25 @@ async def wrapper_throughput(settings: Settings, pool: asyncpg.Pool, topic: str,
     count = await pool.fetchval("SELECT count(*) FROM bench_state")
     assert count == n, f"the wrapper wrote {count} state rows for {n} messages"
     return n / elapsed
+
+
+async def faststream_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, out_topic: str, n: int) -> float:
+    """The same drain with FastStream as the Kafka transport (same parser, applier and handler)."""
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE bench_state, inbox, outbox")
+    with progress() as bar:
+        rate = await faststream_transport.drain(
+            settings.kafka_bootstrap_servers,
+            pool,
+            topic,
+            n,
+            bench_handler(out_topic),
+            batch_max=settings.credit_consumer_batch_max,
+            bar=bar,
+        )
+    count = await pool.fetchval("SELECT count(*) FROM bench_state")
+    assert count == n, f"the FastStream transport wrote {count} state rows for {n} messages"
+    return rate
 
 
 async def relay_throughput(settings: Settings, pool: asyncpg.Pool, topic: str, n: int) -> float:
@@ -254,6 +282,22 @@ async def run(settings: Settings, n: int) -> list[Result]:
                 goal=0.4,
                 peak_rss_mb=rss.peak_mb,
                 extra={"vs_raw_consume": f"{wrapper_rate / consume_rate:.2f}"},
+            )
+        )
+        async with rss.active():
+            faststream_rate = await faststream_throughput(settings, pool, in_topic, out_topic, n)
+        results.append(
+            Result(
+                "consumer_faststream",
+                n,
+                faststream_rate,
+                baseline_case="raw_asyncpg_copy",
+                baseline=copy_rate,
+                peak_rss_mb=rss.peak_mb,
+                extra={
+                    "vs_raw_consume": f"{faststream_rate / consume_rate:.2f}",
+                    "vs_consumer_wrapper": f"{faststream_rate / wrapper_rate:.2f}",
+                },
             )
         )
         async with rss.active():

@@ -1,8 +1,8 @@
 """Events as the platform's producers write them, for tests that feed a service directly: the
 CloudEvent envelope, designation events carrying the whole record (as the designation service
 publishes them), a publisher that waits for the broker's ack, and the contract check of what a
-service published. (The warning, objection and sharing conftests still carry their own copies of
-these; new suites use this module.)"""
+service published. (Every suite uses these; the sharing suite keeps its own `created` and `removed`, timed
+by argument, and each suite its own `record` with the defaults its tests read.)"""
 
 from __future__ import annotations
 
@@ -99,13 +99,13 @@ def created(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
     )
 
 
-def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None) -> dict[str, Any]:
+def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None, **data: Any) -> dict[str, Any]:
     at = at or datetime.now(UTC)
     gone = {**rec, "status": "removed", "removal_reason": reason, "removed_at": at.isoformat()}
     return event(
         "platform/designation",
         "credit.designation.removed",
-        {"record": gone, "reason": reason},
+        {"record": gone, "reason": reason, **data},
         subject=rec["subject"]["id"],
         at=at,
     )

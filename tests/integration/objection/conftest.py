@@ -5,26 +5,23 @@ and what it publishes, read back from its topics (objection events, unit inbox, 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from credit_common.clock import SHANGHAI
-from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent, new_id
+from credit_common.contracts.envelope import CloudEvent, new_id
 from credit_common.contracts.registry import model_for
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, created, event, publish, today
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess
-from tests.support.subjects import new_uscc
 
 pytestmark = pytest.mark.integration
 
@@ -77,26 +74,6 @@ async def caught_up(stack: Settings, timeout: float = 120.0) -> None:
     await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, INPUTS, timeout=timeout)
 
 
-async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """Call `check()` until it returns something truthy; fail at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
-
-
-def company(name: str = "Hebei Example Steel Co., Ltd.") -> dict[str, Any]:
-    return {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": name, "legal_representative": "Li Ming"}
-
-
-def today() -> date:
-    return datetime.now(SHANGHAI).date()
-
-
 # ------------------------------------------------------------------- designation events, direct
 
 
@@ -133,48 +110,6 @@ def record(
         "status": "active",
         **extra,
     }
-
-
-def event(
-    source: str, type_: str, data: dict[str, Any], *, subject: str, at: datetime | None = None, id: str | None = None
-) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": id or new_id(),
-        "source": source,
-        "type": type_,
-        "time": (at or datetime.now(UTC)).isoformat(),
-        "subject": subject,
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-def created(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
-    return event(
-        "platform/designation", "credit.designation.created", {"record": rec}, subject=rec["subject"]["id"], at=at
-    )
-
-
-def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None) -> dict[str, Any]:
-    at = at or datetime.now(UTC)
-    gone = {**rec, "status": "removed", "removal_reason": reason, "removed_at": at.isoformat()}
-    return event(
-        "platform/designation",
-        "credit.designation.removed",
-        {"record": gone, "reason": reason},
-        subject=rec["subject"]["id"],
-        at=at,
-    )
-
-
-async def publish(kafka: AIOKafkaProducer, ev: dict[str, Any], topic: str = topics.DESIGNATION_EVENTS) -> str:
-    """An event on its topic, keyed by its subject, acknowledged before this returns."""
-    key = ev.get("subject") or ev["id"]
-    await kafka.send_and_wait(
-        topic, orjson.dumps(ev), key=str(key).encode(), headers=[("content-type", CONTENT_TYPE.encode())]
-    )
-    return str(ev["id"])
 
 
 async def designated(kafka: AIOKafkaProducer, stack: Settings, rec: dict[str, Any]) -> dict[str, Any]:

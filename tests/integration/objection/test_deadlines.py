@@ -18,6 +18,7 @@ from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import poll
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
@@ -29,7 +30,6 @@ from .conftest import (
     file_objection,
     inbox_item,
     one,
-    poll,
     record,
 )
 

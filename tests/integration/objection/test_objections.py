@@ -14,6 +14,7 @@ from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import poll, publish, removed
 from tests.support.processes import ServiceProcess
 from tests.support.subjects import new_uscc
 
@@ -25,11 +26,8 @@ from .conftest import (
     file_objection,
     inbox_item,
     one,
-    poll,
-    publish,
     record,
     rejected,
-    removed,
 )
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import publish, removed
 from tests.support.kafka_admin import end_offsets, reset_to_earliest
 from tests.support.processes import ServiceProcess
 from tests.support.replay import counter, digest, published_by
@@ -30,10 +31,8 @@ from .conftest import (
     designated,
     file_objection,
     one,
-    publish,
     record,
     rejected,
-    removed,
 )
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import publish, removed, today
 from tests.support.processes import ServiceProcess
 from tests.support.subjects import new_uscc
 
@@ -26,12 +27,9 @@ from .conftest import (
     designated,
     inbox_item,
     one,
-    publish,
     record,
     rejected,
-    removed,
     send,
-    today,
 )
 
 pytestmark = pytest.mark.integration

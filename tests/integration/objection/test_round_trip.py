@@ -16,6 +16,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, event, publish, today
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess
 
@@ -25,13 +26,9 @@ from .conftest import (
     accepted,
     apply_restoration,
     caught_up,
-    company,
     decide_objection,
     decide_restoration,
-    event,
     file_objection,
-    publish,
-    today,
 )
 
 pytestmark = pytest.mark.integration

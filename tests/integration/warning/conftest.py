@@ -5,27 +5,24 @@ and what it publishes, read back from its topics (warning events, unit inbox, fe
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from credit_common.contracts.envelope import CONTENT_TYPE, new_id
+from credit_common.contracts.envelope import new_id
 from credit_common.contracts.reference import FieldRecord
 from credit_common.messaging import topics
 from credit_common.reference.cli import publish_records
 from credit_common.settings import Settings, get_settings
-from stdnum.cn import ric
 
 from tests.support.collector import Collector
+from tests.support.events import event, publish
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess
-from tests.support.subjects import new_resident_id, new_uscc
 
 pytestmark = pytest.mark.integration
 
@@ -73,33 +70,7 @@ async def caught_up(stack: Settings, timeout: float = 120.0) -> None:
     await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, INPUTS, timeout=timeout)
 
 
-async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    """Call `check()` until it returns something truthy; fail at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
-
-
 # ------------------------------------------------------------------------------- subjects
-
-
-def company(name: str = "Hebei Example Steel Co., Ltd.") -> dict[str, Any]:
-    return {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": name, "legal_representative": "Li Ming"}
-
-
-def person(name: str = "Zhao Lei") -> dict[str, Any]:
-    body = new_resident_id()[:17]  # stdnum's check digit needs the number with a check digit slot
-    return {
-        "kind": "natural_person",
-        "scheme": "resident_id",
-        "id": body + ric.calc_check_digit(body + "0"),
-        "name": name,
-    }
 
 
 # ------------------------------------------------------------------- designation events, direct
@@ -140,51 +111,9 @@ def record(
     }
 
 
-def event(
-    source: str, type_: str, data: dict[str, Any], *, subject: str, at: datetime | None = None, id: str | None = None
-) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": id or new_id(),
-        "source": source,
-        "type": type_,
-        "time": (at or datetime.now(UTC)).isoformat(),
-        "subject": subject,
-        "datacontenttype": "application/json",
-        "data": data,
-    }
-
-
-def created(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
-    return event(
-        "platform/designation", "credit.designation.created", {"record": rec}, subject=rec["subject"]["id"], at=at
-    )
-
-
 def amended(rec: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
     data = {"record": rec, "changes": {"facts": rec["decision"]["facts"]}, "reason": "Correction."}
     return event("platform/designation", "credit.designation.amended", data, subject=rec["subject"]["id"], at=at)
-
-
-def removed(rec: dict[str, Any], reason: str = "revoked", at: datetime | None = None, **data: Any) -> dict[str, Any]:
-    at = at or datetime.now(UTC)
-    gone = {**rec, "status": "removed", "removal_reason": reason, "removed_at": at.isoformat()}
-    return event(
-        "platform/designation",
-        "credit.designation.removed",
-        {"record": gone, "reason": reason, **data},
-        subject=rec["subject"]["id"],
-        at=at,
-    )
-
-
-async def publish(kafka: AIOKafkaProducer, ev: dict[str, Any], topic: str = topics.DESIGNATION_EVENTS) -> str:
-    """An event on its topic, keyed by its subject, acknowledged before this returns."""
-    key = ev.get("subject") or ev["id"]
-    await kafka.send_and_wait(
-        topic, orjson.dumps(ev), key=str(key).encode(), headers=[("content-type", CONTENT_TYPE.encode())]
-    )
-    return str(ev["id"])
 
 
 # ------------------------------------------------------------------------------- conduct reports

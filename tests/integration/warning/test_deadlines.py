@@ -18,9 +18,14 @@ from credit_common.outcomes import derived_id
 
 from services.warning.domain import recommendation_id
 from tests.support.collector import Collector
+from tests.support.events import company, created, publish, removed
 from tests.support.processes import ServiceProcess
 
-from .conftest import company, conduct_report, created, publish, record, removed, report
+from .conftest import (
+    conduct_report,
+    record,
+    report,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -23,19 +23,15 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from tests.support.collector import Collector
+from tests.support.events import company, created, person, publish, removed
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
     ScratchFields,
     amended,
     caught_up,
-    company,
-    created,
     new_field_code,
-    person,
-    publish,
     record,
-    removed,
     warning_events,
 )
 

@@ -14,6 +14,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, created, publish, removed
 from tests.support.kafka_admin import end_offsets, reset_to_earliest
 from tests.support.processes import ServiceProcess
 from tests.support.replay import counter, digest, published_by
@@ -22,12 +23,8 @@ from .conftest import (
     GROUP,
     INPUTS,
     caught_up,
-    company,
     conduct_report,
-    created,
-    publish,
     record,
-    removed,
     report,
     wait_warning_events,
 )

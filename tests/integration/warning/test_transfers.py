@@ -21,19 +21,14 @@ from credit_common.settings import Settings
 
 from services.warning.domain import recommendation_id
 from tests.support.collector import Collector
+from tests.support.events import company, created, person, poll, publish, removed
 from tests.support.processes import ServiceProcess
 from tests.support.subjects import wrong_check
 
 from .conftest import (
     caught_up,
-    company,
     conduct_report,
-    created,
-    person,
-    poll,
-    publish,
     record,
-    removed,
     report,
 )
 

@@ -13,19 +13,15 @@ from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, created, person, publish, removed
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
     ScratchFields,
     amended,
     caught_up,
-    company,
-    created,
     new_field_code,
-    person,
-    publish,
     record,
-    removed,
     wait_warning_events,
     warning_events,
 )

@@ -16,9 +16,15 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, event, poll, publish
 from tests.support.processes import ServiceProcess
 
-from .conftest import DESIGNATION_PORT, company, conduct_report, event, poll, publish, report, wait_warning_events
+from .conftest import (
+    DESIGNATION_PORT,
+    conduct_report,
+    report,
+    wait_warning_events,
+)
 
 pytestmark = pytest.mark.integration
 

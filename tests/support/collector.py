@@ -102,6 +102,20 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
 
+    async def settled(self, topic: str, timeout: float = 30.0) -> None:
+        """Wait until this collector has read `topic` up to its end as of now: whatever was on the
+        topic when this was called is in `events` afterwards (a test that asserts something did
+        NOT arrive first waits for a later marker, then for this)."""
+        assert self._consumer is not None
+        tps = [tp for tp in self._consumer.assignment() if tp.topic == topic]
+        ends = await self._consumer.end_offsets(tps)
+        deadline = asyncio.get_running_loop().time() + timeout
+        for tp, end in ends.items():
+            while await self._consumer.position(tp) < end:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"timed out reading {topic} to its end")
+                await asyncio.sleep(0.05)
+
     async def answer(self, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The one answer to `request_id` on the feedback topic."""
         (first, *_rest) = await self.wait_for(

@@ -114,7 +114,12 @@ async def test_a_unit_without_a_parent_is_overdue_without_an_escalation(
     assert overdue["data"]["due_on"] == "2026-10-09"
     assert "escalated_to" not in overdue["data"]
     assert datetime.fromisoformat(overdue["time"]) == datetime(2026, 10, 10, tzinfo=SHANGHAI)
-    await asyncio.sleep(1.0)
+    # A later marker on the same topic: an objection filed now, routed to the same unit's inbox.
+    # Once it is there and the topic is read to its end, an escalation would be there too.
+    marker = file_objection(await designated(kafka, stack, record(unit="100000-SAT")))
+    await accepted(kafka, collector, marker)
+    await collector.wait_for(topics.UNIT_INBOX, lambda e: e["data"]["objection"]["objection_id"] == marker["id"])
+    await collector.settled(topics.UNIT_INBOX)
     assert not collector.where(topics.UNIT_INBOX, lambda e: e["data"].get("item_id") == filing["id"])
 
 

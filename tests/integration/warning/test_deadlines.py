@@ -127,7 +127,12 @@ async def test_a_unit_without_a_parent_is_overdue_without_an_escalation(
     )
     assert "escalated_to" not in overdue["data"]
     assert datetime.fromisoformat(overdue["time"]) == datetime(2026, 9, 25, tzinfo=SHANGHAI)
-    await asyncio.sleep(1.0)
+    # A later marker on the same topic: a recommendation made now, in the same unit's inbox. Once
+    # it is there and the topic is read to its end, an escalation would be there too.
+    _, _, marker = await recommend(kafka, collector, datetime.now(SHANGHAI), "100000-SAT")
+    marker_id = marker["data"]["recommendation_id"]
+    await collector.wait_for(topics.UNIT_INBOX, lambda e: e["data"]["transfer"]["recommendation_id"] == marker_id)
+    await collector.settled(topics.UNIT_INBOX)
     assert not collector.where(topics.UNIT_INBOX, lambda e: e["data"].get("item_id") == rec_id)
 
 

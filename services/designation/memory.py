@@ -17,6 +17,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.designations: dict[str, dict[str, Any]] = {}
+        self._of_subject: dict[str, set[str]] = {}  # the subject index the table has
         self.audit: list[tuple[Any, ...]] = []
         self.ledger: dict[str, tuple[Any, ...]] = {}
 
@@ -26,12 +27,10 @@ class MemoryStore:
     async def load_for_batch(
         self, designation_ids: Iterable[str], subject_ids: Iterable[str]
     ) -> list[DesignationRecord]:
-        ids, subjects = set(designation_ids), set(subject_ids)
-        return [
-            record_of(doc)
-            for i, doc in sorted(self.designations.items())
-            if i in ids or (doc["subject"]["id"] in subjects and doc["status"] == "active")
-        ]
+        found = {i for i in designation_ids if i in self.designations}
+        for subject_id in subject_ids:
+            found.update(i for i in self._of_subject.get(subject_id, ()) if self.designations[i]["status"] == "active")
+        return [record_of(self.designations[i]) for i in sorted(found)]
 
     async def load_active_of_standard(self, standard: str) -> list[DesignationRecord]:
         return [
@@ -45,6 +44,7 @@ class MemoryStore:
             if record.designation_id in self.designations:
                 raise ValueError(f"designation {record.designation_id} inserted twice")  # the primary key
             self.designations[record.designation_id] = doc
+            self._of_subject.setdefault(record.subject.id, set()).add(record.designation_id)
         for record, doc, _at in batch.changed:
             self.designations[record.designation_id] = doc
         self.audit.extend(batch.audit)

@@ -20,6 +20,7 @@ class MemoryStore:
         self.objections: dict[str, ObjectionRow] = {}
         self.applications: dict[str, ApplicationRow] = {}
         self.measures: dict[tuple[str, int], tuple[Any, ...]] = {}
+        self._items_of: dict[str, set[str]] = {}  # designation -> its objection and application ids
 
     async def load(
         self, designation_ids: Iterable[str], objection_ids: Iterable[str], application_ids: Iterable[str]
@@ -32,15 +33,16 @@ class MemoryStore:
         if not dids:
             return out  # the named items do not exist
         out.entries = [copy.deepcopy(self.entries[d]) for d in sorted(dids) if d in self.entries]
+        on = {i for d in dids for i in self._items_of.get(d, ())}
         out.objections = [
-            copy.deepcopy(o)
-            for i, o in sorted(self.objections.items())
-            if i in oids or (o.designation_id in dids and o.status in PENDING)
+            copy.deepcopy(self.objections[i])
+            for i in sorted((oids | on) & self.objections.keys())
+            if i in oids or self.objections[i].status in PENDING
         ]
         out.applications = [
-            copy.deepcopy(a)
-            for i, a in sorted(self.applications.items())
-            if i in aids or (a.designation_id in dids and a.status in PENDING)
+            copy.deepcopy(self.applications[i])
+            for i in sorted((aids | on) & self.applications.keys())
+            if i in aids or self.applications[i].status in PENDING
         ]
         return out
 
@@ -51,10 +53,12 @@ class MemoryStore:
     async def save_objections(self, rows: Sequence[ObjectionRow]) -> None:
         for row in rows:
             self.objections[row.objection_id] = copy.deepcopy(row)
+            self._items_of.setdefault(row.designation_id, set()).add(row.objection_id)
 
     async def save_applications(self, rows: Sequence[ApplicationRow]) -> None:
         for row in rows:
             self.applications[row.application_id] = copy.deepcopy(row)
+            self._items_of.setdefault(row.designation_id, set()).add(row.application_id)
 
     async def save_measures(self, rows: Sequence[tuple[Any, ...]]) -> None:
         for row in rows:

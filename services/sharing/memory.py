@@ -18,6 +18,7 @@ class MemoryStore:
         self.history: dict[str, list[Version]] = {}
         self.entries: dict[str, tuple[Version, int | None]] = {}
         self.changes: list[ChangeRow] = []
+        self._open_warning: dict[str, str] = {}  # subject -> its active warning-list entry
         self.last_seq = 0
         self._arrival = 0
 
@@ -36,12 +37,7 @@ class MemoryStore:
         }
 
     async def open_warnings(self, subject_ids: Sequence[str]) -> dict[str, str]:
-        wanted = set(subject_ids)
-        return {
-            v.subject_id: v.entry_id
-            for v, _ in self.entries.values()
-            if v.subject_id in wanted and v.list == "warning" and v.status == ACTIVE
-        }
+        return {s: self._open_warning[s] for s in subject_ids if s in self._open_warning}
 
     async def allocate(self, n: int) -> int:
         first = self.last_seq + 1
@@ -60,6 +56,11 @@ class MemoryStore:
     async def replace_entries(self, current: Sequence[tuple[Version, int | None]]) -> None:
         for version, seq in current:
             self.entries[version.entry_id] = (version, seq)
+            if version.list == "warning":
+                if version.status == ACTIVE:
+                    self._open_warning[version.subject_id] = version.entry_id
+                elif self._open_warning.get(version.subject_id) == version.entry_id:
+                    del self._open_warning[version.subject_id]
 
     async def insert_changes(self, rows: Sequence[ChangeRow]) -> None:
         self.changes.extend(rows)

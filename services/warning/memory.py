@@ -17,6 +17,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.entries: dict[str, EntryRow] = {}
+        self._of_subject: dict[str, set[str]] = {}  # the indexes the table has
+        self._in_field: dict[str, set[str]] = {}
         self.warnings: dict[str, WarningRow] = {}
         self.recommendations: dict[str, RecommendationRow] = {}
         self.key_field: dict[str, bool] = {}
@@ -29,15 +31,14 @@ class MemoryStore:
         return None
 
     async def subjects_with_fields(self, fields: Iterable[str]) -> list[str]:
-        codes = set(fields)
-        return sorted({e.subject_id for e in self.entries.values() if e.field in codes})
+        return sorted({self.entries[i].subject_id for f in set(fields) for i in self._in_field.get(f, ())})
 
     async def key_fields(self) -> dict[str, bool]:
         return dict(self.key_field)
 
     async def entries_of(self, subject_ids: Sequence[str]) -> list[EntryRow]:
-        wanted = set(subject_ids)
-        return [copy.deepcopy(e) for _, e in sorted(self.entries.items()) if e.subject_id in wanted]
+        ids = sorted({i for s in set(subject_ids) for i in self._of_subject.get(s, ())})
+        return [copy.deepcopy(self.entries[i]) for i in ids]
 
     async def warnings_of(self, subject_ids: Sequence[str]) -> list[WarningRow]:
         return [copy.deepcopy(self.warnings[s]) for s in subject_ids if s in self.warnings]
@@ -58,9 +59,18 @@ class MemoryStore:
 
     async def save_entries(self, upserts: Sequence[EntryRow], at: dict[str, datetime], deletes: Sequence[str]) -> None:
         for designation_id in deletes:
-            self.entries.pop(designation_id, None)
+            self._unindex(designation_id)
         for e in upserts:
+            self._unindex(e.designation_id)
             self.entries[e.designation_id] = copy.deepcopy(e)
+            self._of_subject.setdefault(e.subject_id, set()).add(e.designation_id)
+            self._in_field.setdefault(e.field, set()).add(e.designation_id)
+
+    def _unindex(self, designation_id: str) -> None:
+        gone = self.entries.pop(designation_id, None)
+        if gone is not None:
+            self._of_subject[gone.subject_id].discard(designation_id)
+            self._in_field[gone.field].discard(designation_id)
 
     async def save_warnings(self, rows: Sequence[WarningRow]) -> None:
         for w in rows:

@@ -12,7 +12,7 @@ from typing import Any, cast
 import asyncpg
 import orjson
 from credit_common.clock import ManualClock
-from credit_common.contracts.envelope import new_event, new_id
+from credit_common.contracts.envelope import CloudEvent, new_event, new_id
 from credit_common.contracts.registry import model_for, topic_for
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.parsing import trusted_unit
@@ -29,6 +29,7 @@ class Published:
     type: str
     id: str
     data: dict[str, Any]
+    envelope: dict[str, Any]  # the whole CloudEvent as it goes on the wire
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,11 @@ class Harness:
         return [e.code for e in outcome.errors]
 
     async def batch(self, messages: Sequence[Message]) -> list[Outcome]:
-        items = [self._incoming(m) for m in messages]
+        return await self.deliver([self._event(m) for m in messages])
+
+    async def deliver(self, events: Sequence[CloudEvent], topic: str | None = None) -> list[Outcome]:
+        """Hand envelopes as they came over `topic` (their type's topic by default) as one batch."""
+        items = [self._incoming(e, topic) for e in events]
         ctx = Context(conn=cast(asyncpg.Connection, None), clock=self.clock, service=self.service)
         outcomes = await self.bus(items, ctx)
         if self.flush is not None:
@@ -89,7 +94,7 @@ class Harness:
             assert m.value is not None
             doc = orjson.loads(m.value)
             self.published.append(
-                Published(m.topic, m.key.decode() if m.key else None, doc["type"], doc["id"], doc["data"])
+                Published(m.topic, m.key.decode() if m.key else None, doc["type"], doc["id"], doc["data"], doc)
             )
         return list(outcomes)
 
@@ -97,11 +102,14 @@ class Harness:
         """The data of every event of `type_` published so far, in order."""
         return [p.data for p in self.published if p.type == type_]
 
-    def _incoming(self, m: Message) -> Incoming:
+    def _event(self, m: Message) -> CloudEvent:
         time = m.time or self.clock.now()
         event = new_event(m.type, m.source, m.data, time=time, subject=m.subject, id=m.id or new_id())
         event.causationid = m.causationid
-        data = model_for(m.type).model_validate(event.data)
+        return event
+
+    def _incoming(self, event: CloudEvent, topic: str | None) -> Incoming:
+        data = model_for(event.type).model_validate(event.data)
         self._offset += 1
-        key = (m.subject or "").encode() or None
-        return Incoming(event, data, trusted_unit(event), topic_for(m.type), 0, self._offset, key, [])
+        key = (event.subject or "").encode() or None
+        return Incoming(event, data, trusted_unit(event), topic or topic_for(event.type), 0, self._offset, key, [])

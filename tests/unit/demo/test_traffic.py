@@ -1,6 +1,6 @@
 """The demo's traffic, generated offline with a fixed seed: every request fits the contract's models
-except the deliberately malformed ones, and the platform's own rules (the services' domain
-functions, applied in order) accept what the generator sends."""
+except the deliberately malformed ones, and the platform itself (the five services' own handlers
+over their in-memory stores, wired by topic) accepts what the generator sends."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from pydantic import ValidationError
 
-from tests.unit.demo.platform import Platform
+from tests.support.platform import InMemoryPlatform
 
 CATALOG = Catalog.of(load_files([Path(__file__).resolve().parents[3] / "deploy" / "catalog"]))
 START = datetime(2026, 11, 25, 9, 30, tzinfo=SHANGHAI)
@@ -59,10 +59,10 @@ def requests(messages: list[Message]) -> list[CloudEvent]:
 
 
 @pytest.fixture(scope="module")
-def platform(requests: list[CloudEvent]) -> Platform:
-    p = Platform(CATALOG)
+async def platform(requests: list[CloudEvent]) -> InMemoryPlatform:
+    p = InMemoryPlatform(CATALOG, START)
     for event in requests:
-        p.handle(event)
+        await p.handle(event)
     return p
 
 
@@ -122,16 +122,16 @@ def test_about_half_a_percent_is_malformed_and_none_of_it_parses(messages: list[
     assert missing_field > 0
 
 
-def test_designations_break_no_rule_of_the_catalogue(platform: Platform) -> None:
+def test_designations_break_no_rule_of_the_catalogue(platform: InMemoryPlatform) -> None:
     broken = {code: n for (type_, code), n in platform.rejected.items() if type_.endswith("designate")}
     assert not broken.keys() & CATALOGUE_RULES, broken
     assert platform.accepted["credit.designation.designate"] > 0.3 * N
 
 
-def test_the_platform_accepts_what_the_generator_sends(platform: Platform, requests: list[CloudEvent]) -> None:
+def test_the_platform_accepts_what_the_generator_sends(platform: InMemoryPlatform, requests: list[CloudEvent]) -> None:
     rejected = sum(platform.rejected.values())
     assert sum(platform.accepted.values()) + rejected >= len(requests)
-    assert rejected == 0, platform.rejected.most_common(10)  # in order, the model is exact
+    assert rejected == 0, platform.rejected.most_common(10)  # in order, in memory: nothing races
     for kind in REQUEST_TYPES:
         assert platform.accepted[kind] >= 50, (kind, platform.accepted)
 
@@ -157,8 +157,9 @@ def test_subjects_are_reused_across_operations(requests: list[CloudEvent]) -> No
     assert sum(1 for n in designated_twice.values() if n >= 2) > 100
 
 
-def test_some_subjects_reach_the_warning_list(platform: Platform) -> None:
-    assert len(platform.warning_list()) >= 3
+def test_some_subjects_reach_the_warning_list(platform: InMemoryPlatform) -> None:
+    listed = [w for w in platform.warning_store.warnings.values() if w.status == "listed"]
+    assert len(listed) >= 3
 
 
 def test_removals_amendments_and_decisions_are_as_the_contract_says(requests: list[CloudEvent]) -> None:
@@ -188,9 +189,10 @@ def test_enforcement_reports_include_typical_cases_and_media_reports(requests: l
 
 
 def test_conduct_reports_include_serious_ones_about_key_scrutiny_entries(
-    requests: list[CloudEvent], platform: Platform
+    requests: list[CloudEvent], platform: InMemoryPlatform
 ) -> None:
-    on_key_scrutiny = {(r.subject.id, r.field) for r in platform.records.values() if r.list == "key_scrutiny"}
+    records = platform.designation_store.designations.values()
+    on_key_scrutiny = {(r["subject"]["id"], r["field"]) for r in records if r["list"] == "key_scrutiny"}
     serious = [e for e in requests if e.type == "credit.conduct.report" and e.data["serious"]]
     assert len(serious) >= 50
     assert sum((e.subject, e.data["field"]) in on_key_scrutiny for e in serious) > 0.8 * len(serious)

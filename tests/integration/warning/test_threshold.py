@@ -39,7 +39,10 @@ async def add_entries(pool: asyncpg.Pool, subject_id: str, fields: list[str]) ->
     ids = []
     for n, field in enumerate(fields):
         designation_id = f"{subject_id}-{n}"
-        rec = {"designation_id": designation_id, "field": field, "subject": {"id": subject_id, "name": "Co."}}
+        # The subject as a designation record carries it: the events judged from it are validated
+        # against the contract on the way out.
+        subject = {"kind": "legal_person", "scheme": "uscc", "id": subject_id, "name": "Co."}
+        rec = {"designation_id": designation_id, "field": field, "subject": subject}
         await pool.execute(
             "INSERT INTO entries (designation_id, subject_id, field, unit, record, updated_at)"
             " VALUES ($1, $2, $3, '100000-SAT', $4, $5)",

@@ -46,7 +46,7 @@ status: ## what runs
 
 demo: catalog ## realistic traffic into the platform (started in the background if it is not running); DEMO_ARGS="--rate 200 --minutes 10"
 	@deploy/services.sh up
-	@$(RUN) python -m credit_common.demo $(DEMO_ARGS)
+	@$(RUN) python -m credit_demo $(DEMO_ARGS)
 
 lint: deps ## ruff lint and format check
 	@$(RUN) ruff check .

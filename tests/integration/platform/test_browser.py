@@ -1,5 +1,5 @@
 """Every operator dashboard in headless Chromium (Debian's `chromium`, driven by Playwright) while
-`credit_common.demo` sends traffic to the five services (processes on ports 18601-18605): the
+`credit_demo` sends traffic to the five services (processes on ports 18601-18605): the
 numbers the rendered page shows are those of the service's `/dashboard.json` for the same snapshot,
 traffic is visibly flowing, and once the traffic is over and every group has caught up, the domain
 numbers are what the services' APIs answer. A screenshot of each page is saved in
@@ -140,7 +140,7 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "credit_common.demo",
+        "credit_demo",
         "--rate",
         "40",
         "--minutes",

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-SOURCES = [ROOT / "libs" / "common" / "credit_common", ROOT / "services"]
+SOURCES = [ROOT / "libs" / "common" / "credit_common", ROOT / "libs" / "demo" / "credit_demo", ROOT / "services"]
 MAX_LINES = 500
 # Modules over the limit that wait for their own split, at most as long as they are now (a ratchet:
-# they may shrink, never grow; a new long module fails). The demo generator moves out of the
-# runtime library when it drives the services' own handlers over in-memory stores (issue 18).
+# they may shrink, never grow; a new long module fails): the demo's generator and its runner.
 LONG_FOR_NOW = {
-    "libs/common/credit_common/demo/traffic.py": 762,
-    "libs/common/credit_common/demo/runner.py": 509,
+    "libs/demo/credit_demo/traffic.py": 581,
+    "libs/demo/credit_demo/runner.py": 509,
 }
 
 # What a service's domain rules may import: the contract, the outcomes, the clock, the calendar
@@ -37,7 +36,10 @@ DOMAIN_MAY_IMPORT = (
 
 
 def _module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT / "libs" / "common") if "libs" in path.parts else path.relative_to(ROOT)
+    """`libs/<lib>/<package>/...` and `services/...` as the modules they import as."""
+    rel = path.relative_to(ROOT)
+    if rel.parts[0] == "libs":
+        rel = Path(*rel.parts[2:])
     parts = list(rel.with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from credit_common.demo.runner import CONSUMER_GROUPS
 from credit_common.service import Runtime
 from credit_common.settings import SERVICE_PORTS, Settings
+from credit_demo.runner import CONSUMER_GROUPS
 
 
 def test_the_demo_knows_every_consumer_group_of_every_service_and_its_topics() -> None:

@@ -13,9 +13,9 @@ import pytest
 from credit_common.clock import SHANGHAI
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.contracts.registry import REGISTRY, model_for, topic_for
-from credit_common.demo.traffic import MALFORMED, Message, Traffic
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
+from credit_demo.traffic import MALFORMED, Message, Traffic
 from pydantic import ValidationError
 
 from tests.support.platform import InMemoryPlatform

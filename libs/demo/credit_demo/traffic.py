@@ -16,22 +16,21 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from credit_common.clock import SHANGHAI
 from credit_common.contracts import types as ct
 from credit_common.contracts.common import level_at_least
-from credit_common.contracts.envelope import CONTENT_TYPE
 from credit_common.contracts.reference import Measure, StandardRecord, UnitRecord
 from credit_common.contracts.registry import topic_for
-from credit_common.demo import subjects, texts
 from credit_common.json import dumps
-from credit_common.messaging import topics
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import MAX_PERIOD_DAYS
+
+from credit_demo import malformed, subjects, texts
+from credit_demo.model import RESTORABLE_LISTS, Entry, Message, Pair, Pool, Subject
 
 DESIGNATE = ct.DESIGNATION_DESIGNATE
 REMOVE = ct.DESIGNATION_REMOVE
@@ -42,8 +41,6 @@ APPLY_RESTORATION = ct.RESTORATION_APPLY
 DECIDE_RESTORATION = ct.RESTORATION_DECIDE
 CONDUCT = ct.CONDUCT_REPORT
 ENFORCEMENT = ct.ENFORCEMENT_REPORT
-MALFORMED = "malformed"  # the kind of the deliberately broken messages (not JSON, or a field missing)
-_CUT_TYPE = ct.DESIGNATION_DESIGNATE[:22].encode()  # a message cut off in the middle of its type
 
 #: How often each operation is chosen. One that finds no target (nothing old enough to remove,
 #: no objection to decide) falls back to a designation; `transfer` is a black designation that
@@ -68,105 +65,7 @@ PERSON_FIELDS = frozenset(
     {"court_enforcement", "taxation", "finance", "transport", "e_commerce", "food_drug", "labour_social_security"}
 )
 ORG_FIELDS = frozenset({"taxation", "labour_social_security", "food_drug", "market_regulation", "statistics"})
-RESTORABLE_LISTS = ("black", "key_scrutiny")
 SUBJECT_POOL = 50_000  # subjects kept for reuse (the oldest are forgotten)
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One Kafka record to send: `kind` is the request type (or `malformed`), `id` the event id."""
-
-    kind: str
-    topic: str
-    key: bytes
-    value: bytes
-    id: str
-
-    @property
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [("content-type", CONTENT_TYPE.encode())]
-
-
-@dataclass(eq=False, slots=True)
-class Subject:
-    data: dict[str, Any]  # as requests carry it
-    entries: dict[str, Entry] = field(default_factory=dict)  # active entries by standard code
-    reusable: bool = True  # False for a code accepted only by checksum override
-    serial_target: int = 0  # a repeat offender: the key fields it is to collect (0: not one)
-
-    @property
-    def id(self) -> str:
-        return str(self.data["id"])
-
-    def key_scrutiny_fields(self, key_fields: set[str]) -> set[str]:
-        return {e.field for e in self.entries.values() if e.list == "key_scrutiny" and e.field in key_fields}
-
-    def on_black_or_key_scrutiny(self) -> bool:
-        return any(e.list in RESTORABLE_LISTS for e in self.entries.values())
-
-
-@dataclass(eq=False, slots=True)
-class Entry:
-    """A designation the demo made, as far as it knows."""
-
-    designation_id: str
-    subject: Subject
-    standard: StandardRecord
-    unit: UnitRecord
-    effective_from: date
-    effective_to: date
-    sent_at: datetime
-    active: bool = True
-    objection: str | None = None  # the open objection's id
-    application: str | None = None  # the open restoration application's id
-
-    @property
-    def list(self) -> str:
-        return self.standard.list
-
-    @property
-    def field(self) -> str:
-        return self.standard.field
-
-    @property
-    def busy(self) -> bool:
-        return self.objection is not None or self.application is not None
-
-
-class Pool(Generic[T]):
-    """Items by key with O(1) add, discard and uniform random choice."""
-
-    def __init__(self) -> None:
-        self._items: list[tuple[str, T]] = []
-        self._index: dict[str, int] = {}
-
-    def add(self, key: str, item: T) -> None:
-        if key not in self._index:
-            self._index[key] = len(self._items)
-            self._items.append((key, item))
-
-    def discard(self, key: str) -> None:
-        i = self._index.pop(key, None)
-        if i is None:
-            return
-        last = self._items.pop()
-        if i < len(self._items):
-            self._items[i] = last
-            self._index[last[0]] = i
-
-    def choice(self, rng: random.Random) -> T | None:
-        return rng.choice(self._items)[1] if self._items else None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Iterator[T]:
-        return (item for _, item in self._items)
-
-
-Pair = tuple[UnitRecord, StandardRecord]
 
 
 class Traffic:
@@ -610,74 +509,7 @@ class Traffic:
     # --- malformed messages --------------------------------------------------------------------
 
     def _malformed(self, now: datetime) -> Message:
-        """Bytes that are no CloudEvent, or a request without a field its type requires (answered
-        with `schema_violation`). Neither changes the model."""
-        rng = self.rng
-        topic = rng.choice(
-            [topics.DESIGNATION_REQUESTS, topics.OBJECTION_REQUESTS, topics.CONDUCT_REPORTS, topics.ENFORCEMENT_ACTIONS]
-        )
-        unit = rng.choice(self._units)
-        key = subjects.new_uscc(rng, "91", "110105")
-        eid = self._uuid7(now)
-        if rng.random() < 0.5:
-            value = rng.choice(
-                (
-                    f'<?xml version="1.0"?><designate unit="{unit.code}"><subject>{key}</subject></designate>'.encode(),
-                    b'{"specversion": "1.0", "id": "'
-                    + eid.encode()
-                    + b'", "type": "'
-                    + ct.DESIGNATION_DESIGNATE[:22].encode(),
-                    bytes(rng.randrange(256) for _ in range(48)),
-                    "不是JSON：请求格式错误".encode("gbk"),
-                )
-            )
-            return Message(MALFORMED, topic, key.encode(), value, eid)
-        type_, data = self._incomplete(topic, unit, key, now)
-        event = _envelope(eid, type_, f"unit/{unit.code}", key, data, now)
-        return Message(MALFORMED, topic, key.encode(), dumps(event), eid)
-
-    def _incomplete(self, topic: str, unit: UnitRecord, key: str, now: datetime) -> tuple[str, dict[str, Any]]:
-        rng, today = self.rng, _today(now)
-        subject = {"kind": "legal_person", "scheme": "uscc", "id": key, "name": "Beijing Example Trading Co., Ltd."}
-        if topic == topics.DESIGNATION_REQUESTS:
-            type_, missing = DESIGNATE, rng.choice(("decision", "standard", "subject"))
-            data: dict[str, Any] = {
-                "list": "black",
-                "standard": "taxation-black",
-                "subject": subject,
-                "decision": {"document_no": "DOC-1", "decided_on": today.isoformat(), "facts": "Facts."},
-            }
-        elif topic == topics.OBJECTION_REQUESTS:
-            type_, missing = FILE_OBJECTION, rng.choice(("grounds", "objector", "designation_id"))
-            data = {
-                "designation_id": self._uuid7(now),
-                "objector": {"kind": "subject", "id": key, "name": subject["name"]},
-                "grounds": "Wrong facts.",
-                "evidence": [],
-            }
-        elif topic == topics.CONDUCT_REPORTS:
-            type_, missing = CONDUCT, rng.choice(("field", "serious", "subject"))
-            data = {
-                "subject": subject,
-                "field": "taxation",
-                "serious": False,
-                "occurred_on": today.isoformat(),
-                "document_no": "CR-1",
-                "description": "Conduct.",
-            }
-        else:
-            type_, missing = ENFORCEMENT, rng.choice(("measure", "applied_on", "typical"))
-            data = {
-                "designation_id": self._uuid7(now),
-                "measure": "tax-black-procurement-ban",
-                "applied_on": today.isoformat(),
-                "outcome": "Applied.",
-                "description": "Applied.",
-                "typical": False,
-                "media": [],
-            }
-        del data[missing]
-        return type_, data
+        return malformed.message(self.rng, self._units, now, self._uuid7)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -732,7 +564,7 @@ class Traffic:
         self, type_: str, source: str, subject_id: str, data: dict[str, Any], now: datetime, *, id: str | None = None
     ) -> Message:
         eid = id or self._uuid7(now)
-        event = _envelope(eid, type_, source, subject_id, data, now)
+        event = malformed.envelope(eid, type_, source, subject_id, data, now)
         return Message(type_, topic_for(type_), subject_id.encode(), dumps(event), eid)
 
 
@@ -747,16 +579,3 @@ def _fits(kind: str, field_: str) -> bool:
 
 def _today(now: datetime) -> date:
     return now.astimezone(SHANGHAI).date()
-
-
-def _envelope(eid: str, type_: str, source: str, subject_id: str, data: Any, now: datetime) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": eid,
-        "source": source,
-        "type": type_,
-        "time": now.astimezone(SHANGHAI).isoformat(timespec="milliseconds"),
-        "subject": subject_id,
-        "datacontenttype": "application/json",
-        "data": data,
-    }

@@ -1,7 +1,7 @@
 """`credit-demo` (`make demo`): send the demo's traffic to a running platform at a steady rate, then
 wait until every service's consumer groups have caught up and report what happened.
 
-    python -m credit_common.demo --rate 200 --minutes 10 [--seed N] [--no-wait] [--dry-run]
+    python -m credit_demo --rate 200 --minutes 10 [--seed N] [--no-wait] [--dry-run]
 
 Kafka comes from the settings (`KAFKA_BOOTSTRAP_SERVERS`), the clock from `CREDIT_NOW` (as the
 services have it), the reference catalogue from `credit.reference.v1` unless `--catalog` names
@@ -29,13 +29,8 @@ import psutil
 import structlog
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
-
 from credit_common.clock import Clock, clock_from
 from credit_common.contracts import types as T
-from credit_common.demo.traffic import MALFORMED, Message, Traffic
 from credit_common.json import dumps, loads
 from credit_common.messaging import topics
 from credit_common.messaging.lag import GroupLag
@@ -44,6 +39,11 @@ from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import CatalogError, load_files
 from credit_common.settings import SERVICE_PORTS, get_settings
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from credit_demo.traffic import MALFORMED, Message, Traffic
 
 #: Every service's consumer groups and the topics each reads (as in services/<name>/app.py; a
 #: unit test keeps the two in step). Lag is counted over these.

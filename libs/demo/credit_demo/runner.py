@@ -1,7 +1,7 @@
 """`credit-demo` (`make demo`): send the demo's traffic to a running platform at a steady rate, then
 wait until every service's consumer groups have caught up and report what happened.
 
-    python -m credit_demo --rate 200 --minutes 10 [--seed N] [--no-wait] [--dry-run]
+    python -m credit_demo --rate 200 --minutes 10 [--seed N] [--no-wait] [--dry-run | --offline]
 
 Kafka comes from the settings (`KAFKA_BOOTSTRAP_SERVERS`), the clock from `CREDIT_NOW` (as the
 services have it), the reference catalogue from `credit.reference.v1` unless `--catalog` names
@@ -11,12 +11,10 @@ the YAML files. The services' processes are found by their pid files (`deploy/se
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import random
 import signal
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from credit_common.clock import Clock, clock_from
 from credit_common.contracts import types as T
-from credit_common.json import dumps, loads
+from credit_common.json import loads
 from credit_common.messaging import topics
 from credit_common.messaging.lag import GroupLag
 from credit_common.messaging.producer import make_producer
@@ -43,7 +41,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from credit_demo.traffic import MALFORMED, Message, Traffic
+from credit_demo.malformed import MALFORMED
+from credit_demo.model import Message
+from credit_demo.offline import dry_run, offline_run
+from credit_demo.options import Options
+from credit_demo.traffic import Traffic
 
 #: Every service's consumer groups and the topics each reads (as in services/<name>/app.py; a
 #: unit test keeps the two in step). Lag is counted over these.
@@ -58,24 +60,6 @@ CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
 MB = 1_000_000
 RSS_LIMIT_MB = 300  # the demo's acceptance: no service above it
 console = Console(stderr=True)
-
-
-@dataclass
-class Options:
-    rate: float
-    minutes: float
-    seed: int
-    wait: bool = True
-    wait_timeout: float = 300.0
-    ready_timeout: float = 120.0
-    settle: float = 5.0
-    malformed: float = 0.005
-    catalog: Path | None = None
-    run_dir: Path = Path(".local/run")
-
-    @property
-    def total(self) -> int:
-        return max(1, round(self.rate * self.minutes * 60))
 
 
 # ------------------------------------------------------------------------ the services' processes
@@ -440,22 +424,6 @@ def _print_rss(rss: Rss) -> None:
 # ------------------------------------------------------------------------ the command
 
 
-def dry_run(opts: Options, out: Any = sys.stdout) -> None:
-    """Write the messages (one JSON line each: topic, key, value) without sending them, at the
-    times they would be sent."""
-    catalog = Catalog.of(load_files([opts.catalog or Path("deploy/catalog")]))
-    traffic = Traffic(catalog, seed=opts.seed, malformed=opts.malformed, settle=timedelta(seconds=opts.settle))
-    start = clock_from(get_settings().credit_now).now()
-    for i in range(opts.total):
-        msg = traffic.next(start + timedelta(seconds=i / opts.rate))
-        line: dict[str, Any] = {"topic": msg.topic, "key": msg.key.decode(errors="replace")}
-        try:
-            line["value"] = loads(msg.value)
-        except ValueError:
-            line["value_b64"] = base64.b64encode(msg.value).decode()
-        out.write(dumps(line).decode() + "\n")
-
-
 app = typer.Typer(
     name="credit-demo",
     help="Send realistic traffic from many departments to the running platform (make demo).",
@@ -479,6 +447,9 @@ def demo(
     ] = None,
     run_dir: Annotated[Path, typer.Option(help="Where deploy/services.sh keeps the pid files.")] = Path(".local/run"),
     dry: Annotated[bool, typer.Option("--dry-run", help="Print the messages as JSON lines; send nothing.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Run the traffic through the services' own handlers in memory.")
+    ] = False,
 ) -> None:
     opts = Options(
         rate=rate,
@@ -492,8 +463,8 @@ def demo(
         catalog=catalog,
         run_dir=run_dir,
     )
-    if dry:
-        dry_run(opts)
+    if dry or offline:
+        (offline_run if offline else dry_run)(opts)
         return
     try:
         code = asyncio.run(run(opts))

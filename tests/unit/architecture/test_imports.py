@@ -17,10 +17,9 @@ ROOT = Path(__file__).resolve().parents[3]
 SOURCES = [ROOT / "libs" / "common" / "credit_common", ROOT / "libs" / "demo" / "credit_demo", ROOT / "services"]
 MAX_LINES = 500
 # Modules over the limit that wait for their own split, at most as long as they are now (a ratchet:
-# they may shrink, never grow; a new long module fails): the demo's generator and its runner.
+# they may shrink, never grow; a new long module fails): the demo's generator.
 LONG_FOR_NOW = {
     "libs/demo/credit_demo/traffic.py": 581,
-    "libs/demo/credit_demo/runner.py": 509,
 }
 
 # What a service's domain rules may import: the contract, the outcomes, the clock, the calendar

@@ -15,10 +15,11 @@ from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.contracts.registry import REGISTRY, model_for, topic_for
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
-from credit_demo.traffic import MALFORMED, Message, Traffic
+from credit_demo.malformed import MALFORMED
+from credit_demo.model import Message
+from credit_demo.platform import InMemoryPlatform
+from credit_demo.traffic import Traffic
 from pydantic import ValidationError
-
-from tests.support.platform import InMemoryPlatform
 
 CATALOG = Catalog.of(load_files([Path(__file__).resolve().parents[3] / "deploy" / "catalog"]))
 START = datetime(2026, 11, 25, 9, 30, tzinfo=SHANGHAI)

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from credit_common.contracts import types as T
 from credit_common.deps import StaticDeps
+from credit_common.messaging.memory import Harness
 from credit_common.messaging.unit_of_work import Context
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 
 from services.designation.handlers import DesignationHandlers, flush_batch
 from services.designation.memory import MemoryStore
-from tests.support.bus import Harness
 from tests.support.events import company
 from tests.support.subjects import wrong_check
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from credit_common.contracts import types as T
 from credit_common.deps import StaticDeps
+from credit_common.messaging.memory import Harness
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 
 from services.objection.handlers import ObjectionHandlers
 from services.objection.memory import MemoryStore
-from tests.support.bus import Harness
 from tests.support.events import company, record
 
 CATALOG = Catalog.of(load_files([Path(__file__).resolve().parents[3] / "deploy" / "catalog"]))

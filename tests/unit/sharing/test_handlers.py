@@ -12,12 +12,12 @@ import pytest
 from credit_common.contracts import types as T
 from credit_common.deps import StaticDeps
 from credit_common.messaging import topics
+from credit_common.messaging.memory import Harness, Published
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 
 from services.sharing.handlers import SharingHandlers
 from services.sharing.memory import MemoryStore
-from tests.support.bus import Harness, Published
 from tests.support.events import company, person, record
 
 CATALOG = Catalog.of(load_files([Path(__file__).resolve().parents[3] / "deploy" / "catalog"]))

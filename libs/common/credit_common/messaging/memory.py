@@ -1,6 +1,7 @@
 """A service's handler table driven in memory: messages in as the bus would hand them over (the
 envelope, the validated data, the trusted unit), outcomes and published events out. No Kafka, no
-PostgreSQL: the handlers run over the service's in-memory store."""
+PostgreSQL: the handlers run over the service's in-memory store (`services/<name>/memory.py`).
+The handler unit tests and the demo's offline run use it; a running service never does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, cast
 
 import asyncpg
 import orjson
+
 from credit_common.clock import ManualClock
 from credit_common.contracts.envelope import CloudEvent, new_event, new_id
 from credit_common.contracts.registry import model_for, topic_for

@@ -12,6 +12,7 @@ from credit_common.contracts.envelope import CloudEvent
 from credit_common.contracts.registry import topic_for
 from credit_common.deps import StaticDeps
 from credit_common.messaging import topics
+from credit_common.messaging.memory import Harness
 from credit_common.messaging.unit_of_work import Context
 from credit_common.outcomes import Accepted, Outcome, Rejected
 from credit_common.reference.catalog import Catalog
@@ -26,7 +27,6 @@ from services.sharing.handlers import SharingHandlers
 from services.sharing.memory import MemoryStore as SharingMemory
 from services.warning.handlers import WarningHandlers
 from services.warning.memory import MemoryStore as WarningMemory
-from tests.support.bus import Harness
 
 # Which services read which topic (their consumers' subscriptions; the reference topic aside).
 READERS: dict[str, tuple[str, ...]] = {

@@ -20,7 +20,7 @@ from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
 from fastapi import FastAPI, Query
 
-from . import domain, store
+from . import domain, queries, store
 from .dashboard import panels
 from .exports import ListExport
 from .fastpath import SubjectLookups
@@ -60,7 +60,7 @@ def _list_name(list_name: str) -> str:
 
 
 def _filters(field: str | None, unit: str | None, region: str | None, public: bool) -> Filters:
-    return Filters(field=field, unit=unit, region_prefix=domain.region_prefix(region), public_only=public)
+    return Filters(field=field, unit=unit, region_prefix=queries.region_prefix(region), public_only=public)
 
 
 def _decode_cursor(cursor: str, scope: dict[str, Any]) -> tuple[int, str]:
@@ -77,8 +77,8 @@ def routes(app: FastAPI, rt: Runtime) -> None:
 
     async def subject(subject_id: str, as_of: str | None, known_at: str | None, public: bool) -> dict[str, Any]:
         try:
-            window = domain.as_of_window(as_of, rt.clock.now())
-            known = domain.known_at_instant(known_at)
+            window = queries.as_of_window(as_of, rt.clock.now())
+            known = queries.known_at_instant(known_at)
         except ValueError as exc:
             raise Problem(400, "Bad time", "as_of and known_at are dates (2026-11-25) or RFC 3339 times") from exc
         sid = normalise("other", subject_id)

@@ -10,14 +10,12 @@ every public endpoint alike."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from credit_common.clock import SHANGHAI, start_of_local_day
+from credit_common.clock import start_of_local_day
 from credit_common.contracts import types as T
 from credit_common.identifiers import mask_resident_id
 
@@ -307,121 +305,3 @@ def change_between(old: Version | None, new: Version | None, cause_kind: str) ->
     if was and now and old is not None and old.entry != new.entry:
         return Change(ENTRY_UPDATED, new, old, UPDATE_REASON.get(cause_kind))
     return None
-
-
-# ------------------------------------------------------------------------------ query arguments
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A half-open interval of time [start, end)."""
-
-    start: datetime
-    end: datetime
-
-
-def _parse(text: str) -> date | datetime:
-    text = text.strip()
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    if "T" in text and " " in text:  # a `+` of an offset left unencoded in a query string
-        text = text.replace(" ", "+")
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo is not None else t.replace(tzinfo=SHANGHAI)
-
-
-def as_of_window(text: str | None, now: datetime) -> Window:
-    """`as_of`: a date means that whole day (Asia/Shanghai), a time that instant; none: now.
-    Raises ValueError on anything else."""
-    if text is None or not text.strip():
-        return Window(now.astimezone(UTC), now.astimezone(UTC) + ONE_MICROSECOND)
-    point = _parse(text)
-    if isinstance(point, datetime):
-        return Window(point.astimezone(UTC), point.astimezone(UTC) + ONE_MICROSECOND)
-    return Window(
-        start_of_local_day(point).astimezone(UTC), start_of_local_day(point + timedelta(days=1)).astimezone(UTC)
-    )
-
-
-def known_at_instant(text: str | None) -> datetime | None:
-    """`known_at`: a time is that instant; a date the end of that day (everything recorded on it);
-    none: everything known (None). Raises ValueError on anything else."""
-    if text is None or not text.strip():
-        return None
-    point = _parse(text)
-    if isinstance(point, datetime):
-        return point.astimezone(UTC)
-    return start_of_local_day(point + timedelta(days=1)).astimezone(UTC) - ONE_MICROSECOND
-
-
-def region_prefix(region: str | None) -> str | None:
-    """A GB/T 2260 code as a filter: a province (`440000`) covers its prefectures and counties, a
-    prefecture (`440100`) its counties; a county is itself."""
-    if region is None:
-        return None
-    if region.endswith("0000"):
-        return region[:2]
-    if region.endswith("00"):
-        return region[:4]
-    return region
-
-
-# ---------------------------------------------------------------------------------------- CSV
-
-_CSV_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "entry_id": lambda e: e.get("entry_id"),
-    "subject_kind": lambda e: e["subject"].get("kind"),
-    "subject_scheme": lambda e: e["subject"].get("scheme"),
-    "subject_id": lambda e: e["subject"].get("id"),
-    "subject_name": lambda e: e["subject"].get("name"),
-    "legal_representative": lambda e: e["subject"].get("legal_representative"),
-    "field": lambda e: e.get("field"),
-    "standard": lambda e: e.get("standard"),
-    "unit": lambda e: e.get("unit"),
-    "region": lambda e: e.get("region"),
-    "effective_from": lambda e: e.get("effective_from"),
-    "effective_to": lambda e: e.get("effective_to"),
-    "under_objection": lambda e: "true" if e.get("under_objection") else "false",
-    "document_no": lambda e: (e.get("decision") or {}).get("document_no"),
-    "decided_on": lambda e: (e.get("decision") or {}).get("decided_on"),
-    "legal_basis": lambda e: (e.get("decision") or {}).get("legal_basis"),
-    "facts": lambda e: (e.get("decision") or {}).get("facts"),
-}
-CSV_COLUMNS: tuple[str, ...] = tuple(_CSV_FIELDS)
-
-# The same columns as SQL over an entries row's `entry` (the internal CSV export is rendered by
-# PostgreSQL's COPY, several times faster than Python; a test holds the two renderings equal).
-_E = "e.entry"
-CSV_SQL: dict[str, str] = {
-    "entry_id": f"{_E} ->> 'entry_id'",
-    "subject_kind": f"{_E} -> 'subject' ->> 'kind'",
-    "subject_scheme": f"{_E} -> 'subject' ->> 'scheme'",
-    "subject_id": f"{_E} -> 'subject' ->> 'id'",
-    "subject_name": f"{_E} -> 'subject' ->> 'name'",
-    "legal_representative": f"{_E} -> 'subject' ->> 'legal_representative'",
-    "field": f"{_E} ->> 'field'",
-    "standard": f"{_E} ->> 'standard'",
-    "unit": f"{_E} ->> 'unit'",
-    "region": f"{_E} ->> 'region'",
-    "effective_from": f"{_E} ->> 'effective_from'",
-    "effective_to": f"{_E} ->> 'effective_to'",
-    "under_objection": f"CASE WHEN ({_E} ->> 'under_objection')::boolean THEN 'true' ELSE 'false' END",
-    "document_no": f"{_E} -> 'decision' ->> 'document_no'",
-    "decided_on": f"{_E} -> 'decision' ->> 'decided_on'",
-    "legal_basis": f"{_E} -> 'decision' ->> 'legal_basis'",
-    "facts": f"{_E} -> 'decision' ->> 'facts'",
-}
-assert tuple(CSV_SQL) == CSV_COLUMNS
-PUBLIC_CSV_COLUMNS: tuple[str, ...] = tuple(c for c in CSV_COLUMNS if c != "facts")
-
-
-def csv_row(entry: dict[str, Any], columns: Sequence[str] = CSV_COLUMNS) -> list[str]:
-    """One entry as a CSV row of `columns` (empty cells for what it has not)."""
-    values = (_CSV_FIELDS[c](entry) for c in columns)
-    return ["" if v is None else str(v) for v in values]
-
-
-def csv_text(rows: Iterable[Sequence[str]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue()

@@ -12,7 +12,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import domain
+from . import csv_format, domain
 from .store import CURRENT_SEQ, EXPORT, EXPORT_CSV, EXPORT_TEXT, SNAPSHOT, Filters
 
 CHUNK_BYTES = 256 * 1024
@@ -60,11 +60,11 @@ class ListExport(Response):
             if self.fmt == "csv" and not public:
                 await self._copy_csv(conn, send)
                 return
-            columns = domain.PUBLIC_CSV_COLUMNS if public else domain.CSV_COLUMNS
+            columns = csv_format.PUBLIC_CSV_COLUMNS if public else csv_format.CSV_COLUMNS
             parts: list[bytes] = []
             size = 0
             if self.fmt == "csv":
-                parts.append(domain.csv_text([columns]).encode())
+                parts.append(csv_format.csv_text([columns]).encode())
             rows: list[list[str]] = []
             raw_jsonl = self.fmt == "jsonl" and not public
             sql = EXPORT_TEXT if raw_jsonl else EXPORT
@@ -76,10 +76,10 @@ class ListExport(Response):
                     if entry is None:
                         continue
                     if self.fmt == "csv":
-                        rows.append(domain.csv_row(entry, columns))
+                        rows.append(csv_format.csv_row(entry, columns))
                         if len(rows) < 500:
                             continue
-                        line = domain.csv_text(rows).encode()
+                        line = csv_format.csv_text(rows).encode()
                         rows.clear()
                     else:
                         line = orjson.dumps(entry) + b"\n"
@@ -90,7 +90,7 @@ class ListExport(Response):
                     parts.clear()
                     size = 0
             if rows:
-                parts.append(domain.csv_text(rows).encode())
+                parts.append(csv_format.csv_text(rows).encode())
             await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
 
     async def _copy_csv(self, conn: asyncpg.Connection, send: Send) -> None:

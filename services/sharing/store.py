@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from .domain import CSV_COLUMNS, CSV_SQL, ENTRY_ADDED, ENTRY_REMOVED, Change, Input, Version
+from .csv_format import CSV_COLUMNS, CSV_SQL
+from .domain import ENTRY_ADDED, ENTRY_REMOVED, Change, Input, Version
 
 # One lock per entry (or per subject's warning entry), taken in lock-id order so two instances
 # never deadlock: objection and designation events of one entry can be in different partitions

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.sharing import domain
+from services.sharing import csv_format
 
 from .conftest import company, created, person, poll, publish, record
 
@@ -48,12 +48,12 @@ async def test_internal_csv_equals_the_python_rendering_of_the_same_entries(
     assert response.headers["content-type"].startswith("text/csv")
     assert int(response.headers["x-snapshot-seq"]) >= int(jsonl.headers["x-snapshot-seq"])
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert tuple(rows[0]) == domain.CSV_COLUMNS
-    assert rows[1:] == [domain.csv_row(e) for e in entries]
+    assert tuple(rows[0]) == csv_format.CSV_COLUMNS
+    assert rows[1:] == [csv_format.csv_row(e) for e in entries]
     assert {r[0] for r in rows[1:]} == {r["designation_id"] for r in tricky}
     assert other["designation_id"] not in response.text
 
     public = await http.get("/v1/public/export/black.csv", params={"unit": unit})
     public_rows = list(csv.reader(io.StringIO(public.text)))
-    assert tuple(public_rows[0]) == domain.PUBLIC_CSV_COLUMNS
+    assert tuple(public_rows[0]) == csv_format.PUBLIC_CSV_COLUMNS
     assert len(public_rows) == len(rows)

@@ -12,7 +12,7 @@ import pytest
 from credit_common.clock import SHANGHAI
 from credit_common.contracts.events import ListChange
 
-from services.sharing import domain
+from services.sharing import csv_format, domain, queries
 from services.sharing.domain import Input
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -231,31 +231,31 @@ def test_a_warning_change_matches_the_contract() -> None:
     ],
 )
 def test_as_of_is_a_day_or_an_instant(text: str, start: datetime, end: datetime) -> None:
-    assert domain.as_of_window(text, T0) == domain.Window(start, end)
+    assert queries.as_of_window(text, T0) == queries.Window(start, end)
 
 
 def test_as_of_defaults_to_now_and_known_at_to_everything() -> None:
-    assert domain.as_of_window(None, T0).start == T0
-    assert domain.known_at_instant(None) is None
-    assert domain.known_at_instant("2026-03-01") == datetime(2026, 3, 1, 15, 59, 59, 999999, tzinfo=UTC)
-    assert domain.known_at_instant("2026-03-01T09:00:00+08:00") == datetime(2026, 3, 1, 1, tzinfo=UTC)
+    assert queries.as_of_window(None, T0).start == T0
+    assert queries.known_at_instant(None) is None
+    assert queries.known_at_instant("2026-03-01") == datetime(2026, 3, 1, 15, 59, 59, 999999, tzinfo=UTC)
+    assert queries.known_at_instant("2026-03-01T09:00:00+08:00") == datetime(2026, 3, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="Invalid"):
-        domain.as_of_window("yesterday", T0)
+        queries.as_of_window("yesterday", T0)
 
 
 def test_region_filters_cover_the_divisions_below() -> None:
-    assert domain.region_prefix("440000") == "44"
-    assert domain.region_prefix("440100") == "4401"
-    assert domain.region_prefix("440106") == "440106"
-    assert domain.region_prefix(None) is None
+    assert queries.region_prefix("440000") == "44"
+    assert queries.region_prefix("440100") == "4401"
+    assert queries.region_prefix("440106") == "440106"
+    assert queries.region_prefix(None) is None
 
 
 def test_csv_rows_follow_their_columns() -> None:
     entry = domain.designation_entry(record(), under_objection=True)
-    row = domain.csv_row(entry)
-    assert dict(zip(domain.CSV_COLUMNS, row, strict=True))["under_objection"] == "true"
+    row = csv_format.csv_row(entry)
+    assert dict(zip(csv_format.CSV_COLUMNS, row, strict=True))["under_objection"] == "true"
     public = domain.public_view(entry, public=True)
     assert public is not None
-    assert "facts" not in domain.PUBLIC_CSV_COLUMNS
-    assert len(domain.csv_row(public, domain.PUBLIC_CSV_COLUMNS)) == len(domain.PUBLIC_CSV_COLUMNS)
-    assert domain.csv_text([["a,b", 'c"d']]) == '"a,b","c""d"\n'
+    assert "facts" not in csv_format.PUBLIC_CSV_COLUMNS
+    assert len(csv_format.csv_row(public, csv_format.PUBLIC_CSV_COLUMNS)) == len(csv_format.PUBLIC_CSV_COLUMNS)
+    assert csv_format.csv_text([["a,b", 'c"d']]) == '"a,b","c""d"\n'

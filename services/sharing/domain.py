@@ -42,7 +42,6 @@ UPDATE_REASON = {
     WARNING: "warning_updated",
 }
 WARNING_CLEARED_REASON = "cleared"
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

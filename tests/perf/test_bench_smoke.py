@@ -35,6 +35,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "raw_aiokafka_consume",
         "raw_asyncpg_copy",
         "consumer_wrapper",
+        "consumer_faststream",
         "outbox_relay",
         "designation_drain",
         "designation_latency_500rps",
@@ -55,6 +56,8 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     by_case = {r["case"]: r for r in rows}
     assert by_case["consumer_wrapper"]["baseline_case"] == "raw_asyncpg_copy"
     assert float(by_case["consumer_wrapper"]["ratio"]) > 0
+    faststream_extra = dict(kv.split("=", 1) for kv in by_case["consumer_faststream"]["extra"].split(";"))
+    assert float(faststream_extra["vs_consumer_wrapper"]) > 0
     assert by_case["outbox_relay"]["baseline_case"] == "raw_aiokafka_produce"
     assert by_case["designation_drain"]["baseline_case"] == "raw_aiokafka_consume"
     assert float(by_case["designation_drain"]["peak_rss_mb"]) > 0, "the service process was sampled"

@@ -61,6 +61,17 @@ def report(designation_id: str, measure: str = "tax-black-customs-inspection", *
     }
 
 
+def objection_opened(designation_id: str, objection_id: str) -> dict[str, Any]:
+    return {
+        "objection_id": objection_id,
+        "designation_id": designation_id,
+        "unit": "110108-SAT",
+        "objector": {"kind": "subject", "id": "x", "name": "x"},
+        "grounds": "Grounds.",
+        "due_on": "2026-06-15",
+    }
+
+
 async def designated(cases: Harness, rec: dict[str, Any]) -> str:
     await cases.send(T.DESIGNATION_CREATED, {"record": rec}, source=DESIGNATION, subject=rec["subject"]["id"])
     return str(rec["designation_id"])
@@ -122,14 +133,7 @@ async def test_every_error_code_the_service_answers(cases: Harness, case: str, c
         case "not_implementing":
             source = "unit/110108-SAT"
         case "under_objection":
-            opened = {
-                "objection_id": "o-1",
-                "designation_id": did,
-                "unit": "110108-SAT",
-                "objector": {"kind": "subject", "id": "x", "name": "x"},
-                "grounds": "Grounds.",
-                "due_on": "2026-06-15",
-            }
+            opened = objection_opened(did, "o-1")
             await cases.send(T.OBJECTION_OPENED, opened, source=OBJECTION)
     assert code in await cases.rejected(T.ENFORCEMENT_REPORT, data, source=source)
     assert cases.events(T.CASE_RECORDED) == []
@@ -137,14 +141,7 @@ async def test_every_error_code_the_service_answers(cases: Harness, case: str, c
 
 async def test_a_resolved_objection_lifts_the_suspension(cases: Harness) -> None:
     did = await designated(cases, black())
-    opened = {
-        "objection_id": "o-1",
-        "designation_id": did,
-        "unit": "110108-SAT",
-        "objector": {"kind": "subject", "id": "x", "name": "x"},
-        "grounds": "Grounds.",
-        "due_on": "2026-06-15",
-    }
+    opened = objection_opened(did, "o-1")
     await cases.send(T.OBJECTION_OPENED, opened, source=OBJECTION)
     assert await cases.rejected(T.ENFORCEMENT_REPORT, report(did), source=CUSTOMS) == ["suspended_under_objection"]
     resolved = {
@@ -162,14 +159,7 @@ async def test_a_resolved_objection_lifts_the_suspension(cases: Harness) -> None
 async def test_a_removed_entry_closes_its_objections(cases: Harness, store: MemoryStore) -> None:
     rec = black()
     did = await designated(cases, rec)
-    opened = {
-        "objection_id": "o-2",
-        "designation_id": did,
-        "unit": "110108-SAT",
-        "objector": {"kind": "subject", "id": "x", "name": "x"},
-        "grounds": "Grounds.",
-        "due_on": "2026-06-15",
-    }
+    opened = objection_opened(did, "o-2")
     await cases.send(T.OBJECTION_OPENED, opened, source=OBJECTION)
     gone = {**rec, "status": "removed", "removal_reason": "revoked", "removed_at": NOW.isoformat()}
     await cases.send(T.DESIGNATION_REMOVED, {"record": gone, "reason": "revoked"}, source=DESIGNATION)

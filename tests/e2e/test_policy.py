@@ -28,12 +28,14 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.events import company, conforming, event, person, publish
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
 PORTS = {"designation": 18301, "sharing": 18302, "warning": 18303, "objection": 18304, "cases": 18305}
 TIME_TRAVELLER_PORT = 18311
+INSTANCE = new_instance()  # this test's deployment of the five services
+GROUPS = {name: deployment(INSTANCE).group_of(name) for name in PORTS}
 INPUTS = {
     "designation": [topics.DESIGNATION_REQUESTS, topics.OBJECTION_EVENTS],
     "sharing": [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVENTS],
@@ -66,7 +68,7 @@ class Platform:
 
     async def caught_up(self, *names: str) -> None:
         for name in names or tuple(INPUTS):
-            await wait_caught_up(self.stack.kafka_bootstrap_servers, name, INPUTS[name], timeout=600)
+            await wait_caught_up(self.stack.kafka_bootstrap_servers, GROUPS[name], INPUTS[name], timeout=600)
 
     async def send(self, topic: str, ev: dict[str, Any]) -> dict[str, Any]:
         """Send a request; its one answer on the feedback topic."""
@@ -127,7 +129,7 @@ async def platform(stack: Settings) -> AsyncIterator[Platform]:
     await seen.start()
     kafka = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await kafka.start()
-    services = [ServiceProcess(name, port) for name, port in PORTS.items()]
+    services = [ServiceProcess(name, port, instance=INSTANCE) for name, port in PORTS.items()]
     p = Platform(stack, kafka, seen)
     try:
         for svc in services:
@@ -137,6 +139,7 @@ async def platform(stack: Settings) -> AsyncIterator[Platform]:
     finally:
         for svc in services:
             await svc.stop()
+            await svc.discard()
         await p.close()
         await kafka.stop()
         await seen.stop()
@@ -381,7 +384,10 @@ async def test_the_policy_from_start_to_end(platform: Platform) -> None:
     await p.created(short["id"])
     due = start_of_local_day(today() + timedelta(days=1))
     traveller = ServiceProcess(
-        "designation", TIME_TRAVELLER_PORT, env={"CREDIT_NOW": (due + timedelta(seconds=5)).isoformat()}
+        "designation",
+        TIME_TRAVELLER_PORT,
+        instance=INSTANCE,
+        env={"CREDIT_NOW": (due + timedelta(seconds=5)).isoformat()},
     )
     await traveller.start()
     try:

@@ -1,4 +1,9 @@
-"""Our services as real processes for integration and end-to-end tests (never mocked)."""
+"""Our services as real processes for integration and end-to-end tests (never mocked).
+
+Each process belongs to a deployment (`CREDIT_INSTANCE`): its schema and consumer groups carry
+the deployment's name. A suite's service and the second instance a test starts beside it (a
+time traveller, a crash victim) share one; two suites never do, so no test sees another's
+processes, rows or partitions."""
 
 from __future__ import annotations
 
@@ -6,27 +11,67 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
+from credit_common.db.roles import drop_service_schema
+from credit_common.settings import Settings, get_settings
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def new_instance() -> str:
+    """A deployment name no other test uses."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+def deployment(instance: str) -> Settings:
+    """The settings of deployment `instance` (its `group_of` and `schema_of` name its groups)."""
+    return get_settings().model_copy(update={"credit_instance": instance})
 
 
 class ServiceProcess:
     """`python -m services.<name>` on its own port, its JSON log kept in tests/artifacts/."""
 
-    def __init__(self, name: str, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, port: int, env: dict[str, str] | None = None, *, instance: str | None = None) -> None:
         self.name = name
         self.port = port
         self.env = env or {}
+        self.instance = instance or new_instance()
+        self.settings = deployment(self.instance)
         self.base_url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"{name}-{port}.log"
 
+    @property
+    def schema(self) -> str:
+        return self.settings.schema_of(self.name)
+
+    def group(self, consumer: str | None = None) -> str:
+        """The consumer group of this service (or of its named consumer, `feedback`)."""
+        return self.settings.group_of(f"{self.name}.{consumer}" if consumer else self.name)
+
+    def sibling(self, port: int, env: dict[str, str] | None = None) -> ServiceProcess:
+        """A second instance of this service in the same deployment (same schema and groups)."""
+        return ServiceProcess(self.name, port, env, instance=self.instance)
+
+    def peer(self, name: str, port: int, env: dict[str, str] | None = None) -> ServiceProcess:
+        """Another service of the same deployment."""
+        return ServiceProcess(name, port, env, instance=self.instance)
+
+    async def discard(self) -> None:
+        """Drop the deployment's schema of this service (after every process of it stopped)."""
+        admin = await asyncpg.connect(self.settings.database_url)
+        try:
+            await drop_service_schema(admin, self.schema)
+        finally:
+            await admin.close()
+
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
-        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), **self.env}
+        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "CREDIT_INSTANCE": self.instance, **self.env}
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", f"services.{self.name}", env=env, stdout=log, stderr=log

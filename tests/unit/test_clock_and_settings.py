@@ -60,3 +60,25 @@ def test_settings_read_the_contract_variables(monkeypatch: pytest.MonkeyPatch) -
     assert s.credit_now == datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
     assert s.log_level == "DEBUG"
     assert s.otel_exporter_otlp_endpoint == "http://collector:4318"
+
+
+def test_a_deployment_prefixes_schemas_and_groups_and_none_keeps_the_service_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CREDIT_INSTANCE", raising=False)
+    plain = Settings()
+    assert (plain.schema_of("sharing"), plain.group_of("designation.feedback")) == ("sharing", "designation.feedback")
+    monkeypatch.setenv("CREDIT_INSTANCE", "t1a2b3c4")
+    mine = Settings()
+    assert (mine.schema_of("sharing"), mine.group_of("designation.feedback")) == (
+        "t1a2b3c4_sharing",
+        "t1a2b3c4.designation.feedback",
+    )
+
+
+@pytest.mark.parametrize("bad", ["T1", "1abc", "a-b", "a_b", "x" * 17, "a b"])
+def test_a_deployment_name_is_short_lowercase_letters_and_digits(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    """It goes into SQL identifiers (a schema, a role): nothing else may pass."""
+    monkeypatch.setenv("CREDIT_INSTANCE", bad)
+    with pytest.raises(ValueError, match="credit_instance"):
+        Settings()

@@ -221,7 +221,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
-        schema = self.name
+        schema = s.schema_of(self.name)
         await ensure_topics(s.kafka_bootstrap_servers, replication_factor=s.credit_topic_replication)
         admin = await asyncpg.connect(s.database_url)
         try:
@@ -263,7 +263,7 @@ class Runtime:
         for spec in self.consumer_specs:
             wrapper = KafkaConsumerWrapper(
                 service=self.name,
-                group_id=f"{self.name}.{spec.name}" if spec.name else self.name,
+                group_id=s.group_of(f"{self.name}.{spec.name}" if spec.name else self.name),
                 topics=spec.topics,
                 bootstrap=s.kafka_bootstrap_servers,
                 pool=self.pool,

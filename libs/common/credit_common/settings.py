@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     credit_now: datetime | None = Field(
         default=None, description="The platform clock starts at this RFC 3339 time and runs on from it."
     )
+    # One deployment of the platform among several on the same broker and database (a test
+    # suite, a staging copy): its services' schemas and consumer groups carry this prefix, so two
+    # deployments never share a row or a partition. Empty: the names are the service names.
+    credit_instance: str = Field(default="", pattern=r"^([a-z][a-z0-9]{0,15})?$")
     log_level: str = "INFO"
     otel_exporter_otlp_endpoint: str | None = None
     # Share of traces started here that are recorded (messages arriving sampled always are).
@@ -48,6 +52,14 @@ class Settings(BaseSettings):
     credit_dashboard_window_s: float = Field(default=900.0, ge=60, le=86_400)
     # One snapshot serves every page and JSON request within this many seconds.
     credit_dashboard_cache_s: float = Field(default=2.0, ge=0, le=60)
+
+    def schema_of(self, service: str) -> str:
+        """The database schema (and, behind it, the login role) of `service` in this deployment."""
+        return f"{self.credit_instance}_{service}" if self.credit_instance else service
+
+    def group_of(self, group: str) -> str:
+        """The Kafka consumer group `group` (`sharing`, `designation.feedback`) in this deployment."""
+        return f"{self.credit_instance}.{group}" if self.credit_instance else group
 
 
 @lru_cache(maxsize=1)

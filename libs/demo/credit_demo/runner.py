@@ -58,6 +58,14 @@ CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
     "cases": (topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.ENFORCEMENT_ACTIONS),
 }
 MB = 1_000_000
+
+
+def deployed_groups() -> dict[str, tuple[str, ...]]:
+    """CONSUMER_GROUPS as the deployment the settings name (`CREDIT_INSTANCE`) calls them."""
+    settings = get_settings()
+    return {settings.group_of(group): group_topics for group, group_topics in CONSUMER_GROUPS.items()}
+
+
 RSS_LIMIT_MB = 300  # the demo's acceptance: no service above it
 console = Console(stderr=True)
 
@@ -291,7 +299,7 @@ async def _send(
         while True:
             rss.sample()
             with contextlib.suppress(Exception):
-                lags.update(await lag.total(CONSUMER_GROUPS))
+                lags.update(await lag.total(deployed_groups()))
             await asyncio.sleep(3.0)
 
     watcher = asyncio.create_task(watch())
@@ -349,7 +357,7 @@ async def _drain(opts: Options, lag: GroupLag, rss: Rss, sent: Sent) -> float | 
     lags: dict[str, int] = {}
     with console.status("waiting for the consumer groups to catch up") as status:
         while time.monotonic() - start < opts.wait_timeout:
-            lags = await lag.total(CONSUMER_GROUPS)
+            lags = await lag.total(deployed_groups())
             rss.sample()
             behind = {g: n for g, n in lags.items() if n}
             if not behind:

@@ -17,23 +17,26 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.events import at_noon, conforming, created, event, publish, today
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
 CASES_PORT = 18105
 TIME_TRAVELLER_PORT = 18115
-GROUP = "cases"
+INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
+GROUP = deployment(INSTANCE).group_of("cases")
+SCHEMA = deployment(INSTANCE).schema_of("cases")
 INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.ENFORCEMENT_ACTIONS]
 
 
 @pytest.fixture(scope="session")
 async def cases(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("cases", CASES_PORT)
+    svc = ServiceProcess("cases", CASES_PORT, instance=INSTANCE)
     await svc.start()
     await caught_up(stack, timeout=600)  # tests start from a service that has read everything
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="session")

@@ -56,9 +56,9 @@ async def year(cases: ServiceProcess, http: httpx.AsyncClient) -> int:
 
 
 @pytest.fixture(scope="module")
-async def later(year: int, stack: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def later(year: int, cases: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     """A second instance in the same group, its clock at noon on 1 July of Y+1."""
-    svc = ServiceProcess("cases", TIME_TRAVELLER_PORT, env={"CREDIT_NOW": f"{year + 1}-07-01T12:00:00+08:00"})
+    svc = cases.sibling(TIME_TRAVELLER_PORT, env={"CREDIT_NOW": f"{year + 1}-07-01T12:00:00+08:00"})
     await svc.start()
     try:
         async with svc.client() as c:

@@ -19,13 +19,24 @@ from tests.support.kafka_admin import end_offsets, reset_to_earliest
 from tests.support.processes import ServiceProcess
 from tests.support.replay import counter, digest, published_by
 
-from .conftest import GROUP, INPUTS, accepted, caught_up, designated, objection_event, recorded, rejected, report
+from .conftest import (
+    GROUP,
+    INPUTS,
+    SCHEMA,
+    accepted,
+    caught_up,
+    designated,
+    objection_event,
+    recorded,
+    rejected,
+    report,
+)
 
 pytestmark = pytest.mark.integration
 
 OUTPUTS = [topics.CASES_EVENTS, topics.FEEDBACK, topics.DEADLETTER]
 DIGEST = {
-    table: f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY {key}), '')) FROM cases.{table} t"
+    table: f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY {key}), '')) FROM {SCHEMA}.{table} t"
     for table, key in (
         ("designations", "designation_id"),
         ("objections", "objection_id"),
@@ -34,8 +45,8 @@ DIGEST = {
         ("designation_tallies", "year, province, list"),
     )
 } | {
-    "inbox": "SELECT count(*), '' FROM cases.inbox",
-    "outbox": "SELECT count(*), '' FROM cases.outbox",
+    "inbox": f"SELECT count(*), '' FROM {SCHEMA}.inbox",
+    "outbox": f"SELECT count(*), '' FROM {SCHEMA}.outbox",
 }
 
 

@@ -24,20 +24,25 @@ from credit_common.settings import Settings
 from stdnum.cn import ric
 
 from tests.support.collector import Collector
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.subjects import new_resident_id, new_uscc
 
 pytestmark = pytest.mark.integration
 
 DESIGNATION_PORT = 18101
+INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
+GROUP = deployment(INSTANCE).group_of("designation")
+FEEDBACK_GROUP = deployment(INSTANCE).group_of("designation.feedback")
+SCHEMA = deployment(INSTANCE).schema_of("designation")
 
 
 @pytest.fixture(scope="session")
 async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("designation", DESIGNATION_PORT)
+    svc = ServiceProcess("designation", DESIGNATION_PORT, instance=INSTANCE)
     await svc.start()
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from credit_common.clock import start_of_local_day
 
 from tests.support.processes import ServiceProcess
 
-from .conftest import Departments, designate, kinds, subject_of, today
+from .conftest import INSTANCE, Departments, designate, kinds, subject_of, today
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_entry_expires_after_its_last_day(departments: Departments, kind: 
     due = start_of_local_day(last_day + timedelta(days=1))
     clock_start = (due + timedelta(seconds=5)).isoformat()
     assert clock_start.endswith("+08:00"), clock_start
-    traveller = ServiceProcess("designation", TIME_TRAVELLER_PORT, env={"CREDIT_NOW": clock_start})
+    traveller = ServiceProcess("designation", TIME_TRAVELLER_PORT, instance=INSTANCE, env={"CREDIT_NOW": clock_start})
     try:
         await traveller.start()
         removed = await departments.collector.wait_for(

@@ -28,23 +28,23 @@ from tests.support.processes import ServiceProcess
 from tests.support.replay import digest
 from tests.support.subjects import new_uscc
 
-from .conftest import company, designate, person, request, send
+from .conftest import FEEDBACK_GROUP, GROUP, INSTANCE, SCHEMA, company, designate, person, request, send
 
 pytestmark = pytest.mark.integration
 
 GROUPS = {
-    "designation": [topics.DESIGNATION_REQUESTS, topics.OBJECTION_EVENTS, topics.REFERENCE],
-    "designation.feedback": [topics.FEEDBACK],
+    GROUP: [topics.DESIGNATION_REQUESTS, topics.OBJECTION_EVENTS, topics.REFERENCE],
+    FEEDBACK_GROUP: [topics.FEEDBACK],
 }
 OUTPUTS = [topics.DESIGNATION_EVENTS, topics.FEEDBACK, topics.DEADLETTER]
 
 DIGEST = {
     "designations": "SELECT count(*), md5(coalesce(string_agg(designation_id || status || record::text"
-    " || updated_at::text, ',' ORDER BY designation_id), '')) FROM designation.designations",
+    f" || updated_at::text, ',' ORDER BY designation_id), '')) FROM {SCHEMA}.designations",
     "requests": "SELECT count(*), md5(coalesce(string_agg(request_id || status || coalesce(errors::text, '')"
-    " || coalesce(answered_at::text, ''), ',' ORDER BY request_id), '')) FROM designation.requests",
-    "inbox": "SELECT count(*), '' FROM designation.inbox",
-    "outbox": "SELECT count(*), '' FROM designation.outbox",
+    f" || coalesce(answered_at::text, ''), ',' ORDER BY request_id), '')) FROM {SCHEMA}.requests",
+    "inbox": f"SELECT count(*), '' FROM {SCHEMA}.inbox",
+    "outbox": f"SELECT count(*), '' FROM {SCHEMA}.outbox",
 }
 
 
@@ -87,8 +87,8 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     await kafka.send_and_wait(topics.DESIGNATION_REQUESTS, b"\x00not an event", key=b"garbage")
     for rid in (amend, revoke):
         await collector.answer(rid)
-    await wait_caught_up(stack.kafka_bootstrap_servers, "designation", GROUPS["designation"])
-    await wait_caught_up(stack.kafka_bootstrap_servers, "designation.feedback", GROUPS["designation.feedback"])
+    await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, GROUPS[GROUP])
+    await wait_caught_up(stack.kafka_bootstrap_servers, FEEDBACK_GROUP, GROUPS[FEEDBACK_GROUP])
 
     await designation.stop()  # a clean stop drains the outbox
     try:
@@ -144,7 +144,7 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
     def answered() -> int:
         return len({(e.get("data") or {}).get("request_id") for e in collector.events[topics.FEEDBACK]} & wanted)
 
-    crashing = ServiceProcess("designation", 18131)
+    crashing = ServiceProcess("designation", 18131, instance=INSTANCE)
     await crashing.start()
     deadline = asyncio.get_running_loop().time() + 300
     while answered() < BACKFILL // 3:
@@ -160,7 +160,7 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
         while answered() < BACKFILL:
             assert asyncio.get_running_loop().time() < deadline, f"only {answered()} of {BACKFILL} answered"
             await asyncio.sleep(0.2)
-        await wait_caught_up(stack.kafka_bootstrap_servers, "designation", GROUPS["designation"], timeout=300)
+        await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, GROUPS[GROUP], timeout=300)
         await asyncio.sleep(1.0)
     finally:
         if designation.proc is None or designation.proc.returncode is not None:
@@ -186,7 +186,7 @@ async def test_kill_minus_9_in_a_backfill_loses_nothing_and_duplicates_nothing(
     assert set(created) == wanted, "every designation was announced"
     assert all(len(v) == 1 for v in created.values()), "one created event (one id) per designation"
     rows = await admin.fetchval(
-        "SELECT count(*) FROM designation.designations WHERE designation_id = ANY($1::text[])", ids
+        f"SELECT count(*) FROM {SCHEMA}.designations WHERE designation_id = ANY($1::text[])", ids
     )
     assert rows == BACKFILL, "every designation exists exactly once"
     print(f"\nkill -9 after {at_kill:,} of {BACKFILL:,} answers; all {BACKFILL:,} answered exactly once")

@@ -21,7 +21,7 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.events import company, created, event, publish, today
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +29,21 @@ OBJECTION_PORT = 18104
 TIME_TRAVELLER_PORT = 18114
 DESIGNATION_PORT = 18124
 SHARING_PORT = 18134
-GROUP = "objection"
+INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
+GROUP = deployment(INSTANCE).group_of("objection")
+SCHEMA = deployment(INSTANCE).schema_of("objection")
 INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_REQUESTS]
 OUTPUTS = [topics.OBJECTION_EVENTS, topics.UNIT_INBOX]
 
 
 @pytest.fixture(scope="session")
 async def objection(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("objection", OBJECTION_PORT)
+    svc = ServiceProcess("objection", OBJECTION_PORT, instance=INSTANCE)
     await svc.start()
     await caught_up(stack, timeout=600)  # tests start from a service that has read everything
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from tests.support.events import poll
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
+    INSTANCE,
     TIME_TRAVELLER_PORT,
     accepted,
     apply_restoration,
@@ -145,6 +146,7 @@ async def test_2027_by_the_provisional_calendar_overdue_within_a_minute_of_midni
     traveller = ServiceProcess(
         "objection",
         TIME_TRAVELLER_PORT,
+        instance=INSTANCE,
         env={"CREDIT_NOW": datetime(2027, 10, 19, 23, 59, 30, tzinfo=SHANGHAI).isoformat()},
     )
     loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ from tests.support.replay import counter, digest, published_by
 from .conftest import (
     GROUP,
     INPUTS,
+    SCHEMA,
     accepted,
     apply_restoration,
     caught_up,
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.integration
 
 OUTPUTS = [topics.OBJECTION_EVENTS, topics.UNIT_INBOX, topics.FEEDBACK, topics.DEADLETTER]
 DIGEST = {
-    table: f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY {key}), '')) FROM objection.{table} t"
+    table: f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY {key}), '')) FROM {SCHEMA}.{table} t"
     for table, key in (
         ("designations", "designation_id"),
         ("objections", "objection_id"),
@@ -47,8 +48,8 @@ DIGEST = {
         ("restoration_measures", "application_id, position"),
     )
 } | {
-    "inbox": "SELECT count(*), '' FROM objection.inbox",
-    "outbox": "SELECT count(*), '' FROM objection.outbox",
+    "inbox": f"SELECT count(*), '' FROM {SCHEMA}.inbox",
+    "outbox": f"SELECT count(*), '' FROM {SCHEMA}.outbox",
 }
 
 

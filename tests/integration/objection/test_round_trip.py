@@ -22,6 +22,7 @@ from tests.support.processes import ServiceProcess
 
 from .conftest import (
     DESIGNATION_PORT,
+    INSTANCE,
     SHARING_PORT,
     accepted,
     apply_restoration,
@@ -36,26 +37,28 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("designation", DESIGNATION_PORT)
+    svc = ServiceProcess("designation", DESIGNATION_PORT, instance=INSTANCE)
     await svc.start()
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="module")
 async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("sharing", SHARING_PORT)
+    svc = ServiceProcess("sharing", SHARING_PORT, instance=INSTANCE)
     await svc.start()
     # Start from a sharing service that has read every event so far (in a full run, the designation
     # tests leave a hundred thousand on the topic: a minute or more of projection).
     await wait_caught_up(
         stack.kafka_bootstrap_servers,
-        "sharing",
+        svc.group(),
         [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVENTS],
         timeout=600,
     )
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 def designate(list_: str, standard: str, subject: dict[str, Any], unit: str, days_ago: int) -> dict[str, Any]:

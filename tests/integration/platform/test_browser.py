@@ -8,6 +8,7 @@ numbers are what the services' APIs answer. A screenshot of each page is saved i
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from credit_common.settings import Settings
 
 from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
@@ -46,20 +47,23 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+INSTANCE = new_instance()  # this module's deployment of the five services
+GROUPS = {name: deployment(INSTANCE).group_of(name) for name in PORTS}
 READ_NUMBERS = "els => els.map(e => [e.dataset.metric, e.dataset.value])"
 
 
 @pytest.fixture(scope="module")
 async def platform(stack: Settings) -> AsyncIterator[dict[str, ServiceProcess]]:
     env = {"CREDIT_DASHBOARD_LINKS": orjson.dumps(BASE).decode(), "CREDIT_DASHBOARD_CACHE_S": "1"}
-    procs = {name: ServiceProcess(name, port, env) for name, port in PORTS.items()}
+    procs = {name: ServiceProcess(name, port, env, instance=INSTANCE) for name, port in PORTS.items()}
     try:
         await asyncio.gather(*(p.start(timeout=180) for p in procs.values()))
         for name in PORTS:  # start from services that have read everything so far
-            await wait_caught_up(stack.kafka_bootstrap_servers, name, INPUTS[name], timeout=600)
+            await wait_caught_up(stack.kafka_bootstrap_servers, GROUPS[name], INPUTS[name], timeout=600)
         yield procs
     finally:
         await asyncio.gather(*(p.stop() for p in procs.values()))
+        await asyncio.gather(*(p.discard() for p in procs.values()))
 
 
 async def numbers_of(page: Any) -> tuple[str, dict[str, Any]]:
@@ -152,6 +156,7 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
         "1",
         stdout=demo_log,
         stderr=demo_log,
+        env={**os.environ, "CREDIT_INSTANCE": INSTANCE},
     )
     try:
         async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
@@ -175,7 +180,7 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
             # Once the traffic is over and everyone has caught up, the numbers are the APIs'.
             assert await asyncio.wait_for(demo.wait(), 240) == 0, (ARTIFACTS / "demo.log").read_text()[-2000:]
             for name in PORTS:
-                await wait_caught_up(stack.kafka_bootstrap_servers, name, INPUTS[name], timeout=300)
+                await wait_caught_up(stack.kafka_bootstrap_servers, GROUPS[name], INPUTS[name], timeout=300)
             for name in PORTS:
 
                 async def agrees(name: str = name) -> bool:

@@ -29,7 +29,7 @@ from stdnum.cn import uscc
 
 from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.subjects import new_uscc
 
 pytestmark = pytest.mark.integration
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 DESIGNATION_PORT, SHARING_PORT = 18501, 18502
+INSTANCE = new_instance()  # this module's deployment of the two services
 EXAMPLE_ID = "0193d1c2-7a51-7c3e-9f0a-3b1d2e4f5a6b"
 EXAMPLE_SUBJECT = "91110000MA01ABCDEX"
 SKIPPED = {
@@ -120,8 +121,8 @@ def fresh_request(tmp: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def services(stack: Settings) -> AsyncIterator[None]:
-    designation = ServiceProcess("designation", DESIGNATION_PORT)
-    sharing = ServiceProcess("sharing", SHARING_PORT)
+    designation = ServiceProcess("designation", DESIGNATION_PORT, instance=INSTANCE)
+    sharing = designation.peer("sharing", SHARING_PORT)
     await designation.start()
     await sharing.start()
     try:
@@ -129,6 +130,8 @@ async def services(stack: Settings) -> AsyncIterator[None]:
     finally:
         await sharing.stop()
         await designation.stop()
+        await sharing.discard()
+        await designation.discard()
 
 
 async def accepted(request_id: str) -> dict[str, Any]:
@@ -178,7 +181,12 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
     )
     await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
     await accepted(doc["id"])
-    await wait_caught_up(stack.kafka_bootstrap_servers, "sharing", ["credit.designation.events.v1"], timeout=600)
+    await wait_caught_up(
+        stack.kafka_bootstrap_servers,
+        deployment(INSTANCE).group_of("sharing"),
+        ["credit.designation.events.v1"],
+        timeout=600,
+    )
 
     snapshot, page, changes, subject, export = [ports(c) for c in commands(block("Following the lists", "bash"))]
     first = json.loads(await shell(snapshot, tmp_path))

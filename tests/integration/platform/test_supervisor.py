@@ -14,6 +14,8 @@ import httpx
 import pytest
 from credit_common.settings import Settings
 
+from tests.support.processes import new_instance
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -50,7 +52,8 @@ def alive(pid: int) -> bool:
 
 
 async def test_supervisor_starts_echoes_restarts_and_stops(stack: Settings, tmp_path: Path) -> None:
-    env = {**os.environ, "CREDIT_LOCAL_DIR": str(tmp_path)}
+    # Its own deployment: the supervised `cases` joins no other test's group.
+    env = {**os.environ, "CREDIT_LOCAL_DIR": str(tmp_path), "CREDIT_INSTANCE": new_instance()}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "deploy" / "supervise.py"),

@@ -22,25 +22,28 @@ from stdnum.cn import ric, uscc
 
 from tests.support.collector import Collector
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
 SHARING_PORT = 18102
 SECOND_SHARING_PORT = 18112
 DESIGNATION_PORT = 18122
-GROUP = "sharing"
+INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
+GROUP = deployment(INSTANCE).group_of("sharing")
+SCHEMA = deployment(INSTANCE).schema_of("sharing")
 INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVENTS]
 OUTPUTS = [topics.LISTS_CHANGES, topics.LISTS_PUBLIC]
 
 
 @pytest.fixture(scope="session")
 async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("sharing", SHARING_PORT)
+    svc = ServiceProcess("sharing", SHARING_PORT, instance=INSTANCE)
     await svc.start()
     await caught_up(stack, timeout=600)  # tests start from a service that has read everything
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="session")

@@ -258,8 +258,8 @@ async def all_changes(http: httpx.AsyncClient, after: int, until: int) -> list[d
 async def test_snapshot_then_changes_reaches_exactly_the_final_state(
     stack: Settings, sharing: ServiceProcess, kafka: AIOKafkaProducer, lists: Collector
 ) -> None:
-    second = ServiceProcess("sharing", SECOND_SHARING_PORT)
-    designation = ServiceProcess("designation", DESIGNATION_PORT)
+    second = sharing.sibling(SECOND_SHARING_PORT)
+    designation = sharing.peer("designation", DESIGNATION_PORT)
     await asyncio.gather(second.start(), designation.start())
     try:
         async with sharing.client() as a, second.client() as b:

@@ -29,6 +29,7 @@ from .conftest import (
     GROUP,
     INPUTS,
     OUTPUTS,
+    SCHEMA,
     amended,
     caught_up,
     company,
@@ -77,7 +78,7 @@ DIGESTS = {
 async def keep_before(admin: asyncpg.Connection) -> None:
     """A copy of the service's tables as they are, on this connection (temporary tables)."""
     for table in TABLES:
-        await admin.execute(f"CREATE TEMP TABLE before_{table} AS SELECT * FROM sharing.{table}")
+        await admin.execute(f"CREATE TEMP TABLE before_{table} AS SELECT * FROM {SCHEMA}.{table}")
         await admin.execute(f"ANALYZE pg_temp.before_{table}")
 
 
@@ -202,7 +203,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     await caught_up(stack)
     await sharing.stop()  # the only member of the group (a clean stop drains the outbox)
     try:
-        assert await admin.fetchval("SELECT count(*) FROM sharing.outbox") == 0
+        assert await admin.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox") == 0
         # What the service had read when it stopped (it commits offsets after its transaction):
         # anything after that is new input, even if it arrived before the reset.
         inputs_before = await committed(bootstrap, GROUP)

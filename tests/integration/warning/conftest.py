@@ -22,24 +22,27 @@ from credit_common.settings import Settings, get_settings
 from tests.support.collector import Collector
 from tests.support.events import event, publish
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 pytestmark = pytest.mark.integration
 
 WARNING_PORT = 18103
 DESIGNATION_PORT = 18123
-GROUP = "warning"
+INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
+GROUP = deployment(INSTANCE).group_of("warning")
+SCHEMA = deployment(INSTANCE).schema_of("warning")
 INPUTS = [topics.DESIGNATION_EVENTS, topics.CONDUCT_REPORTS, topics.REFERENCE]
 OUTPUTS = [topics.WARNING_EVENTS, topics.UNIT_INBOX]
 
 
 @pytest.fixture(scope="session")
 async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("warning", WARNING_PORT)
+    svc = ServiceProcess("warning", WARNING_PORT, instance=INSTANCE)
     await svc.start()
     await caught_up(stack, timeout=600)  # tests start from a service that has read everything
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from tests.support.events import company, created, publish, removed
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
+    INSTANCE,
     conduct_report,
     record,
     report,
@@ -151,6 +152,7 @@ async def test_2027_national_day_by_the_provisional_calendar_overdue_at_midnight
     traveller = ServiceProcess(
         "warning",
         TIME_TRAVELLER_PORT,
+        instance=INSTANCE,
         env={"CREDIT_NOW": datetime(2027, 10, 12, 23, 59, 30, tzinfo=SHANGHAI).isoformat()},
     )
     started = asyncio.get_running_loop().time()

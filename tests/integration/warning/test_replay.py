@@ -22,6 +22,7 @@ from tests.support.replay import counter, digest, published_by
 from .conftest import (
     GROUP,
     INPUTS,
+    SCHEMA,
     caught_up,
     conduct_report,
     record,
@@ -34,17 +35,17 @@ pytestmark = pytest.mark.integration
 OUTPUTS = [topics.WARNING_EVENTS, topics.UNIT_INBOX, topics.FEEDBACK, topics.DEADLETTER]
 DIGEST = {
     "entries": "SELECT count(*), md5(coalesce(string_agg(designation_id || record::text || updated_at::text, ','"
-    " ORDER BY designation_id), '')) FROM warning.entries",
+    f" ORDER BY designation_id), '')) FROM {SCHEMA}.entries",
     "key_fields": "SELECT count(*), md5(coalesce(string_agg(code || key_field::text || updated_at::text, ','"
-    " ORDER BY code), '')) FROM warning.key_fields",
+    f" ORDER BY code), '')) FROM {SCHEMA}.key_fields",
     "warnings": "SELECT count(*), md5(coalesce(string_agg(w::text, ',' ORDER BY subject_id), ''))"
-    " FROM warning.warnings w",
+    f" FROM {SCHEMA}.warnings w",
     "recommendations": "SELECT count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY recommendation_id), ''))"
-    " FROM warning.recommendations r",
+    f" FROM {SCHEMA}.recommendations r",
     "conduct_reports": "SELECT count(*), md5(coalesce(string_agg(c::text, ',' ORDER BY report_id), ''))"
-    " FROM warning.conduct_reports c",
-    "inbox": "SELECT count(*), '' FROM warning.inbox",
-    "outbox": "SELECT count(*), '' FROM warning.outbox",
+    f" FROM {SCHEMA}.conduct_reports c",
+    "inbox": f"SELECT count(*), '' FROM {SCHEMA}.inbox",
+    "outbox": f"SELECT count(*), '' FROM {SCHEMA}.outbox",
 }
 
 

@@ -21,6 +21,7 @@ from tests.support.processes import ServiceProcess
 
 from .conftest import (
     DESIGNATION_PORT,
+    INSTANCE,
     conduct_report,
     report,
     wait_warning_events,
@@ -31,10 +32,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
-    svc = ServiceProcess("designation", DESIGNATION_PORT)
+    svc = ServiceProcess("designation", DESIGNATION_PORT, instance=INSTANCE)
     await svc.start()
     yield svc
     await svc.stop()
+    await svc.discard()
 
 
 def designate(list_: str, standard: str, subject: dict[str, Any], unit: str, **extra: Any) -> dict[str, Any]:

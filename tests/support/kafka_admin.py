@@ -34,6 +34,41 @@ async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -
         await consumer.stop()
 
 
+async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """What `group` has committed (empty for a group that never committed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in found.items() if meta is not None and meta.offset >= 0}
+
+
+async def start_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for `group` (which must have no live member)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))  # manual assignment: commits go to the group without joining it
+        await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
+    finally:
+        await consumer.stop()
+
+
+async def reset_to_start(bootstrap: str, group: str, topics: Sequence[str], start: dict[TopicPartition, int]) -> None:
+    """Replay: commit, for each partition of `topics`, where its deployment started reading it
+    (`start`), or its earliest offset for a topic read whole (the reference topic)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await _partitions(consumer, topics)
+        earliest = await consumer.beginning_offsets(tps)
+    finally:
+        await consumer.stop()
+    await start_at(bootstrap, group, {tp: start.get(tp, off) for tp, off in earliest.items()})
+
+
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

@@ -3,11 +3,14 @@
 Each process belongs to a deployment (`CREDIT_INSTANCE`): its schema and consumer groups carry
 the deployment's name. A suite's service and the second instance a test starts beside it (a
 time traveller, a crash victim) share one; two suites never do, so no test sees another's
-processes, rows or partitions."""
+processes, rows or partitions. A deployment's consumer groups start at the end of the topics
+they read (the reference topic excepted: it is state, read whole), so a service sees what its
+tests send and not the history other suites left on the shared topics."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import sys
@@ -16,8 +19,13 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from aiokafka import TopicPartition
 from credit_common.db.roles import drop_service_schema
+from credit_common.messaging import topics
+from credit_common.service import Runtime
 from credit_common.settings import Settings, get_settings
+
+from tests.support.kafka_admin import committed_offsets, end_offsets, start_at
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -32,6 +40,15 @@ def deployment(instance: str) -> Settings:
     return get_settings().model_copy(update={"credit_instance": instance})
 
 
+def consumer_groups(name: str, settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The consumer groups service `name` runs in the deployment of `settings`, and their topics."""
+    definition = importlib.import_module(f"services.{name}.app").definition
+    return {
+        settings.group_of(f"{name}.{spec.name}" if spec.name else name): tuple(spec.topics)
+        for spec in Runtime(definition, settings).consumer_specs  # built, not started: no I/O
+    }
+
+
 class ServiceProcess:
     """`python -m services.<name>` on its own port, its JSON log kept in tests/artifacts/."""
 
@@ -41,6 +58,9 @@ class ServiceProcess:
         self.env = env or {}
         self.instance = instance or new_instance()
         self.settings = deployment(self.instance)
+        # Where each of this deployment's groups began reading (set by the first start): a replay
+        # goes back there, not to history other deployments wrote.
+        self.start_offsets: dict[str, dict[TopicPartition, int]] = {}
         self.base_url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -70,7 +90,17 @@ class ServiceProcess:
         finally:
             await admin.close()
 
+    async def _begin_groups_at_the_end(self) -> None:
+        bootstrap = self.settings.kafka_bootstrap_servers
+        for group, group_topics in consumer_groups(self.name, self.settings).items():
+            if await committed_offsets(bootstrap, group):
+                continue  # an instance of this deployment ran before: carry on from there
+            offsets = await end_offsets(bootstrap, [t for t in group_topics if t != topics.REFERENCE])
+            await start_at(bootstrap, group, offsets)
+            self.start_offsets[group] = offsets
+
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
+        await self._begin_groups_at_the_end()
         env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "CREDIT_INSTANCE": self.instance, **self.env}
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(

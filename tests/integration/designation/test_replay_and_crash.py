@@ -23,7 +23,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
-from tests.support.kafka_admin import end_offsets, reset_to_earliest, wait_caught_up
+from tests.support.kafka_admin import end_offsets, reset_to_start, wait_caught_up
 from tests.support.processes import ServiceProcess
 from tests.support.replay import digest
 from tests.support.subjects import new_uscc
@@ -96,7 +96,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         assert before["outbox"][0] == 0
         ends_before = await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS)
         for group, group_topics in GROUPS.items():
-            await reset_to_earliest(stack.kafka_bootstrap_servers, group, group_topics)
+            await reset_to_start(stack.kafka_bootstrap_servers, group, group_topics, designation.start_offsets[group])
         await designation.start()
         for group, group_topics in GROUPS.items():
             await wait_caught_up(stack.kafka_bootstrap_servers, group, group_topics, timeout=300)

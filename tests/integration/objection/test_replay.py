@@ -16,7 +16,7 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import publish, removed
-from tests.support.kafka_admin import end_offsets, reset_to_earliest
+from tests.support.kafka_admin import end_offsets, reset_to_start
 from tests.support.processes import ServiceProcess
 from tests.support.replay import counter, digest, published_by
 
@@ -86,7 +86,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         assert before["objections"][0] >= 2
         assert before["applications"][0] >= 1
         ends_before = await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS)
-        await reset_to_earliest(stack.kafka_bootstrap_servers, GROUP, INPUTS)
+        await reset_to_start(stack.kafka_bootstrap_servers, GROUP, INPUTS, objection.start_offsets[GROUP])
         await objection.start()
         await caught_up(stack, timeout=600)
         await asyncio.sleep(6.0)  # a timer round and a relay round would have published anything written

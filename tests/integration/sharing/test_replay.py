@@ -22,7 +22,7 @@ from credit_common.contracts.envelope import new_id
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
-from tests.support.kafka_admin import end_offsets, reset_to_earliest
+from tests.support.kafka_admin import end_offsets, reset_to_start
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
@@ -211,7 +211,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         dead_before = await end_offsets(bootstrap, [topics.DEADLETTER])
         await keep_before(admin)
 
-        await reset_to_earliest(bootstrap, GROUP, INPUTS)
+        await reset_to_start(bootstrap, GROUP, INPUTS, sharing.start_offsets[GROUP])
         await sharing.start()
         await caught_up(stack, timeout=600)
         await asyncio.sleep(1.5)  # a relay round would have published anything written

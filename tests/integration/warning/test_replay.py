@@ -15,7 +15,7 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import company, created, publish, removed
-from tests.support.kafka_admin import end_offsets, reset_to_earliest
+from tests.support.kafka_admin import end_offsets, reset_to_start
 from tests.support.processes import ServiceProcess
 from tests.support.replay import counter, digest, published_by
 
@@ -79,7 +79,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
         assert before["warnings"][0] > 0
         assert before["recommendations"][0] > 0
         ends_before = await end_offsets(stack.kafka_bootstrap_servers, OUTPUTS)
-        await reset_to_earliest(stack.kafka_bootstrap_servers, GROUP, INPUTS)
+        await reset_to_start(stack.kafka_bootstrap_servers, GROUP, INPUTS, warning.start_offsets[GROUP])
         await warning.start()
         await caught_up(stack, timeout=600)
         await asyncio.sleep(1.5)  # a relay round would have published anything written

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError, NotCoordinatorError
 from aiokafka.structs import OffsetAndMetadata
 
 
@@ -35,11 +36,20 @@ async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    """What `group` has committed (empty for a group that never committed)."""
+    """What `group` has committed (empty for a group that never committed). On a new broker the
+    group coordinator (the offsets topic) appears with the first group: wait for it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    deadline = asyncio.get_running_loop().time() + 60
     try:
-        found = await admin.list_consumer_group_offsets(group)
+        while True:
+            try:
+                found = await admin.list_consumer_group_offsets(group)
+                break
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in found.items() if meta is not None and meta.offset >= 0}

@@ -92,7 +92,7 @@ async def leave_out(admin: asyncpg.Connection, ids: dict[str, list[str]]) -> Non
 
 
 async def digest(admin: asyncpg.Connection, *, before: bool = False) -> dict[str, tuple[Any, ...]]:
-    names = {t: f"pg_temp.before_{t}" if before else f"sharing.{t}" for t in TABLES}
+    names = {t: f"pg_temp.before_{t}" if before else f"{SCHEMA}.{t}" for t in TABLES}
     out = {}
     for name, sql in DIGESTS.items():
         out[name] = tuple(await admin.fetchrow(sql.format(**names)))

@@ -24,6 +24,7 @@ topics: stack ## create the contract's topics
 
 catalog: topics ## validate and publish the reference catalogue in deploy/catalog
 	@$(RUN) credit-reference publish deploy/catalog
+	@$(RUN) credit-keys provision deploy/catalog
 
 up: catalog ## start the platform: Kafka, PostgreSQL, the catalogue, the five services (Ctrl-C stops all; DETACH=1: background)
 ifdef DETACH

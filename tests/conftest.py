@@ -8,6 +8,8 @@ from credit_common.messaging.ready import broker_answers
 from credit_common.messaging.topics import ensure_topics
 from credit_common.settings import Settings, get_settings
 
+from tests.support.signing import provision_keys
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
@@ -22,4 +24,5 @@ async def stack(settings: Settings) -> Settings:
     if not await database_answers(settings.database_url):
         pytest.fail("PostgreSQL is not answering at DATABASE_URL: run `make test`")
     await ensure_topics(settings.kafka_bootstrap_servers)
+    await provision_keys(settings.kafka_bootstrap_servers)  # before any service starts: its cache has them
     return settings

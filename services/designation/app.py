@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.contracts.registry import REGISTRY
 from credit_common.http.problems import Problem
@@ -86,7 +87,10 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         "/v1/requests",
         status_code=202,
         summary="Submit a request (a CloudEvent) for departments that cannot speak Kafka",
-        responses={400: {"description": "malformed envelope or data (problem details)"}},
+        responses={
+            400: {"description": "malformed envelope or data (problem details)"},
+            401: {"description": "unsigned, or signed by no valid key of its source (problem details)"},
+        },
         # The body is read raw below, so that a body that is not even JSON is a 400 problem like
         # any other malformed request (a declared Body parameter made FastAPI answer 422 first).
         openapi_extra={"requestBody": {"required": True, "content": {CONTENT_TYPE: {"schema": {"type": "object"}}}}},
@@ -118,7 +122,15 @@ def routes(app: FastAPI, rt: Runtime) -> None:
                 "source must be unit/<unit code> or portal",
                 errors=[{"code": "schema_violation", "field": "source", "message": "unit/<code> or portal"}],
             )
-        value = event.model_dump_json(exclude_none=True).encode()
+        refusal = rt.verifier.check(orjson.loads(raw), rt.clock.now())
+        if refusal is not None:  # the signature is this endpoint's authentication
+            raise Problem(
+                401,
+                "Request not authenticated",
+                refusal.message,
+                errors=[{"code": refusal.code, "field": refusal.field, "message": refusal.message}],
+            )
+        value = raw  # as signed: a re-serialised envelope would no longer verify
         key = _subject_key(event)
         if event.subject is None and isinstance(event.data, dict) and isinstance(event.data.get("designation_id"), str):
             # Key a remove/amend by its entry's subject, so it stays in order with that subject's others.

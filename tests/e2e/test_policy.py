@@ -29,6 +29,7 @@ from tests.support.collector import Collector
 from tests.support.events import company, conforming, event, person, publish
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import SigningProducer, sign
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +128,7 @@ class Platform:
 async def platform(stack: Settings) -> AsyncIterator[Platform]:
     seen = Collector(stack.kafka_bootstrap_servers, WATCHED)
     await seen.start()
-    kafka = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    kafka = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await kafka.start()
     services = [ServiceProcess(name, port, instance=INSTANCE) for name, port in PORTS.items()]
     p = Platform(stack, kafka, seen)
@@ -207,7 +208,7 @@ async def test_the_policy_from_start_to_end(platform: Platform) -> None:
     national = designate("100000-SAT", "black", "taxation-black", a, days_ago=400)  # national, restorable later
     await p.accepted(topics.DESIGNATION_REQUESTS, national)
     county = designate("110108-SAT", "black", "taxation-black", someone)
-    response = await p.http["designation"].post("/v1/requests", json=county)  # the HTTP ingress
+    response = await p.http["designation"].post("/v1/requests", json=sign(county))  # the HTTP ingress
     assert response.status_code == 202, response.text
     assert (await p.seen.answer(county["id"], timeout=60))["type"] == "credit.request.accepted"
     association = designate("100000-CCIA", "black", "construction-black", builder)

@@ -24,6 +24,7 @@ from credit_common.settings import Settings
 
 from tests.support.dashboards_metrics import load_dashboards, series_names_from_exposition, unknown_metric_names
 from tests.support.processes import ServiceProcess, new_instance
+from tests.support.signing import sign
 from tests.support.subjects import new_uscc
 
 pytestmark = pytest.mark.integration
@@ -162,7 +163,9 @@ async def test_a_request_shows_on_the_designation_and_sharing_dashboards(
         },
     }
     async with designation.client() as http:
-        posted = await http.post("/v1/requests", content=orjson.dumps(request), headers={"content-type": CONTENT_TYPE})
+        posted = await http.post(
+            "/v1/requests", content=orjson.dumps(sign(request)), headers={"content-type": CONTENT_TYPE}
+        )
         assert posted.status_code == 202, posted.text
 
         async def answered() -> dict[str, Any] | None:

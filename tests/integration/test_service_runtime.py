@@ -23,6 +23,8 @@ from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, buil
 from credit_common.settings import Settings
 from fastapi import FastAPI
 
+from tests.support.signing import sign
+
 from .conftest import FIXTURES, TopicReader
 
 pytestmark = pytest.mark.integration
@@ -105,7 +107,8 @@ async def test_runtime_serves_health_metrics_docs_and_processes_requests(
         await r.skip_to_end()
         for rid, unit in ((good_id, "100000-SAT"), (bad_id, "999999-NOPE")):
             ev = new_event("test.thing.create", f"unit/{unit}", {}, time=datetime.now(UTC), id=rid, subject="S")
-            await producer.send_and_wait(requests_topic, orjson.dumps(ev.model_dump(mode="json")), key=b"S")
+            signed = sign(ev.model_dump(mode="json", exclude_none=True))  # as its unit sends it
+            await producer.send_and_wait(requests_topic, orjson.dumps(signed), key=b"S")
         recs = await r.wait_for(
             lambda rs: {good_id, bad_id} <= {orjson.loads(x.value)["data"]["request_id"] for x in rs}
         )

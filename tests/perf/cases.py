@@ -18,7 +18,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from credit_common.clock import SHANGHAI
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
@@ -30,7 +29,7 @@ from tests.support.kafka_admin import wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console
+from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console, envelope_bytes
 from .sharing import RawHttp, percentiles, steady
 
 PORT = 28105
@@ -77,7 +76,7 @@ def designation_record(i: int) -> dict[str, Any]:
 
 
 def envelope(type_: str, source: str, subject: str, data: dict[str, Any], at: datetime) -> bytes:
-    return orjson.dumps(
+    return envelope_bytes(
         {
             "specversion": "1.0",
             "id": new_id(),

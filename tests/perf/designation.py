@@ -48,7 +48,7 @@ from tests.support.kafka_admin import end_offsets, wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import CpuShare, Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused
+from .harness import CpuShare, Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused, envelope_bytes
 
 PORT = 28101
 INSTANCES = 2
@@ -81,7 +81,7 @@ def designate_request(rng: random.Random, i: int, at: datetime) -> tuple[bytes, 
             },
         },
     }
-    return subject.encode(), orjson.dumps(ev), rid
+    return subject.encode(), envelope_bytes(ev), rid
 
 
 async def fill(bootstrap: str, n: int) -> float:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
+from credit_common.security.credentials import Signers
 from rich.console import Console
 
 console = Console(stderr=True)
@@ -332,3 +334,12 @@ class ServiceUnderTest:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             await asyncio.wait_for(self.proc.wait(), 60)
+
+
+SIGNERS = Signers()  # CREDIT_CREDENTIALS_DIR (deploy/bench.sh) or .local/credentials
+
+
+def envelope_bytes(doc: dict[str, Any]) -> bytes:
+    """A request as a department sends it: signed by its source unit's key (contracts.md,
+    Security), serialised. Platform events (no key for their source) go out as they are."""
+    return orjson.dumps(SIGNERS.sign(doc))

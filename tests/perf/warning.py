@@ -26,7 +26,7 @@ from tests.support.subjects import new_uscc
 from .designation import Service as DesignationService
 from .designation import designate_request
 from .foundation import PARTITIONS, progress
-from .harness import Result, ServiceUnderTest, console, driver_gc_paused
+from .harness import Result, ServiceUnderTest, console, driver_gc_paused, envelope_bytes
 from .sharing import percentiles
 
 PORT = 28103
@@ -36,7 +36,7 @@ KEY_FIELDS = (("taxation", "100000-SAT"), ("environment", "100000-MEE"), ("work_
 
 def key_scrutiny_request(subject: str, field: str, unit: str) -> bytes:
     today = datetime.now(UTC).date().isoformat()
-    return orjson.dumps(
+    return envelope_bytes(
         {
             "specversion": "1.0",
             "id": new_id(),

@@ -44,6 +44,7 @@ from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import ensure_topics
 from credit_common.reference.cache import ReferenceCache
+from credit_common.security.signing import Verifier
 from credit_common.settings import SERVICE_PORTS, Settings, get_settings
 from credit_common.telemetry.logging import configure_logging
 from credit_common.telemetry.metrics import ServiceMetrics
@@ -188,6 +189,8 @@ class Runtime:
         self.observer = MetricsObserver(self.metrics)
         self.health = HealthChecks(self.registry)
         self.reference = ReferenceCache(settings.kafka_bootstrap_servers, client_id=f"{self.name}-reference")
+        # Requests are verified against the `key` records of the catalogue this process follows.
+        self.verifier = Verifier(lambda kid: self.reference.catalog.key(kid))
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.consumers: list[KafkaConsumerWrapper] = []
@@ -279,6 +282,7 @@ class Runtime:
                 flush=spec.flush,
                 skip=spec.skip,
                 optimistic=spec.optimistic,
+                verifier=self.verifier,
                 batch_max=s.credit_consumer_batch_max,
                 batch_timeout_ms=s.credit_consumer_batch_timeout_ms,
             )

@@ -36,6 +36,7 @@ from credit_common.messaging.producer import make_producer
 from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import CatalogError, load_files
+from credit_common.security.credentials import Signers
 from credit_common.settings import SERVICE_PORTS, get_settings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -286,6 +287,7 @@ async def _send(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
     sent = Sent()
+    signers = Signers()  # each request signed by its unit's key, as a department's system does
 
     def delivered(fut: asyncio.Future[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -323,7 +325,8 @@ async def _send(
                 while sent.count < due:
                     msg = traffic.next(clock.now())
                     answers.expect(msg)
-                    fut = await producer.send(msg.topic, msg.value, key=msg.key, headers=msg.headers)
+                    value = signers.sign_bytes(msg.value) if msg.topic in topics.REQUEST_TOPICS else msg.value
+                    fut = await producer.send(msg.topic, value, key=msg.key, headers=msg.headers)
                     fut.add_done_callback(delivered)
                     sent.count += 1
                 elapsed = loop.time() - start

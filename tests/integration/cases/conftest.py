@@ -18,6 +18,7 @@ from tests.support.collector import Collector
 from tests.support.events import at_noon, conforming, created, event, publish, today
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import SigningProducer
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ async def cases(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

@@ -25,6 +25,7 @@ from stdnum.cn import ric
 
 from tests.support.collector import Collector
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import SigningProducer, sign
 from tests.support.subjects import new_resident_id, new_uscc
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
 
 @pytest.fixture(scope="session")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()
@@ -142,7 +143,7 @@ async def send(kafka: AIOKafkaProducer, event: dict[str, Any], topic: str = topi
 
 
 async def post(http: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Response:
-    return await http.post("/v1/requests", content=orjson.dumps(event), headers={"content-type": CONTENT_TYPE})
+    return await http.post("/v1/requests", content=orjson.dumps(sign(event)), headers={"content-type": CONTENT_TYPE})
 
 
 # ---------------------------------------------------------------------- helpers of the rule and flow tests

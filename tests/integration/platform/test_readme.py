@@ -30,6 +30,7 @@ from stdnum.cn import uscc
 from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import CREDENTIALS
 from tests.support.subjects import new_uscc
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,21 @@ def ports(cmd: str) -> str:
     )
 
 
+def as_run_here(cmd: str) -> str:
+    """A `uv run` command of the README as the suite runs it: the project's environment, and the
+    credentials of the stack the tests started."""
+    env = f"CREDIT_CREDENTIALS_DIR={shlex.quote(str(CREDENTIALS))}"
+    return re.sub(r"^uv run ", f"{env} {shlex.quote(str(Path(sys.executable).parent))}/", cmd)
+
+
+def send_script(stack: Settings) -> str:
+    """The README's Python example, pointed at the test stack and its credentials."""
+    text = block("Sending a request", "python").text
+    return text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers).replace(
+        ".local/credentials", str(CREDENTIALS)
+    )
+
+
 async def shell(cmd: str, cwd: Path) -> str:
     proc = await asyncio.create_subprocess_shell(
         cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -155,9 +171,10 @@ def test_every_example_is_run_or_skipped_for_a_reason() -> None:
 async def test_sending_a_request_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
     # HTTP: the curl lines, in order.
     doc = fresh_request(tmp_path)
-    post, status, record = [
+    sign, post, status, record = [
         ports(c.replace(EXAMPLE_ID, doc["id"])) for c in commands(block("Sending a request", "bash"))
     ]
+    await shell(as_run_here(sign), tmp_path)
     posted = json.loads(await shell(post, tmp_path))
     assert posted["id"] == doc["id"]
     await accepted(doc["id"])
@@ -168,17 +185,14 @@ async def test_sending_a_request_over_http_and_kafka(services: None, stack: Sett
 
     # Kafka: the Python example as a script.
     doc = fresh_request(tmp_path)
-    script = block("Sending a request", "python").text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
-    (tmp_path / "send.py").write_text(script)
+    (tmp_path / "send.py").write_text(send_script(stack))
     await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
     await accepted(doc["id"])
 
 
 async def test_following_the_lists_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
     doc = fresh_request(tmp_path)
-    (tmp_path / "send.py").write_text(
-        block("Sending a request", "python").text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
-    )
+    (tmp_path / "send.py").write_text(send_script(stack))
     await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
     await accepted(doc["id"])
     await wait_caught_up(

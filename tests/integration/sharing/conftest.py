@@ -23,6 +23,7 @@ from stdnum.cn import ric, uscc
 from tests.support.collector import Collector
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import SigningProducer
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

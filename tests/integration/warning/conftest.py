@@ -23,6 +23,7 @@ from tests.support.collector import Collector
 from tests.support.events import event, publish
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.signing import SigningProducer
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

@@ -35,6 +35,7 @@ from credit_common.messaging.apply import (
     Optimistic,
 )
 from credit_common.messaging.parsing import ModelLookup, Parsed, Parser
+from credit_common.security.signing import Verifier
 from credit_common.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class KafkaConsumerWrapper:
         flush: FlushHook | None = None,
         skip: Callable[[ConsumerRecord], bool] | None = None,
         optimistic: Optimistic | None = None,
+        verifier: Verifier | None = None,
         batch_max: int = 1000,
         batch_timeout_ms: int = 50,
         commit_interval_s: float = 0.2,
@@ -116,6 +118,8 @@ class KafkaConsumerWrapper:
             request_topics=request_topics,
             model_for=model_for,
             skip=skip,
+            verifier=verifier,
+            clock=clock,
         )
         self._obs = observer or ConsumerObserver()
         self._on_committed = on_committed

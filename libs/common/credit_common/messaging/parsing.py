@@ -13,17 +13,35 @@ import orjson
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
+from credit_common.clock import Clock, SystemClock
 from credit_common.contracts.envelope import CloudEvent
+from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Incoming
 from credit_common.outcomes import ErrorItem
+from credit_common.security.signing import Verifier
 
 ModelLookup = Callable[[str], type[BaseModel] | None]
 
 
+PLATFORM_SOURCES = frozenset(f"platform/{name}" for name in ("designation", "sharing", "warning", "objection", "cases"))
+
+#: Who may write each topic a service consumes that is not a request topic (contracts.md,
+#: Security): only the owning service writes its events topic, only `reference` the catalogue.
+#: The ACLs keep other principals off; this keeps a leaked credential from speaking for another.
+TOPIC_OWNERS: dict[str, frozenset[str]] = {
+    topics.DESIGNATION_EVENTS: frozenset({"platform/designation"}),
+    topics.OBJECTION_EVENTS: frozenset({"platform/objection"}),
+    topics.WARNING_EVENTS: frozenset({"platform/warning"}),
+    topics.CASES_EVENTS: frozenset({"platform/cases"}),
+    topics.REFERENCE: frozenset({REFERENCE_SOURCE}),
+    topics.FEEDBACK: PLATFORM_SOURCES,
+}
+
+
 def trusted_unit(event: CloudEvent, record: ConsumerRecord | None = None) -> str | None:
-    """THE place where a request's source is trusted (design.md section 6): today the envelope's
-    `source` (`unit/<code>`) is taken at its word; SASL principals and signatures land here."""
+    """The unit a request speaks for. Only called for an envelope whose signature the parser
+    verified against a key of that very principal (`Verifier.check`), so `source` is proven."""
     return event.source_unit
 
 
@@ -54,12 +72,18 @@ class Parser:
         request_topics: Collection[str] = (),
         model_for: ModelLookup | None = None,
         skip: Callable[[ConsumerRecord], bool] | None = None,
+        verifier: Verifier | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._handled = None if handled is None else set(handled)
         self._request_types = set(request_types)
         self._request_topics = set(request_topics)
         self._model_for = model_for
         self._skip = skip
+        # Requests must be signed whenever this consumer reads a request topic: there is no
+        # switch to turn that off, only the verifier a test of the bus itself may pass.
+        self._verifier = verifier
+        self._clock = clock or SystemClock()
 
     def parse(self, record: ConsumerRecord) -> Parsed:
         position_key = f"{record.topic}:{record.partition}:{record.offset}"
@@ -78,8 +102,25 @@ class Parser:
             event = CloudEvent.model_validate(doc)
         except ValidationError as exc:
             return self._unparseable(record, position_key, doc, exc)
-        unit = trusted_unit(event, record)
         is_request = record.topic in self._request_topics
+        owners = TOPIC_OWNERS.get(record.topic)
+        if not is_request and owners is not None and event.source not in owners:
+            return Parsed(
+                record, position_key, dead_reason=f"foreign_source: {event.source!r} does not write {record.topic}"
+            )
+        if is_request and self._verifier is not None:
+            refusal = self._verifier.check(doc, self._clock.now())
+            if refusal is not None:
+                # Keyed by position, not id: an unproven message must not use up a unit's request id.
+                return Parsed(
+                    record,
+                    position_key,
+                    reject_errors=[refusal],
+                    reject_to=event.source_unit or event.source,
+                    request_id=event.id,
+                    request_type=event.type,
+                )
+        unit = trusted_unit(event, record)
         if not is_request and self._handled is not None and event.type not in self._handled:
             return Parsed(record, event.id)  # another service's event type: not ours to apply
         if is_request and event.type not in self._request_types:

@@ -42,6 +42,9 @@ SUBJECT_NOTICES = "credit.subject.notices.v1"
 FEEDBACK = "credit.feedback.v1"
 DEADLETTER = "credit.deadletter.v1"
 
+#: The topics departments and the portal write: every message on them is a signed request.
+REQUEST_TOPICS = frozenset({DESIGNATION_REQUESTS, OBJECTION_REQUESTS, CONDUCT_REPORTS, ENFORCEMENT_ACTIONS})
+
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REFERENCE, partitions=1, compact=True),
     TopicSpec(DESIGNATION_REQUESTS, retention_days=30),

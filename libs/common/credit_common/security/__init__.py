@@ -1,0 +1,1 @@
+"""Who may speak for whom: signatures, tokens and principals."""

@@ -1,0 +1,152 @@
+"""`credit-keys`: signing keys for departments and the portal (contracts.md, Security).
+
+credit-keys generate --principal unit:110108-SAT     # a key file, and the `key` record to publish
+credit-keys sign request.json                         # the request, signed, on stdout
+credit-keys verify signed.json                        # is it signed by a key valid then?
+credit-keys provision deploy/catalog                  # the local stack: a key for every unit"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from credit_common.contracts.reference import KeyRecord, UnitRecord
+from credit_common.reference.cache import ReferenceCache
+from credit_common.reference.catalog import Catalog
+from credit_common.reference.cli import _load_or_exit, publish_records
+from credit_common.security import credentials
+from credit_common.security.signing import KeyLookup, Signer, Verifier, principal_of
+from credit_common.settings import get_settings
+
+app = typer.Typer(
+    name="credit-keys",
+    help="Ed25519 signing keys: generate one, sign a request, verify a signature, provision the local stack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Dir = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Credentials directory (default: CREDIT_CREDENTIALS_DIR or .local/credentials)."),
+]
+
+
+def _read_json(path: Path) -> Any:
+    raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        typer.echo(f"{path}: not JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def generate(
+    principal: Annotated[str, typer.Option("--principal", help="unit:<code> or portal.")],
+    kid: Annotated[str | None, typer.Option("--kid", help="Key id (default: principal, date, random).")] = None,
+    directory: Dir = None,
+) -> None:
+    """Make a new key for PRINCIPAL: the private key goes into its credentials file (mode 0600,
+    replacing the key it held), the `key` record to publish is printed."""
+    if principal_of(principal.replace(":", "/", 1)) != principal:
+        typer.echo(f"only unit:<code> and portal sign requests, not {principal!r}", err=True)
+        raise typer.Exit(2)
+    key = Signer.generate(kid or credentials.new_kid(principal), principal)
+    doc = credentials.read(principal, directory) or {"principal": principal}
+    doc["signing"] = {"kid": key.kid, "private_key": key.seed}
+    path = credentials.write(doc, directory)
+    typer.echo(f"private key: {path}", err=True)
+    record = key.record(datetime.now(UTC).replace(microsecond=0))
+    typer.echo(orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def sign(
+    file: Annotated[Path, typer.Argument(help="A request envelope (JSON); - reads stdin.")],
+    principal: Annotated[
+        str | None, typer.Option("--principal", help="Sign as this principal (default: the envelope's source).")
+    ] = None,
+    directory: Dir = None,
+) -> None:
+    """Print FILE signed (`signaturekid`, `signature`) with the principal's key."""
+    envelope = _read_json(file)
+    who = principal or principal_of(str(envelope.get("source", "")))
+    key = credentials.signer(who, directory) if who else None
+    if key is None:
+        typer.echo(
+            f"no signing key for {who or envelope.get('source')!r} in {directory or credentials.default_dir()}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    typer.echo(orjson.dumps(key.sign(envelope)).decode())
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="A signed envelope (JSON), or a record whose `audit.request` is one.")],
+    at: Annotated[
+        datetime | None, typer.Option("--at", help="Time of receipt (default: the audit's, else now).")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="The `key` record (default: read credit.reference.v1).")
+    ] = None,
+) -> None:
+    """Check a signature against the public key alone (exit status 1 when it does not verify)."""
+    doc = _read_json(file)
+    audit = doc.get("audit") if isinstance(doc, dict) else None
+    envelope = audit["request"] if isinstance(audit, dict) and "request" in audit else doc
+    when = at or (datetime.fromisoformat(audit["received_at"]) if isinstance(audit, dict) else datetime.now(UTC))
+    lookup: KeyLookup
+    if key is not None:
+        record = KeyRecord.model_validate(_read_json(key))
+        lookup = {record.code: record}.get
+    else:
+        lookup = asyncio.run(_catalog()).key
+    refusal = Verifier(lookup).check(envelope, when)
+    if refusal is not None:
+        typer.echo(f"NOT VERIFIED: {refusal.code}: {refusal.message}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"verified: {envelope['id']} signed by {envelope['source']} "
+        f"with {envelope['signaturekid']} (at {when.isoformat()})"
+    )
+
+
+async def _catalog() -> Catalog:
+    cache = ReferenceCache(get_settings().kafka_bootstrap_servers, client_id="credit-keys")
+    try:
+        await cache.start(wait=True, timeout=60)
+        return cache.catalog
+    finally:
+        await cache.stop()
+
+
+@app.command()
+def provision(
+    paths: Annotated[list[Path], typer.Argument(help="The catalogue (e.g. deploy/catalog): its units get keys.")],
+    directory: Dir = None,
+) -> None:
+    """The local stack's step: a signing key for every unit of the catalogue and for the portal
+    (kept if it exists), written to the credentials files, and their `key` records published."""
+    units = [r.code for r in _load_or_exit(paths) if isinstance(r, UnitRecord)]
+    principals = [f"unit:{code}" for code in units] + ["portal"]
+    records = credentials.provision(principals, directory)
+    bootstrap = get_settings().kafka_bootstrap_servers
+    report = asyncio.run(publish_records(list(records), bootstrap))
+    where = directory or credentials.default_dir()
+    typer.echo(
+        f"Keys: {len(records)} principals in {where}; "
+        f"{report.sent} key records published ({report.unchanged} unchanged)."
+    )
+
+
+def main() -> None:
+    """Console script entry point (`credit-keys`)."""
+    app()

@@ -1,0 +1,217 @@
+"""Signed requests against the real service (contracts.md, Security): every refusal code, over
+Kafka (answered `credit.request.rejected` on the feedback topic) and over POST /v1/requests (401
+problem details, nothing published), and a key rotated while requests keep coming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from credit_common.contracts.envelope import CONTENT_TYPE
+from credit_common.contracts.reference import KeyRecord
+from credit_common.reference.cli import publish_records
+from credit_common.security.signing import Signer
+from credit_common.settings import Settings
+
+from tests.support.collector import Collector
+from tests.support.signing import sign
+
+from .conftest import company, designate, send
+
+pytestmark = pytest.mark.integration
+
+UNIT = "110108-SAT"
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def fresh_key(tag: str) -> Signer:
+    return Signer.generate(f"it-{tag}-{datetime.now(UTC):%H%M%S%f}", f"unit:{UNIT}")
+
+
+class Keys:
+    """Keys of unit 110108-SAT in every state, published once; `probe` (valid, published last)
+    tells when the service's catalogue has them all."""
+
+    def __init__(self) -> None:
+        self.expired = fresh_key("expired")
+        self.revoked = fresh_key("revoked")
+        self.future = fresh_key("future")
+        self.probe = fresh_key("probe")
+        self.unpublished = fresh_key("unpublished")
+        self.records: list[KeyRecord] = [
+            self.expired.record(LONG_AGO, LONG_AGO + timedelta(days=30)),
+            self.revoked.record(LONG_AGO).model_copy(update={"revoked_at": datetime.now(UTC) - timedelta(hours=1)}),
+            self.future.record(datetime.now(UTC) + timedelta(days=365)),
+            self.probe.record(LONG_AGO),
+        ]
+
+
+@pytest.fixture(scope="module")
+async def keys(stack: Settings, raw_kafka: AIOKafkaProducer, collector: Collector) -> Keys:
+    made = Keys()
+    await publish_records(list(made.records), stack.kafka_bootstrap_servers)
+    # The reference topic is one ordered partition: the probe (published last) known means all are.
+    await until_accepted(raw_kafka, collector, made.probe)
+    return made
+
+
+def request() -> dict[str, Any]:
+    return designate("black", "taxation-black", company(), unit=UNIT)
+
+
+def without(event: dict[str, Any], *attrs: str) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in attrs}
+
+
+def cases(keys: Keys) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each wrong way to sign, and the code it earns."""
+    other_unit = designate("black", "taxation-black", company(), unit="110000-SAT")
+    tampered = sign(request())
+    tampered["data"]["list"] = "red"
+    tampered["data"]["standard"] = "taxation-red"
+    return {
+        "unsigned": (request(), "unsigned"),
+        "no_signature": (without(sign(request()), "signature"), "unsigned"),
+        "another_units_key": (sign(other_unit) | {"source": f"unit/{UNIT}"}, "unknown_key"),
+        "signed_as_another_unit": (keys.probe.sign(other_unit), "unknown_key"),
+        "unknown_key": (keys.unpublished.sign(request()), "unknown_key"),
+        "expired_key": (keys.expired.sign(request()), "key_not_valid"),
+        "revoked_key": (keys.revoked.sign(request()), "key_not_valid"),
+        "key_not_yet_valid": (keys.future.sign(request()), "key_not_valid"),
+        "changed_after_signing": (tampered, "bad_signature"),
+        "garbled_signature": (sign(request()) | {"signature": "AAAA"}, "bad_signature"),
+    }
+
+
+CASES = [
+    "unsigned",
+    "no_signature",
+    "another_units_key",
+    "signed_as_another_unit",
+    "unknown_key",
+    "expired_key",
+    "revoked_key",
+    "key_not_yet_valid",
+    "changed_after_signing",
+    "garbled_signature",
+]
+
+
+@pytest.fixture(scope="module")
+async def raw_kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer that sends exactly what it is given (the suite's own signs requests)."""
+    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_over_kafka_each_wrong_signature_is_rejected_with_its_code(
+    keys: Keys, raw_kafka: AIOKafkaProducer, collector: Collector, case: str
+) -> None:
+    event, code = cases(keys)[case]
+    rid = await send(raw_kafka, event)
+    answer = await collector.answer(rid)
+    assert answer["type"] == "credit.request.rejected", answer
+    assert [e["code"] for e in answer["data"]["errors"]] == [code]
+    assert answer["_key"] == event["source"].removeprefix("unit/")  # told to the unit it claims to be
+    created = [
+        e
+        for e in collector.events["credit.designation.events.v1"]
+        if (e.get("data") or {}).get("record", {}).get("designation_id") == rid
+    ]
+    assert created == []
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_over_http_each_wrong_signature_is_a_401_and_nothing_is_published(
+    keys: Keys, http: httpx.AsyncClient, collector: Collector, case: str
+) -> None:
+    event, code = cases(keys)[case]
+    response = await http.post("/v1/requests", content=orjson.dumps(event), headers={"content-type": CONTENT_TYPE})
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert [e["code"] for e in response.json()["errors"]] == [code]
+    assert (await http.get(f"/v1/requests/{event['id']}")).status_code == 404  # never recorded as pending
+
+
+async def test_a_good_signature_over_http_is_accepted(
+    keys: Keys, http: httpx.AsyncClient, collector: Collector
+) -> None:
+    event = keys.probe.sign(request())
+    response = await http.post("/v1/requests", content=orjson.dumps(event), headers={"content-type": CONTENT_TYPE})
+    assert response.status_code == 202, response.text
+    assert (await collector.answer(event["id"]))["type"] == "credit.request.accepted"
+
+
+async def test_a_key_rotated_under_load_loses_no_request(
+    stack: Settings, keys: Keys, raw_kafka: AIOKafkaProducer, collector: Collector
+) -> None:
+    """A unit rotates its key the way the contract allows, with requests coming all the while:
+    publish the new key beside the old, move to it once it is accepted, then revoke the old one.
+    Every request is answered; the new key's are all accepted; the old key's are accepted until
+    the revocation reaches the catalogue and refused `key_not_valid` from then on."""
+    old, new = fresh_key("old"), fresh_key("new")
+    await publish_records([old.record(LONG_AGO)], stack.kafka_bootstrap_servers)
+    await until_accepted(raw_kafka, collector, old)
+
+    sent: list[tuple[str, str]] = []
+    current = old
+    stop = asyncio.Event()
+
+    async def load() -> None:  # about 200 requests a second, each signed by the current key
+        while not stop.is_set():
+            for _ in range(10):
+                sent.append((await send(raw_kafka, current.sign(request())), current.kid))
+            await asyncio.sleep(0.05)
+
+    loader = asyncio.create_task(load())
+    try:
+        await asyncio.sleep(1.0)
+        await publish_records([new.record(LONG_AGO)], stack.kafka_bootstrap_servers)
+        await until_accepted(raw_kafka, collector, new)
+        current = new
+        await asyncio.sleep(1.0)
+        revoked = old.record(LONG_AGO).model_copy(update={"revoked_at": datetime.now(UTC)})
+        await publish_records([revoked], stack.kafka_bootstrap_servers)
+        refused = await until_refused(raw_kafka, collector, old)
+        await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await loader
+
+    answers = [(kid, await collector.answer(rid, timeout=60)) for rid, kid in sent]
+    assert len(answers) == len(sent) > 100
+    old_answers = [a for kid, a in answers if kid == old.kid]
+    new_answers = [a for kid, a in answers if kid == new.kid]
+    assert old_answers
+    assert new_answers
+    assert all(a["type"] == "credit.request.accepted" for a in old_answers)  # all sent before the revocation
+    assert all(a["type"] == "credit.request.accepted" for a in new_answers)
+    assert [e["code"] for e in refused["data"]["errors"]] == ["key_not_valid"]
+
+
+async def until_accepted(kafka: AIOKafkaProducer, collector: Collector, key: Signer) -> None:
+    """Send requests signed by `key` until one is accepted (its record reached the catalogue)."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while (await collector.answer(await send(kafka, key.sign(request()))))["type"] != "credit.request.accepted":
+        assert asyncio.get_running_loop().time() < deadline, f"{key.kid} never accepted"
+        await asyncio.sleep(0.2)
+
+
+async def until_refused(kafka: AIOKafkaProducer, collector: Collector, key: Signer) -> dict[str, Any]:
+    """Send requests signed by `key` until one is refused; that answer."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while (answer := await collector.answer(await send(kafka, key.sign(request()))))["type"] != (
+        "credit.request.rejected"
+    ):
+        assert asyncio.get_running_loop().time() < deadline, f"{key.kid} never refused"
+        await asyncio.sleep(0.2)
+    return answer

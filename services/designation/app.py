@@ -176,7 +176,12 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         record = await store.get_designation(rt.db, designation_id)
         if record is None:
             raise Problem(404, "Unknown designation", f"no designation {designation_id}")
-        return {**record, "later_decisions": await store.decisions_of(rt.db, designation_id)}
+        return {
+            **record,
+            "later_decisions": await store.decisions_of(rt.db, designation_id),
+            # Each accepted request about it as signed: `credit-keys verify` re-checks one from this alone.
+            "signatures": await store.signatures_of(rt.db, designation_id),
+        }
 
 
 definition = ServiceDefinition(

@@ -31,6 +31,7 @@ from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Answer, Context, Incoming
 from credit_common.outcomes import Accepted, ErrorItem, derived_id
 from credit_common.reference.catalog import Catalog
+from credit_common.security.signing import principal_of
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
 from prometheus_client import Histogram
@@ -52,6 +53,7 @@ class BatchState:
     created: dict[str, datetime] = field(default_factory=dict)  # new in this batch: id -> created_at
     changed: dict[str, datetime] = field(default_factory=dict)  # existing, changed: id -> updated_at
     audit: list[tuple[Any, ...]] = field(default_factory=list)  # revocation and amendment decisions
+    signatures: list[tuple[Any, ...]] = field(default_factory=list)  # accepted requests as signed
     _docs: dict[str, tuple[DesignationRecord, dict[str, Any]]] = field(default_factory=dict)
 
     def doc(self, record: DesignationRecord) -> dict[str, Any]:
@@ -62,6 +64,16 @@ class BatchState:
         doc = _record_json(record)
         self._docs[record.designation_id] = (record, doc)
         return doc
+
+    def accepted(self, inc: Incoming, designation_id: str) -> None:
+        """Keep an accepted request as it was signed (request_signatures): who, with which key,
+        when received, and the envelope itself."""
+        env = inc.envelope
+        if env is None or inc.received_at is None or not env.get("signature"):
+            return  # not a signed request (a handler test driving the table without the bus)
+        principal = principal_of(inc.event.source) or inc.event.source
+        row = (inc.event.id, designation_id, principal, env["signaturekid"], env["signature"], inc.received_at, env)
+        self.signatures.append(row)
 
     def lookup(self, designation_id: str) -> DesignationRecord | None:
         return self.records.get(designation_id)
@@ -102,6 +114,7 @@ class BatchState:
             new=self.new_rows(),
             changed=[(self.records[i], self.doc(self.records[i]), self.changed[i]) for i in changed],
             audit=self.audit,
+            signatures=self.signatures,
             outbox=ctx.outbox,
             answers=_ledger_rows(ctx.answers),
             inbox=ctx.inbox,
@@ -250,6 +263,7 @@ class DesignationHandlers:
         for removal in result.removals:
             state.put(removal.record, at)
             self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+        state.accepted(inc, result.record.designation_id)
         return Accepted(result.record.designation_id)
 
     def revoke(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
@@ -268,6 +282,7 @@ class DesignationHandlers:
             )
         )
         self._emit_removed(ctx, removal)
+        state.accepted(inc, removal.record.designation_id)
         return Accepted(removal.record.designation_id)
 
     def amend(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
@@ -294,6 +309,7 @@ class DesignationHandlers:
             },
             subject=amended.record.subject.id,
         )
+        state.accepted(inc, amended.record.designation_id)
         return Accepted(amended.record.designation_id)
 
     def objection_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:

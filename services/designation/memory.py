@@ -19,6 +19,7 @@ class MemoryStore:
         self.designations: dict[str, dict[str, Any]] = {}
         self._of_subject: dict[str, set[str]] = {}  # the subject index the table has
         self.audit: list[tuple[Any, ...]] = []
+        self.signatures: list[tuple[Any, ...]] = []
         self.ledger: dict[str, tuple[Any, ...]] = {}
 
     def record(self, designation_id: str) -> DesignationRecord:
@@ -48,5 +49,6 @@ class MemoryStore:
         for record, doc, _at in batch.changed:
             self.designations[record.designation_id] = doc
         self.audit.extend(batch.audit)
+        self.signatures.extend(batch.signatures)
         for answer in batch.answers:
             self.ledger[answer[0]] = answer

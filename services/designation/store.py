@@ -119,6 +119,11 @@ WITH read_by_id AS (
   SELECT * FROM unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::jsonb[], $35::text[],
                        $36::timestamptz[])
   ON CONFLICT (request_id) DO NOTHING
+), signed AS (
+  INSERT INTO request_signatures (request_id, designation_id, principal, signaturekid, signature, received_at, envelope)
+  SELECT * FROM unnest($42::text[], $43::text[], $44::text[], $45::text[], $46::text[], $47::timestamptz[],
+                       $48::jsonb[])
+  ON CONFLICT (request_id) DO NOTHING
 ), emitted AS (
   INSERT INTO outbox (topic, key, value, headers)
   SELECT t, k, v, h
@@ -142,6 +147,8 @@ class BatchWrite:
     new: Sequence[tuple[DesignationRecord, dict[str, Any], datetime, datetime]] = ()  # record, JSON, created, updated
     changed: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]] = ()  # record, JSON, updated_at
     audit: Sequence[tuple[Any, ...]] = ()  # (request_id, designation_id, kind, unit, decision, reason, decided_at)
+    # (request_id, designation_id, principal, signaturekid, signature, received_at, envelope)
+    signatures: Sequence[tuple[Any, ...]] = ()
     outbox: Sequence[OutboxMessage] = ()
     answers: Sequence[tuple[Any, ...]] = ()  # as `record_answers`
     inbox: tuple[list[str], list[str]] | None = None  # optimistic path: (event ids, topics) to record
@@ -238,6 +245,7 @@ class DesignationStore:
             ids,
             subjects,
             versions,
+            *_columns(batch.signatures, 7),
         )
 
     async def update(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]]) -> None:
@@ -255,6 +263,17 @@ class DesignationStore:
 async def get_designation(pool: asyncpg.Pool, designation_id: str) -> dict[str, Any] | None:
     row = await pool.fetchrow(GET, designation_id)
     return dict(row["record"]) if row else None
+
+
+SIGNATURES_OF = """
+SELECT request_id, principal, signaturekid, signature, received_at, envelope AS request
+  FROM request_signatures WHERE designation_id = $1 ORDER BY received_at, request_id
+"""
+
+
+async def signatures_of(pool: asyncpg.Pool, designation_id: str) -> list[dict[str, Any]]:
+    """The accepted requests about a designation, as they were signed (oldest first)."""
+    return [dict(r) for r in await pool.fetch(SIGNATURES_OF, designation_id)]
 
 
 async def decisions_of(pool: asyncpg.Pool, designation_id: str) -> list[dict[str, Any]]:

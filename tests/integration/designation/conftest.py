@@ -355,6 +355,7 @@ class Departments:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         body.pop("later_decisions", None)
+        body.pop("signatures", None)
         return body
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:

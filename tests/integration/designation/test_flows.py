@@ -437,6 +437,9 @@ async def test_designating_unit_revokes(departments: Departments, list_: str, ki
     }
     current = (await departments.http.get(f"/v1/designations/{record['designation_id']}")).json()
     (audit,) = current.pop("later_decisions")
+    signed = current.pop("signatures")  # the designation's and the revocation's requests, as signed
+    assert [s["request_id"] for s in signed] == [record["designation_id"], event["id"]]
+    assert {s["principal"] for s in signed} == {"unit:100000-SAT"}
     assert current == removed["data"]["record"]
     assert (audit["request_id"], audit["kind"], audit["unit"]) == (event["id"], "revoke", "100000-SAT")
     assert audit["decision"] == event["data"]["decision"], "the revocation's decision is kept"

@@ -5,16 +5,23 @@ problem details, nothing published), and a key rotated while requests keep comin
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import CONTENT_TYPE
 from credit_common.contracts.reference import KeyRecord
+from credit_common.db import pool as dbpool
+from credit_common.db.roles import role_name
 from credit_common.reference.cli import publish_records
 from credit_common.security.signing import Signer
 from credit_common.settings import Settings
@@ -22,7 +29,7 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.signing import sign
 
-from .conftest import company, designate, send
+from .conftest import SCHEMA, Departments, company, designate, send
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +222,75 @@ async def until_refused(kafka: AIOKafkaProducer, collector: Collector, key: Sign
         assert asyncio.get_running_loop().time() < deadline, f"{key.kid} never refused"
         await asyncio.sleep(0.2)
     return answer
+
+
+async def test_the_record_keeps_each_accepted_request_as_signed_and_credit_keys_verifies_it(
+    stack: Settings, departments: Departments, tmp_path: Path
+) -> None:
+    record = await departments.designated(request())
+    response = await departments.http.get(f"/v1/designations/{record['designation_id']}")
+    (kept,) = response.json()["signatures"]
+    assert kept["request_id"] == record["designation_id"]
+    assert kept["principal"] == f"unit:{UNIT}"
+    assert kept["signaturekid"] == kept["request"]["signaturekid"]
+    assert kept["signature"] == kept["request"]["signature"]
+    assert datetime.fromisoformat(kept["received_at"]) <= datetime.now(UTC)
+
+    saved = tmp_path / "record.json"
+    saved.write_bytes(response.content)
+    ok = await credit_keys(stack, "verify", str(saved))
+    assert ok.returncode == 0, ok.stderr
+    assert f"verified: {record['designation_id']}" in ok.stdout
+
+    forged = response.json()
+    forged["signatures"][0]["request"]["data"]["decision"]["facts"] = "Something else."
+    saved.write_bytes(orjson.dumps(forged))
+    refused = await credit_keys(stack, "verify", str(saved))
+    assert refused.returncode == 1
+    assert "bad_signature" in refused.stderr
+
+
+async def test_the_runtime_role_cannot_change_or_delete_what_was_signed(
+    stack: Settings, departments: Departments
+) -> None:
+    record = await departments.designated(request())
+    dsn = dbpool.dsn_for_role(stack.database_url, role_name(SCHEMA), stack.credit_db_service_password)
+    conn = await dbpool.connect(dsn, schema=SCHEMA)
+    try:
+        for statement in (
+            "UPDATE request_signatures SET signature = 'x' WHERE designation_id = $1",
+            "DELETE FROM request_signatures WHERE designation_id = $1",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement, record["designation_id"])
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("TRUNCATE request_signatures")
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM request_signatures WHERE designation_id = $1", record["designation_id"]
+            )
+            == 1
+        )
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def credit_keys(stack: Settings, *args: str) -> Ran:
+    """`credit-keys` as an operator runs it, against the test stack."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers}
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "credit-keys"),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return Ran(proc.returncode or 0, out.decode(), err.decode())

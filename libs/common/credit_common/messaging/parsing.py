@@ -108,8 +108,9 @@ class Parser:
             return Parsed(
                 record, position_key, dead_reason=f"foreign_source: {event.source!r} does not write {record.topic}"
             )
+        received_at = self._clock.now() if is_request else None
         if is_request and self._verifier is not None:
-            refusal = self._verifier.check(doc, self._clock.now())
+            refusal = self._verifier.check(doc, received_at or self._clock.now())
             if refusal is not None:
                 # Keyed by position, not id: an unproven message must not use up a unit's request id.
                 return Parsed(
@@ -151,7 +152,16 @@ class Parser:
                     )
                 return Parsed(record, event.id, dead_reason=f"data does not match {event.type}: {short(exc)}")
         incoming = Incoming(
-            event, data, unit, record.topic, record.partition, record.offset, record.key, record.headers
+            event,
+            data,
+            unit,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.headers,
+            received_at=received_at,
+            envelope=doc if is_request else None,
         )
         return Parsed(
             record,

@@ -90,33 +90,47 @@ def sign(
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="A signed envelope (JSON), or a record whose `audit.request` is one.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="A signed envelope (JSON), or a designation record (its `signatures`); - reads stdin."),
+    ],
     at: Annotated[
-        datetime | None, typer.Option("--at", help="Time of receipt (default: the audit's, else now).")
+        datetime | None, typer.Option("--at", help="Time of receipt (default: the record's, else now).")
     ] = None,
     key: Annotated[
         Path | None, typer.Option("--key", help="The `key` record (default: read credit.reference.v1).")
     ] = None,
 ) -> None:
-    """Check a signature against the public key alone (exit status 1 when it does not verify)."""
+    """Check signatures against the public keys alone (exit status 1 when one does not verify):
+    a signed envelope, or every accepted request kept in a record of GET /v1/designations/{id}."""
     doc = _read_json(file)
-    audit = doc.get("audit") if isinstance(doc, dict) else None
-    envelope = audit["request"] if isinstance(audit, dict) and "request" in audit else doc
-    when = at or (datetime.fromisoformat(audit["received_at"]) if isinstance(audit, dict) else datetime.now(UTC))
+    kept = doc.get("signatures") if isinstance(doc, dict) and "signatures" in doc else None
+    checks = (
+        [(s["request"], at or datetime.fromisoformat(s["received_at"])) for s in kept]
+        if isinstance(kept, list)
+        else [(doc, at or datetime.now(UTC))]
+    )
+    if not checks:
+        typer.echo("nothing signed to verify", err=True)
+        raise typer.Exit(1)
     lookup: KeyLookup
     if key is not None:
         record = KeyRecord.model_validate(_read_json(key))
         lookup = {record.code: record}.get
     else:
         lookup = asyncio.run(_catalog()).key
-    refusal = Verifier(lookup).check(envelope, when)
-    if refusal is not None:
-        typer.echo(f"NOT VERIFIED: {refusal.code}: {refusal.message}", err=True)
+    verifier = Verifier(lookup)
+    failed = 0
+    for envelope, when in checks:
+        refusal = verifier.check(envelope, when)
+        what = f"{envelope.get('id')} from {envelope.get('source')} with {envelope.get('signaturekid')}"
+        if refusal is None:
+            typer.echo(f"verified: {what} (received {when.isoformat()})")
+        else:
+            failed += 1
+            typer.echo(f"NOT VERIFIED: {what}: {refusal.code}: {refusal.message}", err=True)
+    if failed:
         raise typer.Exit(1)
-    typer.echo(
-        f"verified: {envelope['id']} signed by {envelope['source']} "
-        f"with {envelope['signaturekid']} (at {when.isoformat()})"
-    )
 
 
 async def _catalog() -> Catalog:

@@ -1,0 +1,58 @@
+"""Only the owner of an events topic speaks on it (contracts.md, Security): an objection outcome
+that claims another source, as a leaked credential of another service would write it, is
+dead-lettered `foreign_source` and removes nothing; the same outcome from the objection service
+removes the entry."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from credit_common.contracts.envelope import new_id
+from credit_common.messaging import topics
+
+from .conftest import Departments, company, designate, platform_event, today
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("forger", ["platform/cases", "unit/110108-SAT", "platform/objection-service"])
+async def test_an_objection_outcome_from_another_source_is_dead_lettered_and_removes_nothing(
+    departments: Departments, forger: str
+) -> None:
+    record = await departments.designated(designate("black", "taxation-black", company()))
+    designation_id = record["designation_id"]
+    data = {
+        "objection_id": new_id(),
+        "designation_id": designation_id,
+        "unit": record["unit"],
+        "outcome": "upheld",
+        "reasoning": "Forged.",
+        "decided_on": today().isoformat(),
+    }
+    forged = platform_event("credit.objection.resolved", data, subject=record["subject"]["id"]) | {"source": forger}
+    await departments.publish(topics.OBJECTION_EVENTS, forged)
+    (dead,) = await departments.collector.wait_for(
+        topics.DEADLETTER,
+        lambda e: e["data"]["topic"] == topics.OBJECTION_EVENTS and forged["id"].encode() in raw(e),
+    )
+    assert dead["data"]["error"].startswith("foreign_source")
+    assert dead["data"]["service"] == "designation"
+
+    # The genuine outcome, published after the forgery on the same partition, is applied: the
+    # forgery did not stop the consumer and did not use up anything.
+    genuine = platform_event(
+        "credit.objection.resolved", {**data, "objection_id": new_id()}, subject=record["subject"]["id"]
+    )
+    await departments.publish(topics.OBJECTION_EVENTS, genuine)
+    (removed,) = await departments.collector.wait_for(
+        topics.DESIGNATION_EVENTS,
+        lambda e: e["type"] == "credit.designation.removed" and e["data"]["record"]["designation_id"] == designation_id,
+    )
+    assert removed["causationid"] == genuine["id"]
+    assert len(departments.events_of(designation_id, "credit.designation.removed")) == 1
+
+
+def raw(dead: dict[str, Any]) -> bytes:
+    return base64.b64decode(dead["data"].get("value_b64") or "")

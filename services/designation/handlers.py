@@ -67,13 +67,15 @@ class BatchState:
 
     def accepted(self, inc: Incoming, designation_id: str) -> None:
         """Keep an accepted request as it was signed (request_signatures): who, with which key,
-        when received, and the envelope itself."""
-        env = inc.envelope
-        if env is None or inc.received_at is None or not env.get("signature"):
-            return  # not a signed request (a handler test driving the table without the bus)
-        principal = principal_of(inc.event.source) or inc.event.source
-        row = (inc.event.id, designation_id, principal, env["signaturekid"], env["signature"], inc.received_at, env)
-        self.signatures.append(row)
+        when received, and the bytes the signature covers."""
+        ev = inc.event
+        if inc.signed is None or inc.received_at is None or not ev.signaturekid or not ev.signature:
+            return  # not a verified request (a handler test driving the table without the bus)
+        principal = principal_of(ev.source) or ev.source
+        signed = inc.signed.decode()
+        self.signatures.append(
+            (ev.id, designation_id, principal, ev.signaturekid, ev.signature, inc.received_at, signed)
+        )
 
     def lookup(self, designation_id: str) -> DesignationRecord | None:
         return self.records.get(designation_id)

@@ -120,9 +120,9 @@ WITH read_by_id AS (
                        $36::timestamptz[])
   ON CONFLICT (request_id) DO NOTHING
 ), signed AS (
-  INSERT INTO request_signatures (request_id, designation_id, principal, signaturekid, signature, received_at, envelope)
+  INSERT INTO request_signatures (request_id, designation_id, principal, signaturekid, signature, received_at, signed)
   SELECT * FROM unnest($42::text[], $43::text[], $44::text[], $45::text[], $46::text[], $47::timestamptz[],
-                       $48::jsonb[])
+                       $48::text[])
   ON CONFLICT (request_id) DO NOTHING
 ), emitted AS (
   INSERT INTO outbox (topic, key, value, headers)
@@ -266,14 +266,21 @@ async def get_designation(pool: asyncpg.Pool, designation_id: str) -> dict[str, 
 
 
 SIGNATURES_OF = """
-SELECT request_id, principal, signaturekid, signature, received_at, envelope AS request
+SELECT request_id, principal, signaturekid, signature, received_at, signed, envelope
   FROM request_signatures WHERE designation_id = $1 ORDER BY received_at, request_id
 """
 
 
 async def signatures_of(pool: asyncpg.Pool, designation_id: str) -> list[dict[str, Any]]:
-    """The accepted requests about a designation, as they were signed (oldest first)."""
-    return [dict(r) for r in await pool.fetch(SIGNATURES_OF, designation_id)]
+    """The accepted requests about a designation, as they were signed (oldest first), each with
+    its `request`: the envelope as signed, `signature` included."""
+    out = []
+    for r in await pool.fetch(SIGNATURES_OF, designation_id):
+        row = dict(r)
+        signed, envelope = row.pop("signed"), row.pop("envelope")
+        request = {**orjson.loads(signed), "signature": row["signature"]} if signed is not None else envelope
+        out.append({**row, "request": request})
+    return out
 
 
 async def decisions_of(pool: asyncpg.Pool, designation_id: str) -> list[dict[str, Any]]:

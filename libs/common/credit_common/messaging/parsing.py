@@ -109,8 +109,10 @@ class Parser:
                 record, position_key, dead_reason=f"foreign_source: {event.source!r} does not write {record.topic}"
             )
         received_at = self._clock.now() if is_request else None
+        signed: bytes | None = None
         if is_request and self._verifier is not None:
-            refusal = self._verifier.check(doc, received_at or self._clock.now())
+            verdict = self._verifier.examine(doc, received_at or self._clock.now())
+            refusal, signed = verdict.refusal, verdict.signed
             if refusal is not None:
                 # Keyed by position, not id: an unproven message must not use up a unit's request id.
                 return Parsed(
@@ -161,7 +163,7 @@ class Parser:
             record.key,
             record.headers,
             received_at=received_at,
-            envelope=doc if is_request else None,
+            signed=signed,
         )
         return Parsed(
             record,

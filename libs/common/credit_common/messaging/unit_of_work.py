@@ -40,10 +40,10 @@ class Incoming:
     offset: int
     key: bytes | None
     headers: Sequence[tuple[str, bytes]]
-    # A signed request: the platform's time of receipt and the envelope exactly as it was verified
-    # (what an audit of the decision keeps). None for events.
+    # A signed request: the platform's time of receipt and the bytes its signature covers (the
+    # canonical envelope without `signature`: what an audit of the decision keeps). None for events.
     received_at: datetime | None = None
-    envelope: dict[str, Any] | None = None
+    signed: bytes | None = None
 
 
 @dataclass(slots=True)

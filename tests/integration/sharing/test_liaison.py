@@ -277,7 +277,7 @@ async def test_snapshot_then_changes_reaches_exactly_the_final_state(
                     body = (await liaison.http.get(f"/v1/lists/{liaison.list}", params=params)).json()
                     return len(body["entries"]) > 2 * PAGE
 
-                await poll(pages, timeout=60)
+                await poll(pages, timeout=180)  # a fresh designation deployment warms up under load
                 await liaison.snapshot(pause=0.15)
 
             await asyncio.gather(*(snapshot_when_busy(liaison) for liaison in liaisons))

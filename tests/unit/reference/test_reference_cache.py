@@ -16,6 +16,7 @@ from credit_common.contracts.reference import (
     REFERENCE_SOURCE,
     CalendarRecord,
     FieldRecord,
+    KeyRecord,
     ReferenceRecord,
     reference_key,
 )
@@ -181,3 +182,22 @@ async def test_a_crashed_task_surfaces_in_wait_ready() -> None:
             await cache.start(timeout=2)
     finally:
         await cache.stop()
+
+
+async def test_a_record_from_another_source_is_skipped() -> None:
+    """The catalogue holds the signing keys: a `key` record any other source writes (a leaked
+    credential, a service) never reaches it (contracts.md, Security: only `reference` writes)."""
+    key = KeyRecord(
+        code="k-forged",
+        principal="unit:110108-SAT",
+        public_key="A" * 43,
+        not_before=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    forged = new_event(
+        REFERENCE_EVENT_TYPE, "platform/designation", key.model_dump(mode="json"), time=datetime.now(UTC)
+    )
+    cache = ReferenceCache("unused:9092", consumer_factory=lambda: FakeConsumer([]))
+    assert not await cache.apply_message(reference_key(key).encode(), dumps(forged.model_dump(mode="json")))
+    assert cache.catalog.key("k-forged") is None
+    assert await cache.apply_message(*message(key))
+    assert cache.catalog.key("k-forged") == key

@@ -108,10 +108,10 @@ class Parser:
             return Parsed(
                 record, position_key, dead_reason=f"foreign_source: {event.source!r} does not write {record.topic}"
             )
-        received_at = self._clock.now() if is_request else None
+        received_at = self._clock.now() if is_request else None  # the platform's time of receipt
         signed: bytes | None = None
-        if is_request and self._verifier is not None:
-            verdict = self._verifier.examine(doc, received_at or self._clock.now())
+        if received_at is not None and self._verifier is not None:
+            verdict = self._verifier.examine(doc, received_at)
             refusal, signed = verdict.refusal, verdict.signed
             if refusal is not None:
                 # Keyed by position, not id: an unproven message must not use up a unit's request id.

@@ -20,7 +20,12 @@ from aiokafka.errors import KafkaError
 
 from credit_common.calendar import WorkingDayCalendar
 from credit_common.contracts.envelope import CloudEvent
-from credit_common.contracts.reference import REFERENCE_EVENT_TYPE, ReferenceRecord, parse_reference_record
+from credit_common.contracts.reference import (
+    REFERENCE_EVENT_TYPE,
+    REFERENCE_SOURCE,
+    ReferenceRecord,
+    parse_reference_record,
+)
 from credit_common.messaging.topics import REFERENCE
 from credit_common.reference.catalog import Catalog
 
@@ -260,4 +265,6 @@ def _decode(value: bytes) -> ReferenceRecord:
     event = CloudEvent.model_validate_json(value)
     if event.type != REFERENCE_EVENT_TYPE:
         raise ValueError(f"event type {event.type!r} on the reference topic")
+    if event.source != REFERENCE_SOURCE:  # the catalogue holds the signing keys: only `reference` speaks here
+        raise ValueError(f"foreign_source: {event.source!r} does not write the reference topic")
     return parse_reference_record(event.data)

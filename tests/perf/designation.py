@@ -475,7 +475,7 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
                 "seconds": f"{n / drain_rate:.0f}",
                 "instances": instances,
                 "service_peak_rss_mb": per_process,
-                "of_db_floor": f"{drain_rate / floor_rate:.2f}",
+                "of_db_floor": f"{drain_rate / floor_rate:.3g}",
                 "cores": CpuShare.line(cores),
             },
         ),

@@ -30,7 +30,7 @@ SCHEMA = deployment(INSTANCE).schema_of("cases")
 INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.ENFORCEMENT_ACTIONS]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def cases(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("cases", CASES_PORT, instance=INSTANCE)
     await svc.start()
@@ -40,7 +40,7 @@ async def cases(stack: Settings) -> AsyncIterator[ServiceProcess]:
     await svc.discard()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
@@ -48,7 +48,7 @@ async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def collector(stack: Settings) -> AsyncIterator[Collector]:
     c = Collector(stack.kafka_bootstrap_servers, [topics.CASES_EVENTS, topics.FEEDBACK])
     await c.start()
@@ -56,7 +56,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
     await c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def http(cases: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with cases.client() as c:
         yield c

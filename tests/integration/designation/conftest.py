@@ -37,7 +37,7 @@ FEEDBACK_GROUP = deployment(INSTANCE).group_of("designation.feedback")
 SCHEMA = deployment(INSTANCE).schema_of("designation")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("designation", DESIGNATION_PORT, instance=INSTANCE)
     await svc.start()
@@ -46,7 +46,7 @@ async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
     await svc.discard()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def collector(stack: Settings) -> AsyncIterator[Collector]:
     c = Collector(stack.kafka_bootstrap_servers, [topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.DEADLETTER])
     await c.start()
@@ -54,7 +54,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
     await c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
@@ -159,7 +159,7 @@ def today() -> date:
     return datetime.now(SHANGHAI).date()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def catalogue() -> Catalog:
     """The published sample catalogue, read from its YAML files (what the expectations rest on)."""
     return Catalog.of(load_files([CATALOG_DIR]))

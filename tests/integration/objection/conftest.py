@@ -37,7 +37,7 @@ INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_REQUESTS]
 OUTPUTS = [topics.OBJECTION_EVENTS, topics.UNIT_INBOX]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def objection(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("objection", OBJECTION_PORT, instance=INSTANCE)
     await svc.start()
@@ -47,7 +47,7 @@ async def objection(stack: Settings) -> AsyncIterator[ServiceProcess]:
     await svc.discard()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
@@ -55,7 +55,7 @@ async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def collector(stack: Settings) -> AsyncIterator[Collector]:
     """What the objection service publishes (and answers), and what the others do with it."""
     c = Collector(
@@ -67,7 +67,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
     await c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def http(objection: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with objection.client() as c:
         yield c

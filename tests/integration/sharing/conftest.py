@@ -37,7 +37,7 @@ INPUTS = [topics.DESIGNATION_EVENTS, topics.OBJECTION_EVENTS, topics.WARNING_EVE
 OUTPUTS = [topics.LISTS_CHANGES, topics.LISTS_PUBLIC]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("sharing", SHARING_PORT, instance=INSTANCE)
     await svc.start()
@@ -47,7 +47,7 @@ async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
     await svc.discard()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
@@ -55,7 +55,7 @@ async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def lists(stack: Settings) -> AsyncIterator[Collector]:
     """What sharing publishes (both list-change topics), and what it reads, from now on."""
     c = Collector(stack.kafka_bootstrap_servers, [*OUTPUTS, topics.DESIGNATION_EVENTS, topics.FEEDBACK])

@@ -36,7 +36,7 @@ INPUTS = [topics.DESIGNATION_EVENTS, topics.CONDUCT_REPORTS, topics.REFERENCE]
 OUTPUTS = [topics.WARNING_EVENTS, topics.UNIT_INBOX]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
     svc = ServiceProcess("warning", WARNING_PORT, instance=INSTANCE)
     await svc.start()
@@ -46,7 +46,7 @@ async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
     await svc.discard()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
     await p.start()
@@ -54,7 +54,7 @@ async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await p.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def collector(stack: Settings) -> AsyncIterator[Collector]:
     """What the warning service publishes (and answers), from now on."""
     c = Collector(stack.kafka_bootstrap_servers, [*OUTPUTS, topics.FEEDBACK, topics.DESIGNATION_EVENTS])
@@ -63,7 +63,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
     await c.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def http(warning: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with warning.client() as c:
         yield c

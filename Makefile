@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
+# The stack's own steps (topics, principals, ACLs, the catalogue) and the test harness act as the
+# stack's super user `admin` (its credentials file), whatever settings the calling shell holds.
+AS_ADMIN := env -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SECURITY_PROTOCOL CREDIT_PRINCIPAL=admin
 PYTEST_ARGS ?=
 DEMO_ARGS ?= --rate 50 --minutes 2
 
@@ -20,11 +23,11 @@ stack: deps ## start Kafka and PostgreSQL (or reuse what runs)
 	@deploy/stack.sh up
 
 topics: stack ## create the contract's topics
-	@$(RUN) python -m credit_common.messaging.topics
+	@$(AS_ADMIN) $(RUN) python -m credit_common.messaging.topics
 
-catalog: topics ## validate and publish the reference catalogue in deploy/catalog
-	@$(RUN) credit-reference publish deploy/catalog
-	@$(RUN) credit-keys provision deploy/catalog
+catalog: topics ## the principals, their credentials (.local/credentials) and ACLs; the reference catalogue published
+	@$(AS_ADMIN) $(RUN) credit-keys provision deploy/catalog
+	@$(AS_ADMIN) $(RUN) credit-reference publish deploy/catalog
 
 up: catalog ## start the platform: Kafka, PostgreSQL, the catalogue, the five services (Ctrl-C stops all; DETACH=1: background)
 ifdef DETACH
@@ -47,7 +50,7 @@ status: ## what runs
 
 demo: catalog ## realistic traffic into the platform (started in the background if it is not running); DEMO_ARGS="--rate 200 --minutes 10"
 	@deploy/services.sh up
-	@$(RUN) python -m credit_demo $(DEMO_ARGS)
+	@$(AS_ADMIN) $(RUN) python -m credit_demo $(DEMO_ARGS)
 
 lint: deps ## ruff lint and format check
 	@$(RUN) ruff check .
@@ -67,7 +70,7 @@ test: lint typecheck catalog ## the whole suite: lint, types, schema checks, uni
 	@deploy/stack.sh browser >/dev/null  # Chromium for the browser test
 	@deploy/services.sh down  # the tests run their own service processes (replay needs the groups idle)
 	@$(RUN) python -m credit_common.contracts.schemagen --check
-	@$(RUN) pytest $(PYTEST_ARGS)
+	@$(AS_ADMIN) $(RUN) pytest $(PYTEST_ARGS)
 
 bench: deps ## the benchmarks (tests/perf) on a throwaway stack: figures beside raw baselines, a CSV row each
 	@deploy/bench.sh $(BENCH_ARGS)

@@ -9,11 +9,10 @@ cd "$ROOT"
 export CREDIT_LOCAL_DIR=.local/bench CREDIT_CREDENTIALS_DIR=.local/bench/credentials CREDIT_KAFKA_PORT=29092 CREDIT_KAFKA_CONTROLLER_PORT=29093 CREDIT_PG_PORT=25432
 unset KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 deploy/stack.sh up
-eval "$(deploy/stack.sh env)"
-export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+eval "$(deploy/stack.sh env admin)"  # the harness is the stack: it acts as its super user
 cleanup() { if [ -z "${BENCH_KEEP:-}" ]; then deploy/stack.sh destroy; fi; }
 trap cleanup EXIT
 .venv/bin/python -m credit_common.messaging.topics
+.venv/bin/credit-keys provision deploy/catalog  # principals, ACLs; the requests the benchmarks send are signed
 .venv/bin/credit-reference publish deploy/catalog
-.venv/bin/credit-keys provision deploy/catalog  # the requests the benchmarks send are signed, as in production
 .venv/bin/python -m tests.perf.run "$@"

@@ -6,7 +6,8 @@
 #   deploy/stack.sh down    stop both
 #   deploy/stack.sh destroy stop both and delete their data
 #   deploy/stack.sh status  say what runs
-#   deploy/stack.sh env     print the connection settings (eval "$(deploy/stack.sh env)")
+#   deploy/stack.sh env [PRINCIPAL]  print a shell's settings as PRINCIPAL (default operator:local):
+#                           eval "$(deploy/stack.sh env unit:110108-SAT)"
 #   deploy/stack.sh browser install Chromium (Debian package) for the browser tests, print its path
 #
 # Where KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL are set, that server is used instead of a local
@@ -51,6 +52,19 @@ apt_install() {
 
 # ---------------------------------------------------------------- Kafka
 
+credentials_dir() {
+  local d="${CREDIT_CREDENTIALS_DIR:-$ROOT/.local/credentials}"
+  case "$d" in /*) echo "$d" ;; *) echo "$ROOT/$d" ;; esac
+}
+kafka_admin_password() {
+  CREDIT_CREDENTIALS_DIR=$(credentials_dir) "$ROOT/.venv/bin/python" -m credit_common.security.kafka_acl admin-password
+}
+# A command run as the stack's admin principal (its credentials file), whatever the shell holds.
+as_admin() {
+  env -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SECURITY_PROTOCOL \
+    CREDIT_PRINCIPAL=admin CREDIT_CREDENTIALS_DIR="$(credentials_dir)" "$@"
+}
+
 kafka_local() { [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; }
 kafka_bootstrap() { echo "${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$KAFKA_PORT}"; }
 
@@ -78,9 +92,16 @@ kafka_start() {
   mkdir -p "$KAFKA_DIR"
   if [ -n "$(kafka_pid || true)" ]; then log "Kafka already running (pid $(kafka_pid))"; return; fi
   kafka_install
-  local props="$KAFKA_DIR/server.properties" data="$KAFKA_DIR/data"
-  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
-      -e "s#@DATA_DIR@#$data#g" "$ROOT/deploy/kafka/server.properties.in" >"$props"
+  local props="$KAFKA_DIR/server.properties" data="$KAFKA_DIR/data" admin_pw
+  # The stack's super user: its password is made once, kept in the credentials directory (0600).
+  admin_pw=$(kafka_admin_password) || die "making the Kafka admin credentials"
+  if [ -f "$data/meta.properties" ] && [ ! -f "$KAFKA_DIR/scram.stamp" ]; then
+    log "the Kafka storage in $data predates SCRAM (or lost its admin password): formatting it anew"
+    rm -rf "$data"
+  fi
+  (umask 077; sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
+      -e "s#@DATA_DIR@#$data#g" -e "s#@ADMIN_PASSWORD@#$admin_pw#g" \
+      "$ROOT/deploy/kafka/server.properties.in" >"$props")
   local cp="$KAFKA_LIBS/*"
   if [ ! -f "$data/meta.properties" ]; then
     log "formatting Kafka storage in $data"
@@ -89,8 +110,12 @@ kafka_start() {
     id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
     java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
       -Dkafka.logfile="$KAFKA_DIR/format.log" \
-      kafka.tools.StorageTool format -t "$id" -c "$props" >"$KAFKA_DIR/format.out" 2>&1 \
+      kafka.tools.StorageTool format -t "$id" -c "$props" \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$admin_pw]" >"$KAFKA_DIR/format.out" 2>&1 \
       || die "formatting Kafka storage" "$KAFKA_DIR/format.out"
+    sha256sum <<<"$admin_pw" | cut -c1-16 >"$KAFKA_DIR/scram.stamp"
+  elif [ "$(sha256sum <<<"$admin_pw" | cut -c1-16)" != "$(cat "$KAFKA_DIR/scram.stamp")" ]; then
+    die "the Kafka storage was formatted with another admin password than $(credentials_dir)/admin.json holds: deploy/stack.sh destroy"
   fi
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT (log: ${KAFKA_DIR#"$ROOT"/}/broker.log)"
   # shellcheck disable=SC2086
@@ -109,7 +134,7 @@ kafka_wait() {
       [ -s "$KAFKA_DIR/broker.out" ] && cat "$KAFKA_DIR/broker.out" >>"$log_file"
       die "the Kafka broker exited while starting" "$log_file"
     fi
-    if "$ROOT/.venv/bin/python" -m credit_common.messaging.ready "$(kafka_bootstrap)" 2>/dev/null; then
+    if as_admin "$ROOT/.venv/bin/python" -m credit_common.messaging.ready "$(kafka_bootstrap)" 2>/dev/null; then
       log "Kafka ready at $(kafka_bootstrap)"
       return
     fi
@@ -258,9 +283,10 @@ case "${1:-}" in
     command -v chromium >/dev/null 2>&1 || apt_install chromium
     command -v chromium
     ;;
-  env)
-    echo "export KAFKA_BOOTSTRAP_SERVERS='$(kafka_bootstrap)'"
-    echo "export DATABASE_URL='$(pg_url)'"
+  env)  # env [PRINCIPAL]: the settings of a shell acting as PRINCIPAL (default operator:local)
+    CREDIT_CREDENTIALS_DIR=$(credentials_dir) KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap) DATABASE_URL=$(pg_url) \
+      "$ROOT/.venv/bin/python" -m credit_common.security.credentials env "${2:-operator:local}" \
+      || die "no credentials for ${2:-operator:local} in $(credentials_dir): run 'make up' (or 'make catalog')"
     ;;
   *)
     echo "usage: $0 up|down|destroy|status|env|browser" >&2

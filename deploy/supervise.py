@@ -30,11 +30,15 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 
+from credit_common.security.credentials import service_env
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = Path(os.environ.get("CREDIT_LOCAL_DIR", ROOT / ".local"))
 if not LOCAL.is_absolute():
     LOCAL = ROOT / LOCAL
 RUN, LOGS = LOCAL / "run", LOCAL / "logs"
+# Each service acts as its own principal (service:<name>) with the credentials the stack wrote.
+os.environ.setdefault("CREDIT_CREDENTIALS_DIR", str(LOCAL / "credentials"))
 SERVICES = {"designation": 8101, "sharing": 8102, "warning": 8103, "objection": 8104, "cases": 8105}
 COLOURS = {"designation": 36, "sharing": 32, "warning": 33, "objection": 35, "cases": 34}
 STOP_GRACE_S = 30.0
@@ -82,7 +86,7 @@ class Child:
         return RUN / f"{self.name}.pid"
 
     async def start(self) -> None:
-        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        env = {**service_env(self.name), "CREDIT_HTTP_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.clock import SHANGHAI, start_of_local_day
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
@@ -128,7 +129,7 @@ class Platform:
 async def platform(stack: Settings) -> AsyncIterator[Platform]:
     seen = Collector(stack.kafka_bootstrap_servers, WATCHED)
     await seen.start()
-    kafka = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    kafka = SigningProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await kafka.start()
     services = [ServiceProcess(name, port, instance=INSTANCE) for name, port in PORTS.items()]
     p = Platform(stack, kafka, seen)

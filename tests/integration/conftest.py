@@ -17,6 +17,7 @@ from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.topics import TopicSpec, ensure_topics
 from credit_common.settings import Settings
 
@@ -68,7 +69,7 @@ async def topic_factory(stack: Settings) -> Callable[..., str]:
 
 @pytest.fixture
 async def producer(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = AIOKafkaProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()
@@ -84,7 +85,7 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> TopicReader:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**kafka_options(self.bootstrap), enable_auto_commit=False)
         await self._consumer.start()
         parts = self._consumer.partitions_for_topic(self.topic)
         if parts is None:

@@ -21,6 +21,7 @@ from credit_common.contracts.reference import (
     UnitRecord,
     reference_key,
 )
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.topics import TopicSpec, ensure_topics
 from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.cli import publish_records
@@ -80,7 +81,7 @@ async def cache_factory(stack: Settings) -> AsyncIterator[Callable[..., Awaitabl
 
 async def offsets(bootstrap: str, topic: str) -> tuple[int, int]:
     """(beginning, end) offsets of partition 0 of `topic`, as the broker reports them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -255,7 +256,7 @@ async def test_a_running_cache_follows_updates_and_tombstones(
     report = await publish_records([*others, repealed], bootstrap, topic=reference_topic)
     assert (report.sent, report.unchanged) == (1, len(shipped) - 1)
     # ... and a tombstone, as compaction keeps it: the key with a null value.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(reference_topic, value=None, key=b"unit:440106-SPC")
@@ -305,7 +306,7 @@ async def test_republishing_sends_nothing_and_a_garbage_value_does_not_stop_the_
     assert await offsets(bootstrap, reference_topic) == (0, len(shipped))
 
     # Garbage under a proper key, and a value that is JSON but not a reference event.
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(reference_topic, value=b"\xff\x00not json{", key=b"standard:garbage")

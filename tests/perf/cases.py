@@ -23,6 +23,7 @@ from credit_common.clock import SHANGHAI
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.db.pool import init_connection as pool_codecs
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.kafka_admin import wait_caught_up
@@ -92,7 +93,7 @@ def envelope(type_: str, source: str, subject: str, data: dict[str, Any], at: da
 
 async def produce(bootstrap: str, topic: str, label: str, items: Any, n: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        **kafka_options(bootstrap), enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     headers = [("content-type", CONTENT_TYPE.encode())]
@@ -167,7 +168,7 @@ async def record(
 
 
 async def _ends(bootstrap: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     try:
         tps = [TopicPartition(topics.CASES_EVENTS, p) for p in range(PARTITIONS)]

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.kafka_admin import end_offsets, wait_caught_up
@@ -87,7 +88,7 @@ def designate_request(rng: random.Random, i: int, at: datetime) -> tuple[bytes, 
 async def fill(bootstrap: str, n: int) -> float:
     """Produce n designate requests (generated in chunks to bound memory); returns msgs/s."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        **kafka_options(bootstrap), enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     rng = random.Random(uuid.uuid4().int)  # new subjects each run: a reused stack refuses repeats
@@ -120,7 +121,7 @@ class Service(ServiceUnderTest):
 
 
 async def events_end(bootstrap: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     try:
         tps = [TopicPartition(topics.DESIGNATION_EVENTS, p) for p in range(PARTITIONS)]
@@ -194,14 +195,14 @@ async def latency(
     The first `warmup` seconds of requests (the driver's own connections, the fetch sessions) go
     unmeasured, for the service and the baseline alike."""
     bootstrap = settings.kafka_bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     tps = [TopicPartition(read_from, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:
         await consumer.position(tp)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=True, linger_ms=0)
     await producer.start()
     sent: dict[str, float] = {}
     got: dict[str, float] = {}
@@ -278,7 +279,7 @@ async def hop_latency(settings: Settings, rate: int, seconds: float) -> tuple[fl
     bootstrap = settings.kafka_bootstrap_servers
     tag = uuid.uuid4().hex[:8]
     src, dst = f"bench.hop.{tag}.in", f"bench.hop.{tag}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (src, dst)])
@@ -306,8 +307,8 @@ async def wait_forwarding(
     proc: asyncio.subprocess.Process, bootstrap: str, src: str, dst: str, timeout: float = 120.0
 ) -> None:
     """Until the forwarder has joined its group and passes messages on (a probe comes back)."""
-    consumer = AIOKafkaConsumer(dst, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(dst, **kafka_options(bootstrap), auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap))
     await consumer.start()
     await producer.start()
     try:

@@ -20,6 +20,7 @@ from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
 from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
 from credit_common.messaging.apply import BatchHandler
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import TopicSpec, ensure_topics
@@ -80,7 +81,7 @@ def sample_payloads(n: int) -> list[tuple[bytes, bytes]]:
 async def fill_topic(bootstrap: str, topic: str, payloads: Sequence[tuple[bytes, bytes]], label: str) -> float:
     """Produce `payloads` with a plain (idempotent) aiokafka producer; returns msgs/s."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        **kafka_options(bootstrap), enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     try:
@@ -102,7 +103,7 @@ async def fill_topic(bootstrap: str, topic: str, payloads: Sequence[tuple[bytes,
 
 async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
     """Batch-consume n messages from the beginning with a plain aiokafka consumer; msgs/s."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1000)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False, max_poll_records=1000)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]

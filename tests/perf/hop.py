@@ -14,18 +14,19 @@ import asyncio
 import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from credit_common.messaging.connection import kafka_options
 
 
 async def forward(bootstrap: str, src: str, dst: str, group: str) -> None:
     consumer = AIOKafkaConsumer(
         src,
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,  # as the service's consumer
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=True, linger_ms=0)
     await consumer.start()
     await producer.start()
     try:

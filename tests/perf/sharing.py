@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.db.pool import init_connection as pool_codecs
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.subjects import new_resident_id, new_uscc
@@ -100,7 +101,7 @@ def created_event(rng: random.Random, i: int, at: datetime) -> tuple[bytes, byte
 
 async def fill(bootstrap: str, n: int) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
+        **kafka_options(bootstrap), enable_idempotence=True, linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     rng = random.Random(20261126)

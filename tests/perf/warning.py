@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.kafka_admin import wait_caught_up
@@ -62,14 +63,14 @@ def key_scrutiny_request(subject: str, field: str, unit: str) -> bytes:
 async def measure(settings: Settings, seconds: float) -> tuple[list[float], int]:
     """Latencies (ms) from the third request to the listing, and how many subjects were tried."""
     bootstrap = settings.kafka_bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap))
     await consumer.start()
     tps = [TopicPartition(topics.WARNING_EVENTS, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
     await consumer.seek_to_end(*tps)
     for tp in tps:
         await consumer.position(tp)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=0)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=True, linger_ms=0)
     await producer.start()
     headers = [("content-type", CONTENT_TYPE.encode())]
     third_sent: dict[str, float] = {}

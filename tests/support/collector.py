@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from credit_common.messaging.connection import kafka_options
 
 
 class Collector:
@@ -24,7 +25,7 @@ class Collector:
         self._changed = asyncio.Event()
 
     async def start(self) -> Collector:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**kafka_options(self.bootstrap), enable_auto_commit=False)
         await self._consumer.start()
         tps: list[TopicPartition] = []
         for topic in self.topics:

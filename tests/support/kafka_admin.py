@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError, NotCoordinatorError
 from aiokafka.structs import OffsetAndMetadata
+from credit_common.messaging.connection import kafka_options
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
@@ -24,7 +25,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list
 
 async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -> None:
     """Commit the earliest offsets of `topics` for `group` (which must have no live member)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = await _partitions(consumer, topics)
@@ -38,7 +39,7 @@ async def reset_to_earliest(bootstrap: str, group: str, topics: Sequence[str]) -
 async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     """What `group` has committed (empty for a group that never committed). On a new broker the
     group coordinator (the offsets topic) appears with the first group: wait for it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     deadline = asyncio.get_running_loop().time() + 60
     try:
@@ -57,7 +58,7 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
 
 async def start_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit `offsets` for `group` (which must have no live member)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(offsets))  # manual assignment: commits go to the group without joining it
@@ -69,7 +70,7 @@ async def start_at(bootstrap: str, group: str, offsets: dict[TopicPartition, int
 async def reset_to_start(bootstrap: str, group: str, topics: Sequence[str], start: dict[TopicPartition, int]) -> None:
     """Replay: commit, for each partition of `topics`, where its deployment started reading it
     (`start`), or its earliest offset for a topic read whole (the reference topic)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = await _partitions(consumer, topics)
@@ -80,7 +81,7 @@ async def reset_to_start(bootstrap: str, group: str, topics: Sequence[str], star
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         return dict(await consumer.end_offsets(await _partitions(consumer, topics)))
@@ -90,7 +91,7 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
 
 async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Records of `topics` not yet committed by `group` (a partition never committed counts whole)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import signal
 import sys
 import uuid
@@ -22,6 +21,7 @@ import httpx
 from aiokafka import TopicPartition
 from credit_common.db.roles import drop_service_schema
 from credit_common.messaging import topics
+from credit_common.security.credentials import service_env
 from credit_common.service import Runtime
 from credit_common.settings import Settings, get_settings
 
@@ -101,7 +101,12 @@ class ServiceProcess:
 
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
         await self._begin_groups_at_the_end()
-        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "CREDIT_INSTANCE": self.instance, **self.env}
+        env = {
+            **service_env(self.name),  # as principal service:<name>, with its own Kafka credentials
+            "CREDIT_HTTP_PORT": str(self.port),
+            "CREDIT_INSTANCE": self.instance,
+            **self.env,
+        }
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", f"services.{self.name}", env=env, stdout=log, stderr=log

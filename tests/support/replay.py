@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from credit_common.messaging.connection import kafka_options
 
 from tests.support.kafka_admin import end_offsets
 
@@ -32,7 +33,7 @@ async def published_by(
     if not wanted:
         return []
     marker = f'"source":"platform/{service}"'.encode()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     found = []
     try:

@@ -33,6 +33,7 @@ from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxRelay
 from credit_common.db.roles import ensure_service_schema, role_name
 from credit_common.http.app import create_http_app, mount_asyncapi
+from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.dashboard import Dashboard, mount_dashboard
 from credit_common.http.health import HealthChecks
 from credit_common.http.panels import Panel
@@ -42,9 +43,9 @@ from credit_common.messaging.asyncapi import build_asyncapi
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
-from credit_common.messaging.topics import ensure_topics
 from credit_common.reference.cache import ReferenceCache
 from credit_common.security.signing import Verifier
+from credit_common.security.tokens import TokenVerifier
 from credit_common.settings import SERVICE_PORTS, Settings, get_settings
 from credit_common.telemetry.logging import configure_logging
 from credit_common.telemetry.metrics import ServiceMetrics
@@ -225,7 +226,8 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         schema = s.schema_of(self.name)
-        await ensure_topics(s.kafka_bootstrap_servers, replication_factor=s.credit_topic_replication)
+        # The topics are the stack's (`make topics`, as admin): a service's principal may read and
+        # write its own topics, never create one (contracts.md, Security).
         admin = await asyncpg.connect(s.database_url)
         try:
             await ensure_service_schema(admin, schema, s.credit_db_service_password)
@@ -387,6 +389,7 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
         runtime.health,
         runtime.registry,
         lifespan=lifespan,
+        authenticator=Authenticator(TokenVerifier.from_settings(settings)),
     )
     app.state.runtime = runtime
     # ASGI layers served in front of the whole FastAPI app (outermost first), for the rare hot
@@ -415,10 +418,16 @@ def build_app(definition: ServiceDefinition, settings: Settings | None = None, c
 
 
 def served(app: FastAPI) -> ASGIApp:
-    """What the server runs: `app` behind the layers its routes put in `app.state.front`."""
+    """What the server runs: `app` behind the layers its routes put in `app.state.front`, and
+    those behind the app's authorisation (the same check, made once: a fast path serves nobody
+    the app would have refused)."""
     asgi: ASGIApp = app
-    for layer in reversed(getattr(app.state, "front", [])):
+    layers = getattr(app.state, "front", [])
+    for layer in reversed(layers):
         asgi = layer(asgi)
+    authenticator = getattr(app.state, "authenticator", None)
+    if layers and authenticator is not None:
+        asgi = AuthMiddleware(asgi, authenticator)
     return asgi
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Default local ports of the five services (contracts.md, HTTP).
@@ -18,6 +21,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # How this process authenticates to Kafka (contracts.md, Security): SCRAM-SHA-512 over
+    # SASL_PLAINTEXT on the local loopback stack, SASL_SSL (with the cluster's CA) in production.
+    # Unset, a client has no credentials and the local broker refuses it.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str | None = None
+    # Act as this principal (`service:sharing`, `operator:local`, `admin`): the Kafka settings not
+    # given above are read from its file in the credentials directory the local stack writes.
+    credit_principal: str = ""
+    credit_credentials_dir: str = ".local/credentials"
     database_url: str = "postgresql://credit:credit@127.0.0.1:15432/credit"
     credit_now: datetime | None = Field(
         default=None, description="The platform clock starts at this RFC 3339 time and runs on from it."
@@ -53,13 +68,46 @@ class Settings(BaseSettings):
     # One snapshot serves every page and JSON request within this many seconds.
     credit_dashboard_cache_s: float = Field(default=2.0, ge=0, le=60)
 
+    # HTTP bearer tokens (contracts.md, Security): verified against the JWKS at CREDIT_JWKS_URL
+    # (production: the OpenID Connect provider's jwks_uri), else the file CREDIT_JWKS_FILE, else
+    # `jwks.json` of the credentials directory (the local stack's own issuer, `credit-keys`).
+    credit_jwks_url: str | None = None
+    credit_jwks_file: str | None = None
+    credit_jwt_issuer: str = "credit-platform-local"
+    credit_jwt_audience: str = "credit-platform"
+
+    @model_validator(mode="after")
+    def _principal_credentials(self) -> Settings:
+        return self._read_principal_file()
+
+    def _read_principal_file(self) -> Settings:
+        if not self.credit_principal or self.kafka_sasl_username:
+            return self
+        path = Path(self.credit_credentials_dir) / (self.credit_principal.replace(":", "-") + ".json")
+        if not path.exists():
+            raise ValueError(f"CREDIT_PRINCIPAL={self.credit_principal}: no credentials file {path}")
+        kafka = json.loads(path.read_bytes()).get("kafka") or {}
+        if kafka:
+            self.kafka_security_protocol = kafka["security_protocol"]
+            self.kafka_sasl_mechanism = kafka["sasl_mechanism"]
+            self.kafka_sasl_username = kafka["username"]
+            self.kafka_sasl_password = SecretStr(kafka["password"])
+        return self
+
+    def as_principal(self, principal: str) -> Settings:
+        """These settings, authenticated as `principal` by its credentials file."""
+        copy = self.model_copy(update={"credit_principal": principal, "kafka_sasl_username": ""})
+        return copy._read_principal_file()
+
     def schema_of(self, service: str) -> str:
         """The database schema (and, behind it, the login role) of `service` in this deployment."""
         return f"{self.credit_instance}_{service}" if self.credit_instance else service
 
     def group_of(self, group: str) -> str:
-        """The Kafka consumer group `group` (`sharing`, `designation.feedback`) in this deployment."""
-        return f"{self.credit_instance}.{group}" if self.credit_instance else group
+        """The Kafka consumer group `group` (`sharing`, `designation.feedback`) in this deployment.
+        The deployment's name comes last, so every group of a service begins with its name: the
+        one prefix its principal's ACL grants (`sharing@t1a2b3c4`)."""
+        return f"{group}@{self.credit_instance}" if self.credit_instance else group
 
 
 @lru_cache(maxsize=1)

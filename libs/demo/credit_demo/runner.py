@@ -31,6 +31,7 @@ from credit_common.clock import Clock, clock_from
 from credit_common.contracts import types as T
 from credit_common.json import loads
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.lag import GroupLag
 from credit_common.messaging.producer import make_producer
 from credit_common.reference.cache import ReferenceCache
@@ -136,7 +137,7 @@ class Answers:
 
     def __init__(self, bootstrap: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, client_id="credit-demo-answers", enable_auto_commit=False
+            **kafka_options(bootstrap), client_id="credit-demo-answers", enable_auto_commit=False
         )
         self._expected: dict[str, str] = {}  # request id -> kind
         self.accepted: Counter[str] = Counter()

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.clock import SHANGHAI
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from credit_common.settings import Settings
@@ -56,7 +57,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
 
 @pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

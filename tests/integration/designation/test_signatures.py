@@ -22,6 +22,7 @@ from credit_common.contracts.envelope import CONTENT_TYPE
 from credit_common.contracts.reference import KeyRecord
 from credit_common.db import pool as dbpool
 from credit_common.db.roles import role_name
+from credit_common.messaging.connection import kafka_options
 from credit_common.reference.cli import publish_records
 from credit_common.security.signing import Signer
 from credit_common.settings import Settings
@@ -113,7 +114,7 @@ CASES = [
 @pytest.fixture(scope="module")
 async def raw_kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """A producer that sends exactly what it is given (the suite's own signs requests)."""
-    p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = AIOKafkaProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import CloudEvent, new_id
 from credit_common.contracts.registry import model_for
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
@@ -49,7 +50,7 @@ async def objection(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 from stdnum.cn import ric, uscc
 
@@ -49,7 +50,7 @@ async def sharing(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from credit_common.contracts.envelope import new_id
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.kafka_admin import end_offsets, reset_to_start
@@ -100,7 +101,7 @@ async def digest(admin: asyncpg.Connection, *, before: bool = False) -> dict[str
 
 
 async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -116,7 +117,7 @@ async def read_between(
     wanted = {tp: (start.get(tp, 0), off) for tp, off in end.items() if off > start.get(tp, 0)}
     if not wanted:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(wanted))

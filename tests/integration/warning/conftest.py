@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import new_id
 from credit_common.contracts.reference import FieldRecord
 from credit_common.messaging import topics
+from credit_common.messaging.connection import kafka_options
 from credit_common.reference.cli import publish_records
 from credit_common.settings import Settings, get_settings
 
@@ -48,7 +49,7 @@ async def warning(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="package")
 async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    p = SigningProducer(bootstrap_servers=stack.kafka_bootstrap_servers, enable_idempotence=True)
+    p = SigningProducer(**kafka_options(stack.kafka_bootstrap_servers), enable_idempotence=True)
     await p.start()
     yield p
     await p.stop()
@@ -195,7 +196,7 @@ class ScratchFields:
         await publish_records([record], self.bootstrap, force=True)
 
     async def tombstone(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, enable_idempotence=True)
+        producer = AIOKafkaProducer(**kafka_options(self.bootstrap), enable_idempotence=True)
         await producer.start()
         try:
             for code in self.codes:

@@ -34,6 +34,7 @@ from credit_common.messaging.apply import (
     Handler,
     Optimistic,
 )
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.parsing import ModelLookup, Parsed, Parser
 from credit_common.security.signing import Verifier
 from credit_common.tasks import finish_or_cancel
@@ -144,7 +145,7 @@ class KafkaConsumerWrapper:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self._bootstrap,
+            **kafka_options(self._bootstrap),
             group_id=self.group_id,
             client_id=self._client_id,
             enable_auto_commit=False,

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from credit_common.messaging.connection import kafka_options
+
 
 class GroupLag:
     """Compares groups' committed offsets with their topics' end offsets, over one admin client
@@ -16,8 +18,8 @@ class GroupLag:
     consumers start at the earliest record (`auto_offset_reset="earliest"`)."""
 
     def __init__(self, bootstrap: str, *, client_id: str = "credit-lag") -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(**kafka_options(bootstrap), client_id=client_id)
+        self._consumer = AIOKafkaConsumer(**kafka_options(bootstrap), client_id=client_id, enable_auto_commit=False)
         self._partitions: dict[str, list[TopicPartition]] = {}
 
     async def start(self) -> None:

@@ -7,6 +7,8 @@ from functools import lru_cache
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from credit_common.messaging.connection import kafka_options
+
 _DEFAULT = DefaultPartitioner()
 
 
@@ -27,7 +29,7 @@ def cached_partitioner(key: bytes | None, all_partitions: list[int], available: 
 def make_producer(bootstrap: str, client_id: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
     """An idempotent producer (`enable_idempotence=True`, `acks=all`); start it before use."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

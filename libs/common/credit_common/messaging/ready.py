@@ -8,10 +8,12 @@ import sys
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from credit_common.messaging.connection import kafka_options
+
 
 async def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True when the cluster answers a describe-cluster call within `timeout` seconds."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.describe_cluster(), timeout)

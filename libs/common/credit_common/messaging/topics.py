@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from credit_common.messaging.connection import kafka_options
+
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
@@ -82,7 +84,7 @@ async def ensure_topics(
     partition count that differs from the contract is reported, never changed: re-partitioning a
     keyed topic would break per-subject ordering)."""
     report = TopicReport()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="credit-topics")
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap), client_id="credit-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -26,6 +26,7 @@ from credit_common.contracts.reference import (
     ReferenceRecord,
     parse_reference_record,
 )
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.topics import REFERENCE
 from credit_common.reference.catalog import Catalog
 
@@ -146,7 +147,7 @@ class ReferenceCache:
 
     def _default_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **kafka_options(self._bootstrap),
             client_id=self._client_id,
             group_id=None,  # no group: every process reads the whole topic itself
             enable_auto_commit=False,

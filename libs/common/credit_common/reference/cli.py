@@ -26,6 +26,7 @@ from credit_common.contracts.reference import (
     reference_key,
 )
 from credit_common.json import dumps
+from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.topics import REFERENCE, TOPICS, TopicSpec, ensure_topics
 from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.loader import CatalogError, load_files
@@ -128,7 +129,7 @@ async def publish_records(
     report = PublishReport()
     wanted = {reference_key(r): r for r in records}
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(bootstrap),
         client_id="credit-reference-cli",
         enable_idempotence=True,  # acks=all; a retried send is never written twice
     )

@@ -17,10 +17,11 @@ import orjson
 import typer
 
 from credit_common.contracts.reference import KeyRecord, UnitRecord
+from credit_common.messaging.connection import librdkafka_config
 from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.cli import _load_or_exit, publish_records
-from credit_common.security import credentials
+from credit_common.security import credentials, kafka_acl
 from credit_common.security.signing import KeyLookup, Signer, Verifier, principal_of
 from credit_common.settings import get_settings
 
@@ -146,18 +147,24 @@ async def _catalog() -> Catalog:
 def provision(
     paths: Annotated[list[Path], typer.Argument(help="The catalogue (e.g. deploy/catalog): its units get keys.")],
     directory: Dir = None,
+    kafka: Annotated[
+        bool, typer.Option("--kafka/--no-kafka", help="Make the SCRAM users and ACLs on the broker (as admin).")
+    ] = True,
 ) -> None:
     """The local stack's step: a signing key for every unit of the catalogue and for the portal
-    (kept if it exists), written to the credentials files, and their `key` records published."""
-    units = [r.code for r in _load_or_exit(paths) if isinstance(r, UnitRecord)]
-    principals = [f"unit:{code}" for code in units] + ["portal"]
-    records = credentials.provision(principals, directory)
-    bootstrap = get_settings().kafka_bootstrap_servers
-    report = asyncio.run(publish_records(list(records), bootstrap))
+    (kept if it exists), Kafka credentials for every principal, their users and the ACL table on
+    the broker (as `admin`), all written to the credentials files; the `key` records published."""
+    units = [r for r in _load_or_exit(paths) if isinstance(r, UnitRecord)]
+    records = credentials.provision([f"unit:{u.code}" for u in units] + ["portal"], directory)
     where = directory or credentials.default_dir()
+    settings = get_settings()
+    if kafka:
+        admin = settings.model_copy(update={"credit_credentials_dir": str(where)}).as_principal("admin")
+        report = kafka_acl.provision_kafka(units, librdkafka_config(settings=admin), directory)
+        typer.echo(f"Kafka: {report.users} users; ACLs {report.created} created, {report.deleted} deleted.")
+    sent = asyncio.run(publish_records(list(records), settings.kafka_bootstrap_servers))
     typer.echo(
-        f"Keys: {len(records)} principals in {where}; "
-        f"{report.sent} key records published ({report.unchanged} unchanged)."
+        f"Keys: {len(records)} principals in {where}; {sent.sent} key records published ({sent.unchanged} unchanged)."
     )
 
 

@@ -118,3 +118,59 @@ class Signers:
     def forget(self) -> None:
         """Read the files again on next use (after keys were made or rotated)."""
         self._found.clear()
+
+
+def service_env(name: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of service `name`'s process: `environ` (default: this process's) acting as
+    principal `service:<name>` from its credentials file, whatever Kafka user `environ` held."""
+    env = dict(os.environ if environ is None else environ)
+    for var in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SECURITY_PROTOCOL", "CREDIT_TOKEN"):
+        env.pop(var, None)
+    env["CREDIT_PRINCIPAL"] = f"service:{name}"
+    env["CREDIT_CREDENTIALS_DIR"] = str(default_dir().resolve())
+    return env
+
+
+def shell_settings(principal: str, directory: Path | None = None) -> list[str]:
+    """`export` lines for a shell acting as `principal` (`deploy/stack.sh env [PRINCIPAL]`): the
+    bootstrap servers and database of the environment, the principal's Kafka credentials, its
+    bearer token for the HTTP APIs, and where its signing key is."""
+    import shlex
+
+    doc = read(principal, directory)
+    if doc is None:
+        raise LookupError(f"no credentials file for {principal} in {directory or default_dir()}")
+    where = (directory or default_dir()).resolve()
+    values: dict[str, str] = {
+        "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
+        "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
+        "CREDIT_PRINCIPAL": principal,
+        "CREDIT_CREDENTIALS_DIR": str(where),
+    }
+    kafka = doc.get("kafka") or {}
+    if kafka:
+        values |= {
+            "KAFKA_SECURITY_PROTOCOL": kafka["security_protocol"],
+            "KAFKA_SASL_MECHANISM": kafka["sasl_mechanism"],
+            "KAFKA_SASL_USERNAME": kafka["username"],
+            "KAFKA_SASL_PASSWORD": kafka["password"],
+        }
+    if doc.get("http_token"):
+        values["CREDIT_TOKEN"] = str(doc["http_token"])
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items() if value]
+
+
+def main() -> None:
+    """`python -m credit_common.security.credentials env PRINCIPAL`."""
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "env":
+        raise SystemExit("usage: python -m credit_common.security.credentials env PRINCIPAL")
+    try:
+        print("\n".join(shell_settings(sys.argv[2])))
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()

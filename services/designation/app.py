@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.contracts.registry import REGISTRY
+from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
@@ -155,10 +156,11 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         )
 
     @app.get("/v1/requests/{request_id}", summary="A request's answer: pending, accepted or rejected")
-    async def get_request(request_id: str) -> dict[str, Any]:
+    async def get_request(request_id: str, request: Request) -> dict[str, Any]:
         row = await store.get_request(rt.db, request_id)
         if row is None:
             raise Problem(404, "Unknown request", f"no request {request_id} has been received or answered")
+        require_owner(request, row["unit"])  # a unit's token: its own requests only
         return {
             "id": row["request_id"],
             "type": row["request_type"],
@@ -172,10 +174,11 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         }
 
     @app.get("/v1/designations/{designation_id}", summary="A designation's current record")
-    async def get_designation(designation_id: str) -> dict[str, Any]:
+    async def get_designation(designation_id: str, request: Request) -> dict[str, Any]:
         record = await store.get_designation(rt.db, designation_id)
         if record is None:
             raise Problem(404, "Unknown designation", f"no designation {designation_id}")
+        require_owner(request, record.get("unit"))  # a unit's token: its own designations only
         return {
             **record,
             "later_decisions": await store.decisions_of(rt.db, designation_id),

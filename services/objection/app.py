@@ -8,12 +8,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+from credit_common.http.auth import require_owner
 from credit_common.http.cursors import decode_cursor, encode_cursor
 from credit_common.http.problems import Problem
 from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, TimerSpec, run
 from credit_common.settings import Settings
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from pydantic import Field
 
 from . import domain, store
@@ -179,11 +180,13 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         summary="Objections and restoration applications a unit must decide (its own and those escalated to it)",
     )
     async def get_inbox(
+        request: Request,
         code: str,
         status: ItemStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> dict[str, Any]:
+        require_owner(request, code)  # a unit's token: its own inbox only
         if rt.reference.catalog.unit(code) is None:
             raise Problem(404, "Unknown unit", f"no unit {code!r} in the reference catalogue")
         scope = {"unit": code, "status": str(status) if status else None}

@@ -1,5 +1,6 @@
 """The FastAPI application every service starts from: OpenAPI at `/docs`, problem details,
-health and metrics endpoints, request timing, and a place for the AsyncAPI document."""
+health and metrics endpoints, request timing, bearer-token authorisation (`credit_common.http.auth`)
+and a place for the AsyncAPI document."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.health import HealthChecks, health_router
 from credit_common.http.problems import install_problem_handlers
+from credit_common.security.tokens import TokenVerifier
 from credit_common.telemetry.metrics import ServiceMetrics
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -64,10 +67,13 @@ def create_http_app(
     registry: CollectorRegistry,
     lifespan: Lifespan | None = None,
     version: str = "1.0.0",
+    authenticator: Authenticator | None = None,
 ) -> FastAPI:
     """A FastAPI app for `service`: Swagger UI at `/docs`, the document at `/openapi.json`,
     problem-details errors, `/health/live`, `/health/ready`, `/metrics` and request timing.
-    Add the service's routes with `app.include_router(...)` before it starts."""
+    Every request passes `authenticator` (default: tokens verified as the settings say) against
+    the table of `credit_common.http.auth`. Add the service's routes with
+    `app.include_router(...)` before it starts."""
     app = FastAPI(
         title=title,
         description=description,
@@ -83,6 +89,9 @@ def create_http_app(
     app.state.metrics = metrics
     app.state.health_checks = checks
     install_problem_handlers(app)
+    authenticator = authenticator or Authenticator(TokenVerifier.from_settings())
+    app.state.authenticator = authenticator
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     # Added last, so it is outermost and also times the 500s the problem middleware answers.
     app.add_middleware(RequestTimingMiddleware, histogram=metrics.http_request_seconds)
     app.include_router(health_router(checks, registry))

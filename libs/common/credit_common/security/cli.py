@@ -3,13 +3,14 @@
 credit-keys generate --principal unit:110108-SAT     # a key file, and the `key` record to publish
 credit-keys sign request.json                         # the request, signed, on stdout
 credit-keys verify signed.json                        # is it signed by a key valid then?
-credit-keys provision deploy/catalog                  # the local stack: a key for every unit"""
+credit-keys provision deploy/catalog                  # the local stack: a key for every unit, HTTP tokens
+credit-keys token --principal operator:local          # a bearer token for the HTTP API"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,16 @@ from credit_common.reference.catalog import Catalog
 from credit_common.reference.cli import _load_or_exit, publish_records
 from credit_common.security import credentials, kafka_acl
 from credit_common.security.signing import KeyLookup, Signer, Verifier, principal_of
+from credit_common.security.tokens import (
+    LOCAL_PRINCIPALS,
+    PROMETHEUS_PRINCIPAL,
+    PROMETHEUS_TOKEN_FILE,
+    default_scopes,
+    issue,
+    provision_token_file,
+    provision_tokens,
+    write_token_file,
+)
 from credit_common.settings import get_settings
 
 app = typer.Typer(
@@ -157,6 +168,11 @@ def provision(
     units = [r for r in _load_or_exit(paths) if isinstance(r, UnitRecord)]
     records = credentials.provision([f"unit:{u.code}" for u in units] + ["portal"], directory)
     where = directory or credentials.default_dir()
+    # HTTP bearer tokens: every principal above and the stack's own (operators, services, ...).
+    holders = [r.principal for r in records] + list(LOCAL_PRINCIPALS)
+    renewed = provision_tokens(holders, directory)
+    provision_token_file(where / PROMETHEUS_TOKEN_FILE, PROMETHEUS_PRINCIPAL, "ops", directory)
+    typer.echo(f"HTTP tokens: {len(holders)} principals, {len(renewed)} issued; JWKS {where / 'jwks.json'}.")
     settings = get_settings()
     if kafka:
         admin = settings.model_copy(update={"credit_credentials_dir": str(where)}).as_principal("admin")
@@ -166,6 +182,41 @@ def provision(
     typer.echo(
         f"Keys: {len(records)} principals in {where}; {sent.sent} key records published ({sent.unchanged} unchanged)."
     )
+
+
+def _seconds(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1:] in units:
+            return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: seconds, or a number with s, m, h or d") from None
+
+
+@app.command()
+def token(
+    principal: Annotated[
+        str, typer.Option("--principal", help="sub: operator:<name>, unit:<code>, service:<name>, ...")
+    ] = "operator:local",
+    scope: Annotated[
+        str | None,
+        typer.Option("--scope", help='Space-separated: "internal", "ops" (default: what the principal gets).'),
+    ] = None,
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: seconds, or 30m, 12h, 30d.")] = "12h",
+    out: Annotated[Path | None, typer.Option("--out", help="Write it to this file (mode 0600), not stdout.")] = None,
+    directory: Dir = None,
+) -> None:
+    """Print a bearer token for the HTTP API signed by the local issuer (made on first use in the
+    credentials directory; its public key is `jwks.json` there, which the services verify with):
+    `curl -H "Authorization: Bearer $(credit-keys token)" http://127.0.0.1:8102/v1/stats`."""
+    scopes = default_scopes(principal) if scope is None else scope
+    value = issue(principal, scopes, _seconds(ttl), directory)
+    if out is not None:
+        write_token_file(out, value)
+        typer.echo(f"token for {principal} ({scopes or 'no scope'}): {out}", err=True)
+    else:
+        typer.echo(value)
 
 
 def main() -> None:

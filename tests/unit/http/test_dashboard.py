@@ -24,6 +24,8 @@ from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Sta
 from credit_common.service import Runtime, ServiceDefinition, TimerSpec
 from credit_common.settings import Settings
 
+from tests.support.tokens import auth_headers
+
 REQUESTS = "credit.designation.requests.v1"
 EVENTS = "credit.designation.events.v1"
 
@@ -136,7 +138,9 @@ async def client() -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     rt = runtime()
     app = create_http_app(rt.name, rt.definition.title, "test", rt.health, rt.registry)
     mount_dashboard(app, rt.dashboard)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops.example:8101") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ops.example:8101", headers=auth_headers()
+    ) as c:
         yield c, rt
 
 
@@ -227,7 +231,9 @@ async def test_configured_links_replace_the_default_ports() -> None:
     rt = runtime(credit_dashboard_links={"sharing": "https://sharing.example/ops/"})
     app = create_http_app(rt.name, rt.definition.title, "test", rt.health, rt.registry)
     mount_dashboard(app, rt.dashboard)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://h", headers=auth_headers()
+    ) as http:
         links = (await http.get("/dashboard.json")).json()["links"]
         page = (await http.get("/")).text
     assert links["sharing"] == "https://sharing.example/ops/"
@@ -278,7 +284,9 @@ async def test_a_failing_hook_costs_only_the_domain_panels() -> None:
     rt = runtime(broken)
     app = create_http_app(rt.name, rt.definition.title, "test", rt.health, rt.registry)
     mount_dashboard(app, rt.dashboard)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://h", headers=auth_headers()
+    ) as http:
         page = await http.get("/")
     assert page.status_code == 200
     assert "relation does not exist" in page.text
@@ -315,7 +323,9 @@ async def test_a_hook_that_names_a_number_twice_is_an_error_not_a_broken_page() 
         rt = runtime(hook)
         app = create_http_app(rt.name, rt.definition.title, "test", rt.health, rt.registry)
         mount_dashboard(app, rt.dashboard)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://h", headers=auth_headers()
+        ) as http:
             doc = (await http.get("/dashboard.json")).json()
         domain = {k: v for k, v in doc["metrics"].items() if k.startswith("domain.")}
         if expected is None:

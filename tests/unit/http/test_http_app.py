@@ -7,6 +7,8 @@ from credit_common.http.app import UNMATCHED_ROUTE, create_http_app, mount_async
 from credit_common.http.health import HealthChecks
 from prometheus_client import CollectorRegistry
 
+from tests.support.tokens import auth_headers
+
 
 def _client(registry: CollectorRegistry) -> httpx.AsyncClient:
     app = create_http_app("objection", "Objection", "Objections and restorations.", HealthChecks(), registry)
@@ -20,7 +22,7 @@ def _client(registry: CollectorRegistry) -> httpx.AsyncClient:
         raise RuntimeError("boom")
 
     mount_asyncapi(app, "<html><body>asyncapi</body></html>", {"asyncapi": "3.0.0"})
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test", headers=auth_headers())
 
 
 async def test_metrics_endpoint_serves_the_credit_families() -> None:

@@ -9,6 +9,8 @@ from credit_common.http.problems import PROBLEM_JSON, Problem
 from fastapi import FastAPI, HTTPException
 from prometheus_client import CollectorRegistry
 
+from tests.support.tokens import auth_headers
+
 
 def _app() -> FastAPI:
     app = create_http_app("designation", "Designation", "test", HealthChecks(), CollectorRegistry())
@@ -41,7 +43,7 @@ def _app() -> FastAPI:
 async def _get(path: str, method: str = "GET", **params: str) -> httpx.Response:
     # raise_app_exceptions stays on: an exception escaping the app fails the test.
     transport = httpx.ASGITransport(app=_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=auth_headers()) as client:
         return await client.request(method, path, params=params)
 
 

@@ -217,7 +217,7 @@ class AuthMiddleware:
             await problem_response(_forbidden(rule))(scope, receive, send)
             return
         scope[PRINCIPAL_KEY] = principal
-        if from_query:
+        if from_query and token is not None:
             await self._set_cookie(scope, token, principal)(scope, receive, send)
             return
         await self.app(scope, receive, send)

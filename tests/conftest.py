@@ -9,6 +9,7 @@ from credit_common.messaging.topics import ensure_topics
 from credit_common.settings import Settings, get_settings
 
 from tests.support.signing import provision_keys
+from tests.support.tokens import auth_headers
 
 
 @pytest.fixture(scope="session")
@@ -25,4 +26,5 @@ async def stack(settings: Settings) -> Settings:
         pytest.fail("PostgreSQL is not answering at DATABASE_URL: run `make test`")
     await ensure_topics(settings.kafka_bootstrap_servers)
     await provision_keys(settings.kafka_bootstrap_servers)  # before any service starts: its cache has them
+    auth_headers()  # the local token issuer exists (its JWKS is what the services verify against)
     return settings

@@ -31,6 +31,7 @@ from tests.support.events import company, conforming, event, person, publish
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import SigningProducer, sign
+from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,10 @@ class Platform:
         self.stack = stack
         self.kafka = kafka
         self.seen = seen
-        self.http = {name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") for name, port in PORTS.items()}
+        self.http = {
+            name: httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=auth_headers())
+            for name, port in PORTS.items()
+        }
 
     async def caught_up(self, *names: str) -> None:
         for name in names or tuple(INPUTS):

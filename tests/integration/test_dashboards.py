@@ -26,6 +26,7 @@ from tests.support.dashboards_metrics import load_dashboards, series_names_from_
 from tests.support.processes import ServiceProcess, new_instance
 from tests.support.signing import sign
 from tests.support.subjects import new_uscc
+from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ async def test_each_page_shows_the_numbers_of_its_json_and_links_the_others(
         assert {"/docs", "/docs/asyncapi", "/metrics", "/dashboard.json"} <= set(page.links)
     # The links lead somewhere: each service's page, followed from designation's.
     page, _ = await dashboard(services["designation"])
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with httpx.AsyncClient(timeout=10.0, headers=auth_headers()) as http:
         for base in LINKS.values():
             assert (await http.get(base + "/")).status_code == 200
 
@@ -380,7 +381,7 @@ async def test_grafana_dashboards_query_only_what_the_running_services_export(
     """deploy/grafana: every metric a dashboard queries is offered by the live /metrics of the
     services it is about (the overview: of any of them)."""
     offered: dict[str, set[str]] = {}
-    async with httpx.AsyncClient(timeout=10.0) as http:
+    async with httpx.AsyncClient(timeout=10.0, headers=auth_headers()) as http:
         for name, base in LINKS.items():
             offered[name] = series_names_from_exposition((await http.get(base + "/metrics")).text)
     everything = set().union(*offered.values())

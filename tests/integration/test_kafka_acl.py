@@ -190,7 +190,11 @@ async def test_a_client_without_credentials_can_do_nothing(stack: Settings) -> N
         errors: list[KafkaError] = []
         producer = Producer({**config, "message.timeout.ms": 4000, "error_cb": errors.append, "log_level": 0})
         outcome: list[KafkaError | None] = []
-        producer.produce(T.DESIGNATION_REQUESTS, PROBE, on_delivery=lambda err, _m, out=outcome: out.append(err))
+
+        def delivered(err: KafkaError | None, _msg: object, out: list[KafkaError | None] = outcome) -> None:
+            out.append(err)
+
+        producer.produce(T.DESIGNATION_REQUESTS, PROBE, on_delivery=delivered)
         await asyncio.to_thread(producer.flush, 15)
         assert outcome, "no delivery report"
         assert outcome[0] is not None, f"a client with {sorted(config)} wrote to the broker"

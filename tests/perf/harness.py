@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 import orjson
 import psutil
-from credit_common.security.credentials import Signers
+from credit_common.security.credentials import Signers, service_env
 from rich.console import Console
+
+from tests.support.tokens import auth_headers
 
 console = Console(stderr=True)
 CSV_FIELDS = [
@@ -282,7 +284,7 @@ class ServiceUnderTest:
         return self.proc.pid
 
     async def start(self) -> None:
-        env = {**os.environ, "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}
+        env = {**service_env(self.module), "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}
         self.started_at = time.perf_counter()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -308,7 +310,7 @@ class ServiceUnderTest:
         """(collections, seconds paused) of the service's cyclic garbage collector so far, all
         generations, from its own `credit_gc_pause_seconds`: read before and after a window to
         see what the service's collector cost inside it."""
-        async with httpx.AsyncClient(base_url=self.base_url) as client:
+        async with httpx.AsyncClient(base_url=self.base_url, headers=auth_headers()) as client:
             text = (await client.get("/metrics")).text
         count, total = 0, 0.0
         for line in text.splitlines():

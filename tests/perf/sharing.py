@@ -38,6 +38,7 @@ from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.subjects import new_resident_id, new_uscc
+from tests.support.tokens import auth_headers
 
 from .foundation import progress, raw_consume
 from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused
@@ -397,7 +398,7 @@ async def export(svc: ServiceUnderTest, fmt: str, n: int) -> tuple[float, float]
     """Stream the black list's export; rows/s and the service's peak RSS (MB) while it streamed."""
     lines = 0
     svc.reset_peak()
-    async with httpx.AsyncClient(base_url=svc.base_url, timeout=600) as client:
+    async with httpx.AsyncClient(base_url=svc.base_url, timeout=600, headers=auth_headers()) as client:
         with progress() as bar:
             task = bar.add_task(f"export black.{fmt}", total=n)
             t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from credit_common.service import Runtime
 from credit_common.settings import Settings, get_settings
 
 from tests.support.kafka_admin import committed_offsets, end_offsets, start_at
+from tests.support.tokens import auth_headers
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -148,4 +149,5 @@ class ServiceProcess:
             await self.proc.wait()
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
+        """An HTTP client of this service, as the operator (scopes `internal ops`)."""
+        return httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=auth_headers())

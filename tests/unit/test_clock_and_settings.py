@@ -72,7 +72,7 @@ def test_a_deployment_prefixes_schemas_and_groups_and_none_keeps_the_service_nam
     mine = Settings()
     assert (mine.schema_of("sharing"), mine.group_of("designation.feedback")) == (
         "t1a2b3c4_sharing",
-        "t1a2b3c4.designation.feedback",
+        "designation.feedback@t1a2b3c4",
     )
 
 

@@ -24,6 +24,7 @@ from credit_common.settings import Settings
 from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
 
@@ -159,9 +160,9 @@ async def test_every_dashboard_in_chromium_during_demo_traffic(
         env={**os.environ, "CREDIT_INSTANCE": INSTANCE},
     )
     try:
-        async with async_playwright() as pw, httpx.AsyncClient(timeout=30) as http:
+        async with async_playwright() as pw, httpx.AsyncClient(timeout=30, headers=auth_headers()) as http:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1400, "height": 1800})
+            page = await browser.new_page(viewport={"width": 1400, "height": 1800}, extra_http_headers=auth_headers())
             await asyncio.sleep(10)  # traffic under way
 
             # During the traffic: every page shows its JSON's numbers, and messages are flowing.

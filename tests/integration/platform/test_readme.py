@@ -32,6 +32,7 @@ from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import CREDENTIALS
 from tests.support.subjects import new_uscc
+from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +152,7 @@ async def services(stack: Settings) -> AsyncIterator[None]:
 
 
 async def accepted(request_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{DESIGNATION_PORT}") as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{DESIGNATION_PORT}", headers=auth_headers()) as http:
 
         async def answered() -> dict[str, Any] | None:
             body: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()

@@ -78,8 +78,8 @@ def can_write(config: dict[str, object], topic: str) -> bool:
     outcome: list[KafkaError | None] = []
     producer = Producer({**config, "message.timeout.ms": 15_000})
     # On the compacted reference topic a tombstone of a key no record has: it removes nothing.
-    value = None if topic == T.REFERENCE else PROBE
-    producer.produce(topic, value, key=b"acl-probe", partition=0, on_delivery=lambda err, _msg: outcome.append(err))
+    key, value = (b"key:acl-probe", None) if topic == T.REFERENCE else (b"acl-probe", PROBE)
+    producer.produce(topic, value, key=key, partition=0, on_delivery=lambda err, _msg: outcome.append(err))
     producer.flush(20)
     assert outcome, f"no delivery report for {topic}"
     err = outcome[0]

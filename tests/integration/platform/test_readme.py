@@ -106,6 +106,15 @@ def as_run_here(cmd: str) -> str:
     return re.sub(r"^uv run ", f"{env} {shlex.quote(str(Path(sys.executable).parent))}/", cmd)
 
 
+def in_shell_of(env_line: str, cmd: str) -> str:
+    """`cmd` run in a shell that ran the README's `eval "$(deploy/stack.sh env ...)"` first (the
+    suite runs each command in a shell of its own)."""
+    assert env_line.startswith('eval "$(deploy/stack.sh env'), env_line
+    stack_sh = shlex.quote(str(ROOT / "deploy" / "stack.sh"))
+    env = f"CREDIT_CREDENTIALS_DIR={shlex.quote(str(CREDENTIALS))}"
+    return f"{env_line.replace('deploy/stack.sh', f'{env} {stack_sh}')} && {cmd}"
+
+
 def send_script(stack: Settings) -> str:
     """The README's Python example, pointed at the test stack and its credentials."""
     text = block("Sending a request", "python").text
@@ -172,9 +181,10 @@ def test_every_example_is_run_or_skipped_for_a_reason() -> None:
 async def test_sending_a_request_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
     # HTTP: the curl lines, in order.
     doc = fresh_request(tmp_path)
-    sign, post, status, record = [
+    sign, post, as_unit, status, record = [
         ports(c.replace(EXAMPLE_ID, doc["id"])) for c in commands(block("Sending a request", "bash"))
     ]
+    status, record = in_shell_of(as_unit, status), in_shell_of(as_unit, record)
     await shell(as_run_here(sign), tmp_path)
     posted = json.loads(await shell(post, tmp_path))
     assert posted["id"] == doc["id"]
@@ -203,7 +213,8 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
         timeout=600,
     )
 
-    snapshot, page, changes, subject, export = [ports(c) for c in commands(block("Following the lists", "bash"))]
+    as_operator, *reads = [ports(c) for c in commands(block("Following the lists", "bash"))]
+    snapshot, page, changes, subject, export = [in_shell_of(as_operator, c) for c in reads]
     first = json.loads(await shell(snapshot, tmp_path))
     assert isinstance(first["snapshot_seq"], int)
     if first["next_cursor"]:
@@ -220,11 +231,12 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
     assert (tmp_path / "black.csv").read_text().splitlines()[0].startswith("entry_id")
 
     # The subscriber example, in a consumer group of its own, until it has printed a change.
-    group = f"readme-{new_id()}"
+    group = f"subscriber.local.readme-{new_id()}"
     script = (
         block("Following the lists", "python")
         .text.replace("127.0.0.1:19092", stack.kafka_bootstrap_servers)
-        .replace('"portal-mirror"', json.dumps(group))
+        .replace('"subscriber.local.portal-mirror"', json.dumps(group))
+        .replace(".local/credentials", str(CREDENTIALS))
     )
     (tmp_path / "follow.py").write_text(script)
     proc = await asyncio.create_subprocess_exec(
@@ -243,8 +255,9 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
 
 async def test_reference_data_commands(stack: Settings, tmp_path: Path) -> None:
     venv_bin = Path(sys.executable).parent
-    validate, publish = commands(block("Reference data", "bash"))
+    validate, as_reference, publish = commands(block("Reference data", "bash"))
     env = f"KAFKA_BOOTSTRAP_SERVERS={shlex.quote(stack.kafka_bootstrap_servers)}"
     run = [re.sub(r"^uv run ", f"{env} {shlex.quote(str(venv_bin))}/", c) for c in (validate, publish)]
+    run[1] = in_shell_of(as_reference, run[1])
     assert re.match(r"OK: \d+ records", await shell(f"cd {shlex.quote(str(ROOT))} && {run[0]}", tmp_path))
     assert "records to credit.reference.v1" in await shell(f"cd {shlex.quote(str(ROOT))} && {run[1]}", tmp_path)

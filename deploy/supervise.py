@@ -30,7 +30,9 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 
+from credit_common.db.provision import prepare, service_migrations
 from credit_common.security.credentials import service_env
+from credit_common.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = Path(os.environ.get("CREDIT_LOCAL_DIR", ROOT / ".local"))
@@ -79,6 +81,7 @@ class Child:
         self.proc: asyncio.subprocess.Process | None = None
         self.restarts: deque[float] = deque()
         self.stopping = False
+        self.database_url: str | None = None  # its runtime role's login, made before its first start
         self.prefix = f"\033[{COLOURS.get(name, 37)}m{name:<11}|\033[0m "
 
     @property
@@ -86,7 +89,18 @@ class Child:
         return RUN / f"{self.name}.pid"
 
     async def start(self) -> None:
-        env = {**service_env(self.name), "CREDIT_HTTP_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        if self.database_url is None:
+            # As the stack's admin: the schema, its owner and runtime roles (new secrets), the
+            # migrations applied as the owner. The service gets the runtime role's login only.
+            settings = get_settings()
+            db = await prepare(settings.database_url, settings.schema_of(self.name), service_migrations(self.name))
+            self.database_url = db.url
+        env = {
+            **service_env(self.name),
+            "DATABASE_URL": self.database_url,
+            "CREDIT_HTTP_PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -15,11 +15,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
-from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
+from credit_common.db.roles import drop_service_schema
 from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.topics import TopicSpec, ensure_topics
 from credit_common.settings import Settings
+
+from tests.support.database import make_schema, owner_dsn, runtime_dsn
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -34,14 +36,14 @@ async def admin(stack: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def schema_factory(stack: Settings, admin: asyncpg.Connection) -> AsyncIterator[Callable[..., asyncpg.Pool]]:
-    """make_schema(extra_migration_dir=None) -> pool logged in as a fresh service role."""
+    """make(migrations=None) -> a pool logged in as a fresh schema's runtime role (migrated by its owner)."""
     made: list[tuple[str, asyncpg.Pool]] = []
 
     async def make(*, migrations: Path | None = None, max_size: int = 5) -> asyncpg.Pool:
         schema = f"it_{uuid.uuid4().hex[:10]}"
-        await ensure_service_schema(admin, schema, stack.credit_db_service_password)
-        dsn = dbpool.dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
-        conn = await dbpool.connect(dsn, schema=schema)
+        await make_schema(admin, schema)
+        dsn = runtime_dsn(stack.database_url, schema)
+        conn = await dbpool.connect(owner_dsn(stack.database_url, schema), schema=schema)  # the owner migrates
         sources = [("common", COMMON_MIGRATIONS)]
         if migrations is not None:
             sources.append(("service", migrations))

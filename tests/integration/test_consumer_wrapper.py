@@ -29,6 +29,8 @@ from credit_common.outcomes import Accepted, Rejected, reject
 from credit_common.settings import Settings
 from pydantic import BaseModel
 
+from tests.support.database import runtime_dsn
+
 from .conftest import FIXTURES, TopicReader
 
 pytestmark = pytest.mark.integration
@@ -300,10 +302,8 @@ async def test_outbox_event_survives_relay_killed_between_publish_and_mark(
     async with events_pool.acquire() as conn, conn.transaction():
         await write_outbox(conn, [OutboxMessage.of_event(ev_topic, "S1", event)])
     schema = await events_pool.fetchval("SELECT current_schema()")
-    from credit_common.db.pool import dsn_for_role
-    from credit_common.db.roles import role_name
 
-    role_dsn = dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
+    role_dsn = runtime_dsn(stack.database_url, schema)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",

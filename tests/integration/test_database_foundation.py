@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import MigrationError, migrate
-from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
+from credit_common.db.roles import UnsafeRole, drop_service_schema, owner_name, require_runtime_role, role_name
 from credit_common.settings import Settings
+
+from tests.support.database import make_schema, owner_dsn, runtime_dsn
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ INSERT INTO things (id, name, colour) VALUES (1, 'first', 'red');
 INSERT INTO effects (migration) VALUES ('002');
 """
 
-Connect = Callable[[str], Awaitable[asyncpg.Connection]]
+Connect = Callable[..., Awaitable[asyncpg.Connection]]
 
 
 def unique_schema() -> str:
@@ -38,22 +40,24 @@ def unique_schema() -> str:
 
 @pytest.fixture
 async def schemas(stack: Settings, admin: asyncpg.Connection) -> AsyncIterator[list[str]]:
-    """Schemas a test made itself (with `ensure_service_schema`): dropped with their roles after."""
+    """Schemas a test made itself (with `make_schema`): dropped with their roles after."""
     made: list[str] = []
     yield made
     for schema in made:
         await drop_service_schema(admin, schema)
-        assert await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role_name(schema)) is None
+        for role in (role_name(schema), owner_name(schema)):
+            assert await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role) is None
         assert await admin.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema) is None
 
 
 @pytest.fixture
 async def connect_as(stack: Settings) -> AsyncIterator[Connect]:
-    """connect_as(schema) -> a dedicated connection logged in as the schema's service role."""
+    """connect_as(schema, runtime=False) -> a dedicated connection logged in as the schema's owner
+    (migrations), or as its runtime role."""
     opened: list[asyncpg.Connection] = []
 
-    async def connect(schema: str) -> asyncpg.Connection:
-        dsn = dbpool.dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
+    async def connect(schema: str, runtime: bool = False) -> asyncpg.Connection:
+        dsn = (runtime_dsn if runtime else owner_dsn)(stack.database_url, schema)
         conn = await dbpool.connect(dsn, schema=schema, application_name=f"test-{schema}")
         opened.append(conn)
         return conn
@@ -66,7 +70,7 @@ async def connect_as(stack: Settings) -> AsyncIterator[Connect]:
 async def new_schema(stack: Settings, admin: asyncpg.Connection, schemas: list[str]) -> str:
     schema = unique_schema()
     schemas.append(schema)  # registered first: dropped even when ensuring fails half-way
-    assert await ensure_service_schema(admin, schema, stack.credit_db_service_password) == role_name(schema)
+    assert await make_schema(admin, schema) == role_name(schema)
     return schema
 
 
@@ -125,7 +129,7 @@ async def test_migrations_apply_once_in_order_and_refuse_edited_files(
     locks = await admin.fetchval(
         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
         " WHERE l.locktype = 'advisory' AND a.usename = $1",
-        role_name(schema),
+        owner_name(schema),
     )
     assert locks == 0
 
@@ -188,43 +192,67 @@ async def test_concurrent_migrations_apply_each_file_exactly_once(
 # --- roles ---------------------------------------------------------------------------------------
 
 
-async def test_a_service_role_reaches_its_own_schema_and_nothing_else(
+async def test_a_service_role_reaches_its_own_rows_and_nothing_else(
     stack: Settings, admin: asyncpg.Connection, schemas: list[str], connect_as: Connect
 ) -> None:
+    """The owner makes the tables (migrations); the runtime role a service works as reads and
+    writes their rows and can change nothing else: no DDL, no TRUNCATE, no other schema."""
     mine = await new_schema(stack, admin, schemas)
     theirs = await new_schema(stack, admin, schemas)
-    me, them = await connect_as(mine), await connect_as(theirs)
+    owner, me = await connect_as(mine), await connect_as(mine, runtime=True)
+    them = await connect_as(theirs)
 
-    # Its own schema: create, write, read (search_path is the schema, unqualified names land there).
-    await me.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
-    await me.execute("INSERT INTO notes VALUES (1, 'mine')")
-    assert await me.fetchval("SELECT body FROM notes WHERE id = 1") == "mine"
+    await owner.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+    await owner.execute("CREATE TABLE counters (id int GENERATED ALWAYS AS IDENTITY, n int)")
+    # Its own rows: write, read, update, delete (search_path is the schema); identity columns work.
+    await me.execute("INSERT INTO notes VALUES (1, 'mine'), (2, 'gone')")
+    await me.execute("UPDATE notes SET body = 'still mine' WHERE id = 1")
+    await me.execute("DELETE FROM notes WHERE id = 2")
+    await me.execute("INSERT INTO counters (n) VALUES (1)")
+    assert await me.fetchval("SELECT body FROM notes WHERE id = 1") == "still mine"
     assert await me.fetchval(f"SELECT count(*) FROM {mine}.notes") == 1
-    assert await admin.fetchval("SELECT to_regclass($1)::text", f"{mine}.notes") == f"{mine}.notes"
     assert await me.fetchval("SELECT current_user") == role_name(mine)
     assert await admin.fetchval(
         "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", mine
-    ) == role_name(mine)
+    ) == owner_name(mine)
+
+    # Nothing of the schema itself: no new table, no change, no drop, no truncate, no trigger off.
+    for statement in (
+        "CREATE TABLE planted (id int)",
+        "ALTER TABLE notes ADD COLUMN extra text",
+        "ALTER TABLE notes DISABLE TRIGGER ALL",
+        "DROP TABLE notes",
+        "TRUNCATE notes",
+        "CREATE INDEX ON notes (body)",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await me.execute(statement)
+    assert await me.fetchval("SELECT count(*) FROM notes") == 1
+    # Nor pass its rights on (PostgreSQL warns and grants nothing).
+    await me.execute(f"GRANT SELECT ON notes TO {role_name(theirs)}")
+    assert not await admin.fetchval("SELECT has_table_privilege($1, $2, 'SELECT')", role_name(theirs), f"{mine}.notes")
 
     # Another service's schema: neither its tables nor a new table there.
     await them.execute("CREATE TABLE secrets (id int PRIMARY KEY, body text)")
     await them.execute("INSERT INTO secrets VALUES (1, 'theirs')")
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.fetch(f"SELECT * FROM {theirs}.secrets")
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.execute(f"INSERT INTO {theirs}.secrets VALUES (2, 'forged')")
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.execute(f"CREATE TABLE {theirs}.planted (id int)")
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.execute(f"DROP TABLE {theirs}.secrets")
+    for conn in (me, owner):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch(f"SELECT * FROM {theirs}.secrets")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"INSERT INTO {theirs}.secrets VALUES (2, 'forged')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"CREATE TABLE {theirs}.planted (id int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"DROP TABLE {theirs}.secrets")
     assert await them.fetchval("SELECT count(*) FROM secrets") == 1
 
     # Nor the public schema, nor a schema of its own making.
     name = f"planted_{uuid.uuid4().hex[:8]}"
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.execute(f"CREATE TABLE public.{name} (id int)")
-    with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await me.execute(f"CREATE SCHEMA {name}")
+    for conn in (me, owner):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"CREATE TABLE public.{name} (id int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"CREATE SCHEMA {name}")
     assert await admin.fetchval("SELECT to_regclass($1)", f"public.{name}") is None
     assert await admin.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", name) is None
 
@@ -234,17 +262,26 @@ async def test_a_service_role_reaches_its_own_schema_and_nothing_else(
         await asyncpg.connect(wrong)
 
 
+async def test_a_service_refuses_to_work_as_admin_or_owner(
+    stack: Settings, admin: asyncpg.Connection, schemas: list[str], connect_as: Connect
+) -> None:
+    schema = await new_schema(stack, admin, schemas)
+    for conn in (admin, await connect_as(schema)):
+        with pytest.raises(UnsafeRole, match="may change schema"):
+            await require_runtime_role(conn, schema)
+    await require_runtime_role(await connect_as(schema, runtime=True), schema)
+
+
 async def test_ensure_service_schema_is_idempotent_and_safe_concurrently(
     stack: Settings, admin: asyncpg.Connection, schemas: list[str], connect_as: Connect
 ) -> None:
-    password = stack.credit_db_service_password
     schema = await new_schema(stack, admin, schemas)
     conn = await connect_as(schema)
     await conn.execute("CREATE TABLE kept (id int)")
     await conn.execute("INSERT INTO kept VALUES (7)")
 
     # Again, sequentially: nothing is lost and the role still logs in.
-    assert await ensure_service_schema(admin, schema, password) == role_name(schema)
+    assert await make_schema(admin, schema) == role_name(schema)
     assert await conn.fetchval("SELECT id FROM kept") == 7
 
     # Three instances of one service starting at once, each on its own admin connection; and three
@@ -257,8 +294,8 @@ async def test_ensure_service_schema_is_idempotent_and_safe_concurrently(
     try:
         roles = await asyncio.wait_for(
             asyncio.gather(
-                *(ensure_service_schema(a, s, password) for a, s in zip(admins[:3], [fresh] * 3, strict=True)),
-                *(ensure_service_schema(a, s, password) for a, s in zip(admins[3:], [schema, *others], strict=True)),
+                *(make_schema(a, s) for a, s in zip(admins[:3], [fresh] * 3, strict=True)),
+                *(make_schema(a, s) for a, s in zip(admins[3:], [schema, *others], strict=True)),
             ),
             60,
         )
@@ -272,7 +309,7 @@ async def test_ensure_service_schema_is_idempotent_and_safe_concurrently(
         assert await admin.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", role_name(s)) == 1
         assert await admin.fetchval(
             "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1", s
-        ) == role_name(s)
+        ) == owner_name(s)
         c = await connect_as(s)
         await c.execute("CREATE TABLE IF NOT EXISTS probe (id int)")
         assert await c.fetchval("SELECT current_schema()") == s

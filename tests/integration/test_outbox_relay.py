@@ -15,9 +15,10 @@ import orjson
 from credit_common.contracts.envelope import new_event
 from credit_common.db import pool as dbpool
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
-from credit_common.db.roles import role_name
 from credit_common.messaging.producer import make_producer
 from credit_common.settings import Settings
+
+from tests.support.database import runtime_dsn
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -112,7 +113,7 @@ async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
     pool: asyncpg.Pool = await schema_factory()
     schema = await pool.fetchval("SELECT current_schema()")
     topic = await topic_factory("relay", partitions=1)
-    dsn = dbpool.dsn_for_role(stack.database_url, role_name(schema), stack.credit_db_service_password)
+    dsn = runtime_dsn(stack.database_url, schema)
     producer = make_producer(stack.kafka_bootstrap_servers, "relay-leader-test", linger_ms=0)
     await producer.start()
 

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import new_event
+from credit_common.db.provision import prepare
 from credit_common.db.roles import drop_service_schema
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Context, Incoming
@@ -23,7 +24,9 @@ from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, buil
 from credit_common.settings import Settings
 from fastapi import FastAPI
 
+from tests.support.database import OWNER_SECRET, RUNTIME_SECRET
 from tests.support.signing import sign
+from tests.support.tokens import auth_headers
 
 from .conftest import FIXTURES, TopicReader
 
@@ -81,10 +84,15 @@ async def toy_app(
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
     name = f"toy_{uuid.uuid4().hex[:8]}"
     requests_topic = await topic_factory("toyreq")
-    app = build_app(toy_definition(name, requests_topic), stack)
+    definition = toy_definition(name, requests_topic)
+    # As the stack does: roles and migrations first; the runtime works as the runtime role.
+    db = await prepare(
+        stack.database_url, name, definition.migrations, password=RUNTIME_SECRET, owner_password=OWNER_SECRET
+    )
+    app = build_app(definition, stack.model_copy(update={"database_url": db.url}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://toy") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://toy", headers=auth_headers()) as client:
             yield app, client, requests_topic
     await drop_service_schema(admin, name)
 

@@ -18,7 +18,7 @@ from credit_common.contracts.envelope import new_event
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
-from credit_common.db.roles import drop_service_schema, ensure_service_schema, role_name
+from credit_common.db.roles import drop_service_schema
 from credit_common.messaging.apply import BatchHandler
 from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.consumer import KafkaConsumerWrapper
@@ -28,6 +28,8 @@ from credit_common.messaging.unit_of_work import Context, Incoming
 from credit_common.service import tune_garbage_collector
 from credit_common.settings import Settings
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tests.support.database import make_schema, owner_dsn
 
 from . import faststream_transport
 from .harness import Result, RssSampler, console
@@ -136,8 +138,8 @@ async def raw_copy(pool: asyncpg.Pool, payloads: Sequence[tuple[bytes, bytes]]) 
 
 async def bench_schema(settings: Settings, admin: asyncpg.Connection, schema: str) -> asyncpg.Pool:
     await drop_service_schema(admin, schema)
-    await ensure_service_schema(admin, schema, settings.credit_db_service_password)
-    dsn = dbpool.dsn_for_role(settings.database_url, role_name(schema), settings.credit_db_service_password)
+    await make_schema(admin, schema)
+    dsn = owner_dsn(settings.database_url, schema)  # the benchmark makes its tables as the owner
     conn = await dbpool.connect(dsn, schema=schema)
     await migrate(conn, schema, [("common", COMMON_MIGRATIONS)])
     await conn.execute("CREATE TABLE IF NOT EXISTS bench_state (id text PRIMARY KEY, subject text, doc jsonb)")

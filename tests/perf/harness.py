@@ -18,9 +18,12 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+from credit_common.db.provision import prepare, service_migrations
 from credit_common.security.credentials import Signers, service_env
+from credit_common.settings import get_settings
 from rich.console import Console
 
+from tests.support.database import OWNER_SECRET, RUNTIME_SECRET
 from tests.support.tokens import auth_headers
 
 console = Console(stderr=True)
@@ -284,7 +287,21 @@ class ServiceUnderTest:
         return self.proc.pid
 
     async def start(self) -> None:
-        env = {**service_env(self.module), "CREDIT_HTTP_PORT": str(self.port), "LOG_LEVEL": "WARNING", **self.env}
+        settings = get_settings().model_copy(update={"credit_instance": self.env.get("CREDIT_INSTANCE", "")})
+        db = await prepare(
+            settings.database_url,
+            settings.schema_of(self.module),
+            service_migrations(self.module),
+            password=RUNTIME_SECRET,
+            owner_password=OWNER_SECRET,
+        )  # as the stack does: the service works as its runtime role
+        env = {
+            **service_env(self.module),
+            "DATABASE_URL": db.url,
+            "CREDIT_HTTP_PORT": str(self.port),
+            "LOG_LEVEL": "WARNING",
+            **self.env,
+        }
         self.started_at = time.perf_counter()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

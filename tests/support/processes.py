@@ -19,12 +19,14 @@ from pathlib import Path
 import asyncpg
 import httpx
 from aiokafka import TopicPartition
+from credit_common.db.provision import prepare, service_migrations
 from credit_common.db.roles import drop_service_schema
 from credit_common.messaging import topics
 from credit_common.security.credentials import service_env
 from credit_common.service import Runtime
 from credit_common.settings import Settings, get_settings
 
+from tests.support.database import OWNER_SECRET, RUNTIME_SECRET
 from tests.support.kafka_admin import committed_offsets, end_offsets, start_at
 from tests.support.tokens import auth_headers
 
@@ -102,8 +104,18 @@ class ServiceProcess:
 
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
         await self._begin_groups_at_the_end()
+        # As the stack does: schema, roles and migrations made as admin and owner; the process gets
+        # its runtime role's login only.
+        db = await prepare(
+            self.settings.database_url,
+            self.schema,
+            service_migrations(self.name),
+            password=RUNTIME_SECRET,
+            owner_password=OWNER_SECRET,
+        )
         env = {
             **service_env(self.name),  # as principal service:<name>, with its own Kafka credentials
+            "DATABASE_URL": db.url,
             "CREDIT_HTTP_PORT": str(self.port),
             "CREDIT_INSTANCE": self.instance,
             **self.env,

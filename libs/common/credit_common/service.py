@@ -29,9 +29,10 @@ from credit_common.clock import Clock, clock_from
 from credit_common.contracts import types as T
 from credit_common.contracts.registry import REGISTRY
 from credit_common.db import pool as dbpool
-from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
+from credit_common.db.migrations import MigrationError, migrate, pending
 from credit_common.db.outbox import OutboxRelay
-from credit_common.db.roles import ensure_service_schema, role_name
+from credit_common.db.provision import migration_sources
+from credit_common.db.roles import require_runtime_role
 from credit_common.http.app import create_http_app, mount_asyncapi
 from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.dashboard import Dashboard, mount_dashboard
@@ -228,20 +229,26 @@ class Runtime:
         schema = s.schema_of(self.name)
         # The topics are the stack's (`make topics`, as admin): a service's principal may read and
         # write its own topics, never create one (contracts.md, Security).
-        admin = await asyncpg.connect(s.database_url)
+        sources = migration_sources(self.definition.migrations)
+        if s.credit_db_owner_url:  # migrations at start, as the schema's owner (never as admin)
+            conn = await dbpool.connect(s.credit_db_owner_url, schema=schema, application_name=f"{self.name}-migrate")
+            try:
+                applied = await migrate(conn, schema, sources)
+                if applied:
+                    log.info("migrations applied: %s", ", ".join(applied))
+            finally:
+                await conn.close()
+        # The service works as its runtime role (DATABASE_URL): rows of its own tables, nothing else.
+        dsn = s.database_url
+        conn = await dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-check")
         try:
-            await ensure_service_schema(admin, schema, s.credit_db_service_password)
-        finally:
-            await admin.close()
-        dsn = dbpool.dsn_for_role(s.database_url, role_name(schema), s.credit_db_service_password)
-        conn = await dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-migrate")
-        try:
-            sources = [("common", COMMON_MIGRATIONS)]
-            if self.definition.migrations is not None:
-                sources.append(("service", self.definition.migrations))
-            applied = await migrate(conn, schema, sources)
-            if applied:
-                log.info("migrations applied: %s", ", ".join(applied))
+            await require_runtime_role(conn, schema)
+            missing = await pending(conn, schema, sources)
+            if missing:
+                raise MigrationError(
+                    f"{schema} lacks migrations {', '.join(missing)}: run `credit-migrate {self.name}` "
+                    "(as admin) or give CREDIT_DB_OWNER_URL"
+                )
         finally:
             await conn.close()
         self.pool = await dbpool.create_pool(

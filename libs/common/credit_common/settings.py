@@ -46,8 +46,13 @@ class Settings(BaseSettings):
     # Share of traces started here that are recorded (messages arriving sampled always are).
     credit_trace_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
 
-    # Each service logs in as its own role that owns only its schema; local default password.
-    credit_db_service_password: str = "credit-service"
+    # A service logs in (DATABASE_URL) as its schema's runtime role, which reads and writes rows
+    # only; `credit-migrate` (as admin) makes it. Given the owner's login, a service migrates its
+    # schema at start as that owner (never as admin).
+    credit_db_owner_url: str | None = None
+    # `credit-migrate`: the runtime roles' secrets by service, as JSON (a secret store hands them
+    # in); a service not named gets a new one, printed.
+    credit_db_passwords: dict[str, str] = Field(default_factory=dict)
     credit_db_pool_max: int = 10
     credit_http_host: str = "127.0.0.1"
     credit_http_port: int | None = None

@@ -21,13 +21,13 @@ from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import CONTENT_TYPE
 from credit_common.contracts.reference import KeyRecord
 from credit_common.db import pool as dbpool
-from credit_common.db.roles import role_name
 from credit_common.messaging.connection import kafka_options
 from credit_common.reference.cli import publish_records
 from credit_common.security.signing import Signer
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.database import runtime_dsn
 from tests.support.signing import sign
 
 from .conftest import SCHEMA, Departments, company, designate, send
@@ -255,7 +255,7 @@ async def test_the_runtime_role_cannot_change_or_delete_what_was_signed(
     stack: Settings, departments: Departments
 ) -> None:
     record = await departments.designated(request())
-    dsn = dbpool.dsn_for_role(stack.database_url, role_name(SCHEMA), stack.credit_db_service_password)
+    dsn = runtime_dsn(stack.database_url, SCHEMA)
     conn = await dbpool.connect(dsn, schema=SCHEMA)
     try:
         for statement in (
@@ -264,8 +264,9 @@ async def test_the_runtime_role_cannot_change_or_delete_what_was_signed(
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(statement, record["designation_id"])
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute("TRUNCATE request_signatures")
+        for statement in ("TRUNCATE request_signatures", "ALTER TABLE request_signatures DISABLE TRIGGER ALL"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):  # not the table's owner
+                await conn.execute(statement)
         assert (
             await conn.fetchval(
                 "SELECT count(*) FROM request_signatures WHERE designation_id = $1", record["designation_id"]

@@ -88,3 +88,18 @@ async def migrate(conn: asyncpg.Connection, schema: str, sources: list[tuple[str
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtext('credit:migrate:' || $1))", schema)
     return applied_now
+
+
+async def pending(conn: asyncpg.Connection, schema: str, sources: list[tuple[str, Path]]) -> list[str]:
+    """What of `sources` is not applied in `schema` (or applied from another text): read-only, for a
+    service whose runtime role may not migrate and so checks before it starts."""
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.schema_migrations"):
+        return [f"{source}/{m.name}" for source, directory in sources for m in discover(source, directory)]
+    rows = await conn.fetch(f"SELECT source, version, checksum FROM {schema}.schema_migrations")
+    done = {(r["source"], r["version"]): r["checksum"] for r in rows}
+    return [
+        f"{source}/{m.name}"
+        for source, directory in sources
+        for m in discover(source, directory)
+        if done.get((source, m.version)) != m.checksum
+    ]

@@ -124,7 +124,15 @@ def service_env(name: str, environ: dict[str, str] | None = None) -> dict[str, s
     """The environment of service `name`'s process: `environ` (default: this process's) acting as
     principal `service:<name>` from its credentials file, whatever Kafka user `environ` held."""
     env = dict(os.environ if environ is None else environ)
-    for var in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SECURITY_PROTOCOL", "CREDIT_TOKEN"):
+    # Nor the caller's database login (the stack's admin): the caller gives the service its runtime
+    # role's (`credit_common.db.provision`).
+    for var in (
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SECURITY_PROTOCOL",
+        "CREDIT_TOKEN",
+        "DATABASE_URL",
+    ):
         env.pop(var, None)
     env["CREDIT_PRINCIPAL"] = f"service:{name}"
     env["CREDIT_CREDENTIALS_DIR"] = str(default_dir().resolve())

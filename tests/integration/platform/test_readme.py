@@ -109,6 +109,7 @@ def as_run_here(cmd: str) -> str:
 def in_shell_of(env_line: str, cmd: str) -> str:
     """`cmd` run in a shell that ran the README's `eval "$(deploy/stack.sh env ...)"` first (the
     suite runs each command in a shell of its own)."""
+    env_line = env_line.split(" #")[0].rstrip()  # its comment would swallow what follows
     assert env_line.startswith('eval "$(deploy/stack.sh env'), env_line
     stack_sh = shlex.quote(str(ROOT / "deploy" / "stack.sh"))
     env = f"CREDIT_CREDENTIALS_DIR={shlex.quote(str(CREDENTIALS))}"

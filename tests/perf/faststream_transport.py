@@ -16,8 +16,10 @@ import asyncpg
 from credit_common.clock import SystemClock
 from credit_common.messaging.apply import BatchApplier, BatchHandler
 from credit_common.messaging.parsing import Parser
+from credit_common.settings import get_settings
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.security import SASLScram512
 from rich.progress import Progress
 
 
@@ -40,7 +42,9 @@ async def drain(
     async def raw(msg: Any) -> Any:
         return msg.body  # the bus parses the envelope itself: no second JSON decode here
 
-    broker = KafkaBroker(bootstrap, logger=None)
+    s = get_settings()  # the harness's principal, as every client of the project authenticates
+    security = SASLScram512(s.kafka_sasl_username, s.kafka_sasl_password.get_secret_value(), use_ssl=False)
+    broker = KafkaBroker(bootstrap, logger=None, security=security)
 
     @broker.subscriber(
         topic,

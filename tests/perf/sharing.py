@@ -216,6 +216,8 @@ class RawHttp:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        # As an internal reader does: a bearer token of scope `internal` on every request.
+        self.auth = auth_headers(scopes="internal")["Authorization"]
 
     @classmethod
     async def open(cls, port: int) -> RawHttp:
@@ -223,7 +225,7 @@ class RawHttp:
         return cls(reader, writer)
 
     async def get(self, path: str) -> tuple[int, bytes]:
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {self.auth}\r\n\r\n".encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0

@@ -39,8 +39,9 @@ LOCAL = Path(os.environ.get("CREDIT_LOCAL_DIR", ROOT / ".local"))
 if not LOCAL.is_absolute():
     LOCAL = ROOT / LOCAL
 RUN, LOGS = LOCAL / "run", LOCAL / "logs"
-# Each service acts as its own principal (service:<name>) with the credentials the stack wrote.
-os.environ.setdefault("CREDIT_CREDENTIALS_DIR", str(LOCAL / "credentials"))
+# Each service acts as its own principal (service:<name>) with the credentials the stack wrote
+# (the stack's, wherever this supervisor keeps its logs and pid files).
+os.environ.setdefault("CREDIT_CREDENTIALS_DIR", str(ROOT / ".local" / "credentials"))
 SERVICES = {"designation": 8101, "sharing": 8102, "warning": 8103, "objection": 8104, "cases": 8105}
 COLOURS = {"designation": 36, "sharing": 32, "warning": 33, "objection": 35, "cases": 34}
 STOP_GRACE_S = 30.0

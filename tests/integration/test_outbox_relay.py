@@ -18,7 +18,7 @@ from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
 from credit_common.messaging.producer import make_producer
 from credit_common.settings import Settings
 
-from tests.support.database import runtime_dsn
+from tests.support.database import owner_dsn, runtime_dsn
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -94,7 +94,11 @@ async def test_the_claim_walks_the_primary_key_of_a_bloated_outbox(stack: Settin
         " FROM generate_series(1, 30000)"
     )
     await pool.execute("DELETE FROM outbox WHERE id > 20")
-    await pool.execute("VACUUM (ANALYZE) outbox")
+    owner = await asyncpg.connect(owner_dsn(stack.database_url, schema))  # only the owner may vacuum
+    try:
+        await owner.execute(f"VACUUM (ANALYZE) {schema}.outbox")
+    finally:
+        await owner.close()
     claim = "EXPLAIN (FORMAT JSON) SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT 2000"
     async with pool.acquire() as conn:
         assert "Seq Scan" in plan_of(await conn.fetchval(claim)), "the premise: the planner's own choice"

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Default local ports of the five services (contracts.md, HTTP).
@@ -98,6 +98,11 @@ class Settings(BaseSettings):
             self.kafka_sasl_username = kafka["username"]
             self.kafka_sasl_password = SecretStr(kafka["password"])
         return self
+
+    @field_validator("credit_db_passwords", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value  # as the environment gives it
 
     def as_principal(self, principal: str) -> Settings:
         """These settings, authenticated as `principal` by its credentials file."""

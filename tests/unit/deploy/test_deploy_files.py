@@ -363,12 +363,21 @@ def test_overview_shows_the_operator_view_and_designation_dashboard_its_own_hist
 
 # ---------------------------------------------------------------- compose
 
-_INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+_INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*)|(:?\?[^}]*))?\}|\$(\w+)")
 
 
 def interpolate(value: Any) -> str:
-    """Compose's variable substitution with nothing set: `${X:-default}` is its default, `$$` a `$`."""
-    return _INTERPOLATION.sub(lambda m: "$" if m.group(0) == "$$" else (m.group(2) or ""), str(value))
+    """Compose's variable substitution with nothing set but the required secrets: `${X:-default}`
+    is its default, `${X:?message}` (a secret compose demands) a value the operator gave, `$$` a `$`."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        if m.group(3) is not None:
+            return f"given-{m.group(1).lower()}"
+        return m.group(2) or ""
+
+    return _INTERPOLATION.sub(one, str(value))
 
 
 def load_compose() -> dict[str, Any]:
@@ -482,9 +491,13 @@ def test_compose_services_are_configured_through_settings() -> None:
         assert db.hostname in services
         assert db.hostname == "postgres"
         assert db.port == 5432
-        assert db.username == postgres_env["POSTGRES_USER"]
-        assert db.password == postgres_env["POSTGRES_PASSWORD"]
+        # Its own runtime role (rows only), whose secret the init job set: never the admin.
+        assert db.username == f"svc_{name}" != postgres_env["POSTGRES_USER"]
+        assert db.password == f"given-{name}_db_password"
         assert db.path.lstrip("/") == postgres_env["POSTGRES_DB"]
+        init = environment(services["init"])
+        assert json.loads(init["CREDIT_DB_PASSWORDS"])[name] == db.password, "init sets the secret the service uses"
+        assert urlsplit(init["DATABASE_URL"]).username == postgres_env["POSTGRES_USER"]
 
 
 def test_compose_publishes_the_contract_ports_and_checks_health() -> None:

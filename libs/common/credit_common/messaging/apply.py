@@ -34,6 +34,7 @@ from credit_common.messaging import topics
 from credit_common.messaging.parsing import Parsed, record_time
 from credit_common.messaging.unit_of_work import Answer, Context, Incoming
 from credit_common.outcomes import Accepted, Outcome, Rejected, derived_id
+from credit_common.security.signing import principal_of
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("credit_common.consumer")
@@ -157,6 +158,7 @@ class BatchApplier:
                 await self._flush(conn, ctx)
             else:
                 await write_outbox(conn, ctx.outbox)
+                await keep_accepted(conn, ctx.accepted)
                 if self._on_answers is not None and ctx.answers:
                     await self._on_answers(conn, ctx.answers)
         ctx.committed()
@@ -259,6 +261,20 @@ class BatchApplier:
                 "result_id": result.result_id if isinstance(result, Accepted) else p.request_id,
             }
             etype = T.REQUEST_ACCEPTED
+            inc = p.incoming
+            if inc is not None and inc.signed is not None and inc.received_at is not None:
+                ctx.accepted.append(
+                    (
+                        p.request_id,
+                        p.request_type or "",
+                        data["result_id"],
+                        principal_of(inc.event.source) or inc.event.source,
+                        inc.event.signaturekid,
+                        inc.event.signature,
+                        inc.received_at,
+                        inc.signed.decode(),
+                    )
+                )
         event_time = p.incoming.event.time if p.incoming is not None else record_time(p.record)
         doc = {
             "specversion": "1.0",
@@ -308,3 +324,18 @@ class BatchApplier:
         ctx.outbox.append(msg)
         if p.reject_errors is not None:
             self._answer(ctx, p, Rejected(p.reject_errors))
+
+
+ACCEPTED_SQL = """
+INSERT INTO accepted_requests
+    (request_id, request_type, result_id, principal, signaturekid, signature, received_at, signed)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::text[])
+ON CONFLICT (request_id) DO NOTHING
+"""
+
+
+async def keep_accepted(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The audit rows of the accepted signed requests, in the batch's transaction (one statement)."""
+    if rows:
+        await conn.execute(ACCEPTED_SQL, *(list(column) for column in zip(*rows, strict=True)))

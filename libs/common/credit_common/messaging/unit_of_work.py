@@ -78,6 +78,8 @@ class Context:
     # names what each column is.)
     snapshot: tuple[Any, ...] | None = None
     inbox: tuple[list[str], list[str]] | None = None
+    # Accepted signed requests, as they were signed (the `accepted_requests` audit rows).
+    accepted: list[tuple[Any, ...]] = field(default_factory=list)
     _emitted: dict[str, int] = field(default_factory=dict)
     _committed: list[Callable[[], None]] = field(default_factory=list)
 

@@ -470,19 +470,25 @@ def test_compose_services_are_configured_through_settings() -> None:
     services = compose["services"]
     fields = {name.upper() for name in Settings.model_fields}
     postgres_env = environment(services["postgres"])
-    kafka_env = environment(services["kafka"])
+    advertised = broker_properties()["advertised.listeners"]
     for name, service in services.items():
-        if not built_from_dockerfile(service):
-            continue
+        if not built_from_dockerfile(service) or "KAFKA_BOOTSTRAP_SERVERS" not in environment(service):
+            continue  # (the certs job talks to nobody)
         env = environment(service)
-        unknown = {k for k in env if k not in fields}
+        unknown = {k for k in env if k not in fields | {"KAFKA_ADMIN_PASSWORD"}}
         assert not unknown, f"{name}: {sorted(unknown)} are not settings (credit_common.settings)"
-        settings = Settings.model_validate({k.lower(): v for k, v in env.items()})  # the values parse
+        # The principal's credentials file is the init job's to write: here only its name.
+        principal = env.pop("CREDIT_PRINCIPAL", None)
+        settings = Settings.model_validate({k.lower(): v for k, v in env.items() if k != "KAFKA_ADMIN_PASSWORD"})
         host, _, port = settings.kafka_bootstrap_servers.rpartition(":")
         assert host in services, f"{name}: broker {host} is not a compose service"
-        assert f"://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"], f"{name}: {host}:{port} not advertised"
+        assert f"SASL_SSL://{host}:{port}" in advertised, f"{name}: {host}:{port} not advertised with TLS"
+        assert settings.kafka_ssl_cafile == "/certs/ca.pem"
+        assert any(v.startswith("certs:/certs") for v in service["volumes"]), name
         if name not in SERVICES:
             continue
+        assert principal == f"service:{name}", f"{name} acts as its own principal"
+        assert f"credentials:{settings.credit_credentials_dir}:ro" in service["volumes"], name
         missing = REQUIRED_SERVICE_ENV - set(env)
         assert not missing, f"{name}: {sorted(missing)} not set"
         assert settings.credit_http_port == SERVICE_PORTS[name]
@@ -513,22 +519,41 @@ def test_compose_publishes_the_contract_ports_and_checks_health() -> None:
     assert "./deploy/container/healthcheck.py" in copied
 
 
-def test_kafka_is_kraft_with_a_network_and_a_host_listener() -> None:
+def broker_properties() -> dict[str, str]:
+    """deploy/kafka/compose.properties, the compose broker's configuration."""
+    lines = (DEPLOY / "kafka" / "compose.properties").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_kafka_is_kraft_with_a_network_and_a_host_listener_all_authenticated() -> None:
     services = load_compose()["services"]
-    env = environment(services["kafka"])
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["CLUSTER_ID"]
-    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
-    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
-    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    kafka = services["kafka"]
+    assert "/etc/credit/kafka.properties" in " ".join(kafka["volumes"])
+    command = " ".join(compose_command(kafka))
+    assert "--add-scram" in command, "formatted with the admin's SCRAM credential before the first start"
+    assert "kafka-server-start.sh /tmp/server.properties" in command
+    assert environment(kafka)["CLUSTER_ID"]
+    props = broker_properties()
+    assert set(props["process.roles"].split(",")) == {"broker", "controller"}
+    listeners = dict(item.split("://") for item in props["listeners"].split(","))
+    advertised = dict(item.split("://") for item in props["advertised.listeners"].split(","))
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
     assert set(listeners) <= set(protocols)
     assert set(advertised) <= set(listeners)
-    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in listeners
-    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+    assert props["controller.listener.names"] in listeners
+    assert props["inter.broker.listener.name"] in advertised
+    # Nobody unauthenticated: SASL everywhere, TLS wherever a client connects, no ACL no access.
+    assert all(p.startswith("SASL_") for p in protocols.values()), protocols
+    assert all(protocols[name] == "SASL_SSL" for name in advertised), protocols
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin"
+    assert props["ssl.keystore.type"] == props["ssl.truststore.type"] == "PEM"
     hosts = {address.rsplit(":", 1)[0] for address in advertised.values()}
     assert "kafka" in hosts, "a listener for the compose network"
     host_listener = next(a for a in advertised.values() if not a.startswith("kafka:"))
-    published = {host_port(p): container_port(p) for p in services["kafka"]["ports"]}
+    published = {host_port(p): container_port(p) for p in kafka["ports"]}
     port = int(host_listener.rsplit(":", 1)[1])
     assert published.get(port) == port, f"the host listener {host_listener} is not published"
     assert int(listeners[next(k for k, v in advertised.items() if v == host_listener)].rsplit(":", 1)[1]) == port

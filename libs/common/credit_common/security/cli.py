@@ -24,6 +24,7 @@ from credit_common.reference.catalog import Catalog
 from credit_common.reference.cli import _load_or_exit, publish_records
 from credit_common.security import credentials, kafka_acl
 from credit_common.security.signing import KeyLookup, Signer, Verifier, principal_of
+from credit_common.security.tls import make as make_tls
 from credit_common.security.tokens import (
     LOCAL_PRINCIPALS,
     PROMETHEUS_PRINCIPAL,
@@ -161,6 +162,9 @@ def provision(
     kafka: Annotated[
         bool, typer.Option("--kafka/--no-kafka", help="Make the SCRAM users and ACLs on the broker (as admin).")
     ] = True,
+    kafka_protocol: Annotated[
+        str, typer.Option("--kafka-protocol", help="How the principals connect: SASL_PLAINTEXT (loopback) or SASL_SSL.")
+    ] = "SASL_PLAINTEXT",
 ) -> None:
     """The local stack's step: a signing key for every unit of the catalogue and for the portal
     (kept if it exists), Kafka credentials for every principal, their users and the ACL table on
@@ -176,7 +180,7 @@ def provision(
     settings = get_settings()
     if kafka:
         admin = settings.model_copy(update={"credit_credentials_dir": str(where)}).as_principal("admin")
-        report = kafka_acl.provision_kafka(units, librdkafka_config(settings=admin), directory)
+        report = kafka_acl.provision_kafka(units, librdkafka_config(settings=admin), directory, kafka_protocol)
         typer.echo(f"Kafka: {report.users} users; ACLs {report.created} created, {report.deleted} deleted.")
     sent = asyncio.run(publish_records(list(records), settings.kafka_bootstrap_servers))
     typer.echo(
@@ -217,6 +221,18 @@ def token(
         typer.echo(f"token for {principal} ({scopes or 'no scope'}): {out}", err=True)
     else:
         typer.echo(value)
+
+
+@app.command()
+def tls(
+    directory: Annotated[Path, typer.Option("--dir", help="Where ca.pem and broker.pem go.")],
+    host: Annotated[list[str], typer.Option("--host", help="A name or address of the broker (repeat).")],
+) -> None:
+    """A private CA and a broker certificate for a self-contained stack's SASL_SSL listeners
+    (compose): ca.pem for the clients, broker.pem (key and chain) for Kafka's PEM keystore. Kept
+    when they exist. Production supplies its own."""
+    files = make_tls(directory, host)
+    typer.echo(f"CA: {files.ca}; broker key and certificate: {files.broker}")
 
 
 def main() -> None:

@@ -134,9 +134,14 @@ def ensure_passwords(names: Iterable[str], directory: Path | None = None, protoc
         credentials.write(doc, directory)
 
 
-def admin_password(directory: Path | None = None) -> str:
-    """The `admin` password (made on first use): the stack formats the broker's storage with it."""
-    ensure_passwords(["admin"], directory)
+def admin_password(directory: Path | None = None, *, given: str | None = None, protocol: str = "SASL_PLAINTEXT") -> str:
+    """The `admin` password (made on first use, or `given`: a broker formatted with it already):
+    the stack formats the broker's storage with it."""
+    if given:
+        mine = credentials.read("admin", directory) or {"principal": "admin"}
+        mine["kafka"] = {"password": given}
+        credentials.write(mine, directory)
+    ensure_passwords(["admin"], directory, protocol)
     doc = credentials.read("admin", directory)
     assert doc is not None
     return str(doc["kafka"]["password"])
@@ -153,7 +158,9 @@ def _managed(user: str) -> bool:
     return user.startswith(MANAGED_PREFIXES) or user in MANAGED_NAMES
 
 
-def provision_kafka(units: list[UnitRecord], config: dict[str, Any], directory: Path | None = None) -> KafkaReport:
+def provision_kafka(
+    units: list[UnitRecord], config: dict[str, Any], directory: Path | None = None, protocol: str = "SASL_PLAINTEXT"
+) -> KafkaReport:
     """Make the broker at `config` (a librdkafka config of the `admin` principal) hold a SCRAM
     user for every principal and exactly the ACL table for the managed ones."""
     from confluent_kafka.admin import (
@@ -171,7 +178,7 @@ def provision_kafka(units: list[UnitRecord], config: dict[str, Any], directory: 
     )
 
     names = [p for p in principals(units) if p != "admin"]
-    ensure_passwords(names, directory)
+    ensure_passwords(names, directory, protocol)
     admin = AdminClient(config)
     upserts: list[UserScramCredentialAlteration] = []
     for principal in names:
@@ -222,13 +229,18 @@ def provision_kafka(units: list[UnitRecord], config: dict[str, Any], directory: 
 
 
 def main() -> None:
-    """`python -m credit_common.security.kafka_acl admin-password`: the stack's admin password
-    (made on first use), for formatting the broker's storage."""
-    import sys
+    """`python -m credit_common.security.kafka_acl admin-password [--set PASSWORD] [--protocol P]`:
+    the stack's admin password (made on first use, or the one given), for formatting the broker's
+    storage; its credentials file says how clients connect (SASL_SSL in compose)."""
 
-    if sys.argv[1:] != ["admin-password"]:
-        raise SystemExit("usage: python -m credit_common.security.kafka_acl admin-password")
-    print(admin_password())
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m credit_common.security.kafka_acl")
+    parser.add_argument("command", choices=["admin-password"])
+    parser.add_argument("--set", dest="given", help="the password the broker was formatted with")
+    parser.add_argument("--protocol", default="SASL_PLAINTEXT", choices=["SASL_PLAINTEXT", "SASL_SSL"])
+    args = parser.parse_args()
+    print(admin_password(given=args.given, protocol=args.protocol))
 
 
 if __name__ == "__main__":

@@ -179,3 +179,20 @@ def test_provision_token_file_for_prometheus(tmp_path: Path) -> None:
     assert not tokens.provision_token_file(path, tokens.PROMETHEUS_PRINCIPAL, "ops", tmp_path)
     assert verifier(tmp_path).verify(path.read_text().strip()).scopes == {"ops"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_shell_gets_its_principals_settings_and_the_database_only_as_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from credit_common.security import credentials, kafka_acl
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://credit:secret@db:5432/credit")
+    kafka_acl.ensure_passwords(["admin", "operator:local"], tmp_path)
+    operator = "\n".join(credentials.shell_settings("operator:local", tmp_path))
+    assert "export KAFKA_SASL_USERNAME=operator-local" in operator
+    assert "CREDIT_PRINCIPAL=operator:local" in operator
+    assert "DATABASE_URL" not in operator
+    admin = "\n".join(credentials.shell_settings("admin", tmp_path))
+    assert "export DATABASE_URL=postgresql://credit:secret@db:5432/credit" in admin
+    with pytest.raises(LookupError):
+        credentials.shell_settings("unit:NOBODY", tmp_path)

@@ -141,8 +141,8 @@ def service_env(name: str, environ: dict[str, str] | None = None) -> dict[str, s
 
 def shell_settings(principal: str, directory: Path | None = None) -> list[str]:
     """`export` lines for a shell acting as `principal` (`deploy/stack.sh env [PRINCIPAL]`): the
-    bootstrap servers and database of the environment, the principal's Kafka credentials, its
-    bearer token for the HTTP APIs, and where its signing key is."""
+    bootstrap servers of the environment, the principal's Kafka credentials, its bearer token for
+    the HTTP APIs, and where its signing key is; the database's (admin) login for `admin` only."""
     import shlex
 
     doc = read(principal, directory)
@@ -151,7 +151,8 @@ def shell_settings(principal: str, directory: Path | None = None) -> list[str]:
     where = (directory or default_dir()).resolve()
     values: dict[str, str] = {
         "KAFKA_BOOTSTRAP_SERVERS": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
-        "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
+        # The database's admin login is the stack's alone: no other principal's shell gets it.
+        "DATABASE_URL": os.environ.get("DATABASE_URL", "") if principal == "admin" else "",
         "CREDIT_PRINCIPAL": principal,
         "CREDIT_CREDENTIALS_DIR": str(where),
     }

@@ -18,8 +18,9 @@ import asyncpg
 from credit_common.db import pool as dbpool
 from credit_common.db.migrations import COMMON_MIGRATIONS, migrate
 from credit_common.db.roles import ensure_service_schema, owner_name, role_name
+from credit_common.settings import SERVICE_PORTS
 
-SERVICES = ("designation", "sharing", "warning", "objection", "cases")
+SERVICES = tuple(SERVICE_PORTS)  # the five services, as settings names them
 
 
 def migration_sources(migrations: Path | None) -> list[tuple[str, Path]]:

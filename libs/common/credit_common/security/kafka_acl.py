@@ -20,8 +20,9 @@ from typing import Any
 from credit_common.contracts.reference import UnitRecord
 from credit_common.messaging import topics
 from credit_common.security import credentials
+from credit_common.settings import SERVICE_PORTS
 
-SERVICES = ("designation", "sharing", "warning", "objection", "cases")
+SERVICES = tuple(SERVICE_PORTS)  # the five services, as settings names them
 #: Principals every local stack has beside the units of its catalogue.
 STACK_PRINCIPALS = (
     "admin",

@@ -33,6 +33,9 @@ def envelope(source: str = "unit/110108-SAT", **extra: Any) -> dict[str, Any]:
     }
 
 
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def keys(*records: KeyRecord) -> Verifier:
     found = {r.code: r for r in records}
     return Verifier(found.get)
@@ -127,6 +130,9 @@ def test_validity_is_judged_at_the_time_of_receipt(record: KeyRecord, valid: boo
         lambda e: e.update(signature="not base64 !"),
         lambda e: e.update(signature=e["signature"] + "=="),
         lambda e: e.update(signature=b64url(b"short")),
+        # The last character of 64 bytes in base64url carries 2 bits and 4 unused ones: flipping an
+        # unused bit decodes to the same bytes, and a strict decoder refuses it all the same.
+        lambda e: e.update(signature=e["signature"][:-1] + _B64[_B64.index(e["signature"][-1]) ^ 1]),
     ],
 )
 def test_a_body_changed_after_signing_or_a_malformed_signature_is_a_bad_signature(change: Any) -> None:
@@ -135,6 +141,13 @@ def test_a_body_changed_after_signing_or_a_malformed_signature_is_a_bad_signatur
     refusal = keys(ALICE.record(T0), BOB.record(T0)).check(signed, NOW)
     assert refusal is not None
     assert refusal.code == "bad_signature"
+
+
+def test_only_the_canonical_base64url_of_a_value_decodes() -> None:
+    assert unb64url(b64url(bytes(range(64)))) == bytes(range(64))
+    text = b64url(bytes(64))  # 86 characters, the last one "A"
+    with pytest.raises(ValueError, match="canonical"):
+        unb64url(text[:-1] + "B")
 
 
 def test_rotation_both_keys_verify_while_both_are_valid() -> None:

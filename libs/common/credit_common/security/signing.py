@@ -34,13 +34,19 @@ def b64url(raw: bytes) -> str:
 
 
 def unb64url(text: str) -> bytes:
-    """Decode base64url without padding; ValueError for anything else (padding included)."""
+    """Decode base64url without padding; ValueError for anything else (padding included).
+
+    Strict: the text must be the one canonical encoding of its bytes, so a signature whose unused
+    trailing bits were changed (`...AA` -> `...AB`) is not accepted as the same signature."""
     if "=" in text or not text.isascii():
         raise ValueError("not base64url without padding")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except binascii.Error as exc:
         raise ValueError(str(exc)) from exc
+    if b64url(raw) != text:
+        raise ValueError("not the canonical base64url of its bytes")
+    return raw
 
 
 def principal_of(source: str) -> str | None:

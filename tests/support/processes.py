@@ -160,6 +160,18 @@ class ServiceProcess:
             self.proc.send_signal(signal.SIGKILL)
             await self.proc.wait()
 
+    def troubles(self, lines: int = 12) -> str:
+        """The last warnings and errors of this process's log, for a failing test's message."""
+        if not self.log_path.exists():
+            return f"{self.name}:{self.port}: no log"
+        tail = self.log_path.read_text(errors="replace").splitlines()[-5000:]
+        bad = [
+            line
+            for line in tail
+            if ('"level":"warning"' in line or '"level":"error"' in line) and "reference record skipped" not in line
+        ]
+        return f"{self.name}:{self.port} ({self.log_path.name}):\n" + "\n".join(line[:400] for line in bad[-lines:])
+
     def client(self) -> httpx.AsyncClient:
         """An HTTP client of this service, as the operator (scopes `internal ops`)."""
         return httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=auth_headers())

@@ -274,10 +274,17 @@ async def test_snapshot_then_changes_reaches_exactly_the_final_state(
             async def snapshot_when_busy(liaison: Liaison) -> None:
                 # Start once the list has a few pages, while the departments are still at work.
                 async def pages() -> bool:
+                    if stories.done():
+                        stories.result()  # a story that failed fails the test with its own error
+                        return True  # all done: snapshot what there is
                     body = (await liaison.http.get(f"/v1/lists/{liaison.list}", params=params)).json()
                     return len(body["entries"]) > 2 * PAGE
 
-                await poll(pages, timeout=180)  # a fresh designation deployment warms up under load
+                try:
+                    await poll(pages, timeout=180)  # a fresh designation deployment warms up under load
+                except AssertionError as exc:
+                    logs = "\n".join(p.troubles() for p in (designation, sharing, second))
+                    raise AssertionError(f"{liaison.list}: {exc}\n{logs}") from exc
                 await liaison.snapshot(pause=0.15)
 
             await asyncio.gather(*(snapshot_when_busy(liaison) for liaison in liaisons))

@@ -154,6 +154,25 @@ def test_a_scheme_that_does_not_fit_the_kind_is_refused(scheme: str, kind: str, 
     assert _code(result) is ErrorCode.INVALID_IDENTIFIER
 
 
+def _fullwidth(number: str) -> str:
+    return "".join(chr(ord(c) - ord("0") + 0xFF10) if c.isdigit() else c for c in number)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "kind", "number"),
+    [
+        ("resident_id", "natural_person", _fullwidth(VALID_RIC[0])),
+        ("uscc", "legal_person", _fullwidth(VALID_USCC[0])),
+        ("other", "natural_person", _fullwidth("E12345678")),
+        ("resident_id", "natural_person", VALID_RIC[0][:5] + "\u0661" + VALID_RIC[0][6:]),  # an Arabic-Indic 1
+    ],
+)
+def test_digits_other_than_ascii_are_refused_not_folded(scheme: str, kind: str, number: str) -> None:
+    # `１１０１...` is a second spelling of one person's number: accepted, it would be a second
+    # identity for the same subject (contracts.md, Integrity rules).
+    assert _code(check_identifier(scheme, kind, number, True)) is ErrorCode.INVALID_IDENTIFIER
+
+
 def test_the_error_field_can_be_named() -> None:
     result = check_identifier("uscc", "legal_person", "123", False, field="objector.id")
     assert result.error is not None

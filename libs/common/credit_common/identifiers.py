@@ -71,6 +71,12 @@ def check_identifier(
     if scheme not in _SCHEMES_FOR_KIND[kind]:
         return _refuse(ErrorCode.INVALID_IDENTIFIER, field, f"scheme {scheme} does not identify a {kind}")
     number = normalise(scheme, raw)
+    if any(c.isdigit() and not c.isascii() for c in number):
+        # Full-width or other script digits (`１１０１...`) would make a second identity for the
+        # same subject: refused, never folded (contracts.md, Integrity rules).
+        return _refuse(ErrorCode.INVALID_IDENTIFIER, field, "digits must be ASCII 0-9")
+    if scheme is not IdScheme.OTHER and not number.isascii():
+        return _refuse(ErrorCode.INVALID_IDENTIFIER, field, f"a {scheme} is ASCII letters and digits")
     if scheme is IdScheme.OTHER:
         if not number or len(number) > OTHER_MAX_LENGTH or not number.isprintable():
             return _refuse(ErrorCode.INVALID_IDENTIFIER, field, f"must be 1 to {OTHER_MAX_LENGTH} printable characters")

@@ -36,6 +36,7 @@ from credit_common.db.roles import require_runtime_role
 from credit_common.http.app import create_http_app, mount_asyncapi
 from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.dashboard import Dashboard, mount_dashboard
+from credit_common.http.guard import HostileInputMiddleware
 from credit_common.http.health import HealthChecks
 from credit_common.http.panels import Panel
 from credit_common.messaging import topics
@@ -435,6 +436,8 @@ def served(app: FastAPI) -> ASGIApp:
     authenticator = getattr(app.state, "authenticator", None)
     if layers and authenticator is not None:
         asgi = AuthMiddleware(asgi, authenticator)
+    if layers:
+        asgi = HostileInputMiddleware(asgi)  # the fast path refuses what the app would refuse
     return asgi
 
 

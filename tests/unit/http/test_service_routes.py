@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 import httpx
 import pytest
 from credit_common.http.auth import OPEN_ROUTES, Access, AuthMiddleware, rule_for
+from credit_common.http.guard import HostileInputMiddleware
 from credit_common.service import build_app, served
 from credit_common.settings import SERVICE_PORTS, Settings
 from fastapi import FastAPI
@@ -99,5 +100,8 @@ def test_the_open_routes_are_the_contracts() -> None:
 
 
 def test_the_fast_paths_stand_behind_the_check() -> None:
-    """Sharing answers its hot lookups in front of FastAPI: the check stands in front of them."""
-    assert isinstance(served(service_app("sharing")), AuthMiddleware)
+    """Sharing answers its hot lookups in front of FastAPI: the hostile-input guard, then the
+    check, stand in front of them."""
+    front = served(service_app("sharing"))
+    assert isinstance(front, HostileInputMiddleware)
+    assert isinstance(front.app, AuthMiddleware)

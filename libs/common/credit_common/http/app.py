@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_common.http.auth import Authenticator, AuthMiddleware
+from credit_common.http.guard import HostileInputMiddleware
 from credit_common.http.health import HealthChecks, health_router
 from credit_common.http.problems import install_problem_handlers
 from credit_common.security.tokens import TokenVerifier
@@ -92,6 +93,7 @@ def create_http_app(
     authenticator = authenticator or Authenticator(TokenVerifier.from_settings())
     app.state.authenticator = authenticator
     app.add_middleware(AuthMiddleware, authenticator=authenticator)
+    app.add_middleware(HostileInputMiddleware)  # outside authentication: refused before anything reads it
     # Added last, so it is outermost and also times the 500s the problem middleware answers.
     app.add_middleware(RequestTimingMiddleware, histogram=metrics.http_request_seconds)
     app.include_router(health_router(checks, registry))

@@ -1,5 +1,9 @@
 """The CSV form of list entries (exports): its columns, one entry as a row in Python, the same
-columns as SQL over the entries table (the internal export is rendered by PostgreSQL's COPY)."""
+columns as SQL over the entries table (the internal export is rendered by PostgreSQL's COPY).
+
+A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is neutralised with a
+leading `'` (contracts.md, Integrity rules; OWASP's advice on CSV injection), so a subject named
+`=HYPERLINK(...)` is text in a spreadsheet, never a formula."""
 
 from __future__ import annotations
 
@@ -29,6 +33,20 @@ _CSV_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 CSV_COLUMNS: tuple[str, ...] = tuple(_CSV_FIELDS)
 
+#: The first characters a spreadsheet reads as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value: str) -> str:
+    """`value` as a CSV cell a spreadsheet shows as text."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _neutral_sql(expr: str) -> str:
+    starts = "'=', '+', '-', '@', E'\\t', E'\\r'"
+    return f"CASE WHEN left({expr}, 1) IN ({starts}) THEN E'\\'' || ({expr}) ELSE ({expr}) END"
+
+
 # The same columns as SQL over an entries row's `entry` (the internal CSV export is rendered by
 # PostgreSQL's COPY, several times faster than Python; a test holds the two renderings equal).
 _E = "e.entry"
@@ -51,6 +69,7 @@ CSV_SQL: dict[str, str] = {
     "legal_basis": f"{_E} -> 'decision' ->> 'legal_basis'",
     "facts": f"{_E} -> 'decision' ->> 'facts'",
 }
+CSV_SQL = {column: _neutral_sql(expr) for column, expr in CSV_SQL.items()}
 assert tuple(CSV_SQL) == CSV_COLUMNS
 PUBLIC_CSV_COLUMNS: tuple[str, ...] = tuple(c for c in CSV_COLUMNS if c != "facts")
 
@@ -58,7 +77,7 @@ PUBLIC_CSV_COLUMNS: tuple[str, ...] = tuple(c for c in CSV_COLUMNS if c != "fact
 def csv_row(entry: dict[str, Any], columns: Sequence[str] = CSV_COLUMNS) -> list[str]:
     """One entry as a CSV row of `columns` (empty cells for what it has not)."""
     values = (_CSV_FIELDS[c](entry) for c in columns)
-    return ["" if v is None else str(v) for v in values]
+    return ["" if v is None else neutral(str(v)) for v in values]
 
 
 def csv_text(rows: Iterable[Sequence[str]]) -> str:

@@ -6,9 +6,12 @@ however long the list is. The response carries the seq the export is consistent 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import orjson
+from credit_common.http.problems import Problem
+from credit_common.telemetry.logging import get_logger
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -17,6 +20,13 @@ from .store import CURRENT_SEQ, EXPORT, EXPORT_CSV, EXPORT_TEXT, SNAPSHOT, Filte
 
 CHUNK_BYTES = 256 * 1024
 PREFETCH = 1000
+log = get_logger(__name__)
+#: The longest an export may keep its snapshot open (a million entries take well under a minute).
+EXPORT_SECONDS = 600
+SNAPSHOT_LIMITS = "SET LOCAL statement_timeout = '600s'; SET LOCAL idle_in_transaction_session_timeout = '60s'"
+
+#: Sends one chunk of the body (`more`: whether others follow); the first also sends the headers.
+Emit = Callable[[bytes, bool], Awaitable[None]]
 MEDIA_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
 
 
@@ -40,25 +50,53 @@ class ListExport(Response):
         self.fmt = fmt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The headers go out with the first chunk, not before: an export that fails before it has
+        anything to send answers a problem (503), and one that fails later raises, so the server
+        aborts the chunked stream and the client sees a broken download, never a short one that
+        ends cleanly (contracts.md, Integrity rules)."""
+        headers: list[tuple[bytes, bytes]] = []
+        started = False
+
+        async def emit(body: bytes, more: bool) -> None:
+            nonlocal started
+            if not started:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                started = True
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+
+        try:
+            await self._stream(headers, emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if started:
+                log.error("export_failed_midway", list=self.list, fmt=self.fmt, error=type(exc).__name__)
+                raise  # the server cuts the connection: no clean end of the chunked body
+            log.error("export_failed", list=self.list, fmt=self.fmt, error=type(exc).__name__)
+            raise Problem(503, "Export failed", "the export could not be read; try again") from exc
+
+    async def _stream(self, headers: list[tuple[bytes, bytes]], emit: Emit) -> None:
         public = self.filters.public_only
         prefix = "public-" if public else ""
-        async with self.slots, self.pool.acquire() as conn, conn.transaction(**SNAPSHOT):
+        async with (
+            asyncio.timeout(EXPORT_SECONDS),
+            self.slots,
+            self.pool.acquire() as conn,
+            conn.transaction(**SNAPSHOT),
+        ):
+            # A snapshot holds back vacuum for the whole database while it is open: bounded, and
+            # given up by the server too if the client stops reading.
+            await conn.execute(SNAPSHOT_LIMITS)
             seq = int(await conn.fetchval(CURRENT_SEQ))
             filename = f"{prefix}{self.list}-{seq}.{self.fmt}"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", MEDIA_TYPES[self.fmt].encode()),
-                        (b"x-snapshot-seq", str(seq).encode()),
-                        (b"content-disposition", f'attachment; filename="{filename}"'.encode()),
-                        (b"cache-control", b"no-store"),
-                    ],
-                }
-            )
+            headers += [
+                (b"content-type", MEDIA_TYPES[self.fmt].encode()),
+                (b"x-snapshot-seq", str(seq).encode()),
+                (b"content-disposition", f'attachment; filename="{filename}"'.encode()),
+                (b"cache-control", b"no-store"),
+            ]
             if self.fmt == "csv" and not public:
-                await self._copy_csv(conn, send)
+                await self._copy_csv(conn, emit)
                 return
             columns = csv_format.PUBLIC_CSV_COLUMNS if public else csv_format.CSV_COLUMNS
             parts: list[bytes] = []
@@ -86,14 +124,14 @@ class ListExport(Response):
                 parts.append(line)
                 size += len(line)
                 if size >= CHUNK_BYTES:
-                    await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
+                    await emit(b"".join(parts), True)
                     parts.clear()
                     size = 0
             if rows:
                 parts.append(csv_format.csv_text(rows).encode())
-            await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
+            await emit(b"".join(parts), False)
 
-    async def _copy_csv(self, conn: asyncpg.Connection, send: Send) -> None:
+    async def _copy_csv(self, conn: asyncpg.Connection, emit: Emit) -> None:
         """The internal CSV, rendered by PostgreSQL (COPY ... CSV HEADER), passed on in chunks."""
         parts: list[bytes] = []
         size = 0
@@ -106,9 +144,9 @@ class ListExport(Response):
                 body = b"".join(parts)
                 parts.clear()
                 size = 0
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await emit(body, True)
 
         await conn.copy_from_query(
             EXPORT_CSV, self.list, *self.filters.args(), output=forward, format="csv", header=True
         )
-        await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
+        await emit(b"".join(parts), False)

@@ -31,6 +31,9 @@ async def test_internal_csv_equals_the_python_rendering_of_the_same_entries(
         record(company('Quote "and" Comma, Co.'), unit=unit, facts="Line one.\nLine two, with a comma."),
         record(person("Zhao, Lei"), unit=unit, facts='He said "no"; then left.'),
         record(company("Plain Co."), unit=unit),
+        # Formula injection: each of these would be a formula in a spreadsheet (contracts.md).
+        record(company('=HYPERLINK("http://evil.example","Click")'), unit=unit, facts="+1 then -1"),
+        record(person("@SUM(A1)"), unit=unit, facts="\tTabbed\r\nfacts"),
     ]
     other = record(company("Elsewhere Co."), unit=f"T-{uuid.uuid4().hex[:10]}")
     for rec in [*tricky, other]:
@@ -52,8 +55,13 @@ async def test_internal_csv_equals_the_python_rendering_of_the_same_entries(
     assert rows[1:] == [csv_format.csv_row(e) for e in entries]
     assert {r[0] for r in rows[1:]} == {r["designation_id"] for r in tricky}
     assert other["designation_id"] not in response.text
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [cell for cell in cells if cell.startswith(csv_format.FORMULA_STARTS)], "a cell a spreadsheet runs"
+    assert '\'=HYPERLINK("http://evil.example","Click")' in cells
 
     public = await http.get("/v1/public/export/black.csv", params={"unit": unit})
     public_rows = list(csv.reader(io.StringIO(public.text)))
     assert tuple(public_rows[0]) == csv_format.PUBLIC_CSV_COLUMNS
     assert len(public_rows) == len(rows)
+    public_cells = [cell for row in public_rows[1:] for cell in row]
+    assert not [cell for cell in public_cells if cell.startswith(csv_format.FORMULA_STARTS)]

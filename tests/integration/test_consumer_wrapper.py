@@ -267,6 +267,15 @@ async def test_a_failing_handler_is_isolated_from_its_batch(
         recs = await r.wait_for(lambda rs: any(f"iso-boom-{RUN}".encode() in raw(x) for x in rs))
     dead = next(orjson.loads(x.value) for x in recs if f"iso-boom-{RUN}".encode() in raw(x))
     assert dead["data"]["error"].startswith("handler_failed: RuntimeError")
+    assert dead["data"]["value_sha256"]
+    assert dead["data"]["value_bytes"] > 0
+    # Every request is answered exactly once, a failure of the platform's own included.
+    answers = await feedback_for(reader, {f"iso-boom-{RUN}", f"iso-1-{RUN}"})
+    ((_, failed),) = answers[f"iso-boom-{RUN}"]
+    assert failed["type"] == "credit.request.rejected"
+    assert [e["code"] for e in failed["data"]["errors"]] == ["processing_failed"]
+    ((_, fine),) = answers[f"iso-1-{RUN}"]
+    assert fine["type"] == "credit.request.accepted"
 
 
 RELAY_SCRIPT = textwrap.dedent(
@@ -564,3 +573,44 @@ async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_aga
         await wrapper.stop()
         await relay.stop()
         await kafka.stop()
+
+
+async def test_a_nul_in_an_id_or_the_data_is_refused_and_the_consumer_goes_on(
+    toy: Callable,
+    schema_factory: Callable,
+    topic_factory: Callable,
+    producer: AIOKafkaProducer,
+    reader: Callable,
+) -> None:
+    """The message that once stopped the designation service for every partition (PostgreSQL
+    refused its id in the inbox, then in the dead letter keyed by it, in an unbounded retry)."""
+    pool = await schema_factory(migrations=FIXTURES / "toy_migrations")
+    req_topic, ev_topic = await topic_factory("req", partitions=1), await topic_factory("ev")
+    nul_id = request("nul-id").replace(b'"id":"', b'"id":"nul\\u0000', 1)
+    nul_data = request("nul\x00data", id=f"nul-data-{RUN}")
+    for value in (nul_id, nul_data, request("after", id=f"after-nul-{RUN}")):
+        await producer.send_and_wait(req_topic, value, key=b"S1")
+    run = await toy(pool, req_topic, ev_topic, "toy-nul")
+    await run.wait_processed(3)
+    assert [r["name"] for r in await pool.fetch("SELECT name FROM things")] == ["after"]
+    assert run.wrapper.healthy
+    assert not run.wrapper.parked
+
+    answers = await feedback_for(reader, {f"nul-data-{RUN}", f"after-nul-{RUN}", f"{req_topic}:0:0"})
+    ((_, by_position),) = answers[f"{req_topic}:0:0"]  # the id itself cannot be stored or echoed
+    assert by_position["data"]["errors"][0]["code"] == "schema_violation"
+    ((_, nul_answer),) = answers[f"nul-data-{RUN}"]
+    assert nul_answer["data"]["errors"][0] == {
+        "code": "schema_violation",
+        "field": "data.name",
+        "message": "a NUL character cannot be stored",
+    }
+    ((_, after),) = answers[f"after-nul-{RUN}"]
+    assert after["type"] == "credit.request.accepted"
+
+    async with reader(topics.DEADLETTER) as r:
+        recs = await r.wait_for(
+            lambda rs: {0, 1} <= {orjson.loads(x.value)["data"]["offset"] for x in rs if req_topic in x.value.decode()}
+        )
+    ours = [orjson.loads(x.value) for x in recs if orjson.loads(x.value)["data"]["topic"] == req_topic]
+    assert sorted(d["data"]["offset"] for d in ours) == [0, 1]

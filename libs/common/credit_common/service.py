@@ -145,6 +145,9 @@ class MetricsObserver(ConsumerObserver):
     def deadlettered(self, topic: str) -> None:
         self.m.deadletters.labels(topic=topic).inc()
 
+    def parked(self, topic: str) -> None:
+        self.m.parked.labels(topic=topic).inc()
+
     def batch_done(self, topic: str, seconds: float, n: int) -> None:
         self.m.batch_seconds.labels(topic=topic).observe(seconds)
         if n:
@@ -322,6 +325,10 @@ class Runtime:
                     raise RuntimeError(f"consumer {c.group_id} is not running")
                 if not c.healthy:
                     raise RuntimeError(f"consumer {c.group_id}: {c.last_error}")
+                if c.parked:
+                    raise RuntimeError(
+                        f"consumer {c.group_id}: {len(c.parked)} message(s) parked (last {c.parked[-1]}): see the log"
+                    )
 
         async def relay() -> None:
             if self.relay is not None and self.relay.last_error:

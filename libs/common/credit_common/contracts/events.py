@@ -412,7 +412,7 @@ class RequestRejected(ContractModel):
 
 class DeadLetterRecorded(ContractModel):
     """A message that is not a parseable event, kept byte for byte (base64; None for a null key
-    or value)."""
+    or value) up to 64 KiB of its value, with the length and SHA-256 of the whole value."""
 
     service: Annotated[str, Field(min_length=1, max_length=64)]
     topic: Annotated[str, Field(min_length=1, max_length=249)]
@@ -420,6 +420,8 @@ class DeadLetterRecorded(ContractModel):
     offset: Annotated[int, Field(ge=0)]
     key_b64: str | None = None
     value_b64: str | None = None
+    value_bytes: Annotated[int, Field(ge=0)] | None = None
+    value_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     error: Annotated[str, Field(min_length=1, max_length=20_000)]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from opentelemetry import trace
 from credit_common.clock import Clock
 from credit_common.contracts import types as T
 from credit_common.contracts.envelope import new_event
+from credit_common.contracts.registry import REGISTRY
 from credit_common.db.outbox import OutboxMessage, write_outbox
 from credit_common.messaging import topics
 from credit_common.messaging.parsing import Parsed, record_time
@@ -70,6 +72,7 @@ class ConsumerObserver:
     def duplicate(self, topic: str, n: int) -> None: ...
     def rejected(self, code: str) -> None: ...
     def deadlettered(self, topic: str) -> None: ...
+    def parked(self, topic: str) -> None: ...
     def batch_done(self, topic: str, seconds: float, n: int) -> None: ...
     def event_latency(self, topic: str, seconds: float) -> None: ...
     def path(self, topic: str, path: str) -> None: ...
@@ -134,7 +137,9 @@ class BatchApplier:
         now = datetime.now(UTC)
         for p in fresh:
             if p.incoming is not None:
-                self._obs.consumed(p.record.topic, p.incoming.event.type)
+                etype = p.incoming.event.type
+                # A label never comes from untrusted input: a type the contract does not name is "other".
+                self._obs.consumed(p.record.topic, etype if etype in REGISTRY else "other")
                 self._obs.event_latency(p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds()))
         self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
 
@@ -312,18 +317,28 @@ class BatchApplier:
                 "topic": r.topic,
                 "partition": r.partition,
                 "offset": r.offset,
-                "key_b64": base64.b64encode(r.key).decode() if r.key is not None else None,
-                "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
-                "error": p.dead_reason,
+                "key_b64": base64.b64encode(r.key[:DEAD_KEY_BYTES]).decode() if r.key is not None else None,
+                # At most 64 KiB of the value, with the SHA-256 of all of it (contracts.md,
+                # Integrity rules): a dead letter of a near-limit message must itself fit.
+                "value_b64": base64.b64encode(r.value[:DEAD_VALUE_BYTES]).decode() if r.value is not None else None,
+                "value_bytes": len(r.value) if r.value is not None else 0,
+                "value_sha256": hashlib.sha256(r.value).hexdigest() if r.value is not None else None,
+                "error": (p.dead_reason or "")[:2000],
             },
-            id=derived_id(p.inbox_key, self.service, T.DEADLETTER_RECORDED),
+            # Keyed by position, never by anything the message says (an id may be what broke it).
+            id=derived_id(f"{r.topic}:{r.partition}:{r.offset}", self.service, T.DEADLETTER_RECORDED),
             time=record_time(r),  # from the record, not the clock: a replay rebuilds the same event
         )
         msg = OutboxMessage.of_event(topics.DEADLETTER, None, ev)
-        msg.key = r.key  # the dead-letter topic is keyed by the original key
+        msg.key = r.key[:DEAD_KEY_BYTES] if r.key is not None else None  # keyed by the original key
         ctx.outbox.append(msg)
         if p.reject_errors is not None:
             self._answer(ctx, p, Rejected(p.reject_errors))
+
+
+#: What a dead letter keeps of the raw record (contracts.md, Integrity rules).
+DEAD_VALUE_BYTES = 64 * 1024
+DEAD_KEY_BYTES = 1024
 
 
 ACCEPTED_SQL = """

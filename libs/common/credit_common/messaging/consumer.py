@@ -36,6 +36,7 @@ from credit_common.messaging.apply import (
 )
 from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.parsing import ModelLookup, Parsed, Parser
+from credit_common.outcomes import ErrorItem
 from credit_common.security.signing import Verifier
 from credit_common.tasks import finish_or_cancel
 
@@ -52,6 +53,9 @@ TRANSIENT = (
     asyncpg.DeadlockDetectedError,
     TimeoutError,
 )
+#: Attempts at writing one dead letter that fails for a reason other than an outage, before the
+#: message is parked (bounded: the NUL that once failed its dead letter retried for ever).
+DEADLETTER_ATTEMPTS = 5
 
 
 class KafkaConsumerWrapper:
@@ -139,6 +143,7 @@ class KafkaConsumerWrapper:
         self._lag_at = 0.0
         self.last_error: str | None = None
         self.healthy = True
+        self.parked: list[str] = []  # topic:partition:offset of the messages that could not even be dead-lettered
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -328,13 +333,35 @@ class KafkaConsumerWrapper:
         )
         p.incoming = None
         p.dead_reason = f"handler_failed: {type(error).__name__}: {error}"
+        if p.request_id is not None:
+            # Every request is answered exactly once: a failure of the platform's own is answered
+            # too (contracts.md, Integrity rules), not left `pending` for ever.
+            p.reject_errors = [
+                ErrorItem("processing_failed", None, "the platform could not handle this request (dead-lettered)")
+            ]
+        failures = 0
         while True:
             try:
                 await self._applier.apply([p])
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except TRANSIENT as exc:  # the world is away: wait for it, however long
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if failures >= DEADLETTER_ATTEMPTS:
+                    self._park(p, exc)
+                    return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _park(self, p: Parsed, error: Exception) -> None:
+        """Even the dead letter could not be written: the message is left where it is on its topic
+        (its position logged and kept), counted, and readiness turns red; the consumer moves on
+        rather than stopping every partition behind one message."""
+        position = f"{p.record.topic}:{p.record.partition}:{p.record.offset}"
+        self.parked.append(position)
+        self._obs.parked(p.record.topic)
+        log.error("parked %s: even its dead letter failed: %s: %s", position, type(error).__name__, error)

@@ -14,7 +14,7 @@ from aiokafka import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
 from credit_common.clock import Clock, SystemClock
-from credit_common.contracts.envelope import CloudEvent
+from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, safe_attribute, unstorable
 from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Incoming
@@ -98,10 +98,22 @@ class Parser:
             doc = orjson.loads(raw)  # orjson + validate_python measured faster than validate_json here
         except orjson.JSONDecodeError as not_json:
             return Parsed(record, position_key, dead_reason=f"not JSON: {not_json}")
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return self._refused(
+                record,
+                position_key,
+                doc,
+                ErrorItem("too_large", None, f"{len(raw)} bytes is over the {MAX_MESSAGE_BYTES} a message may have"),
+            )
         try:
             event = CloudEvent.model_validate(doc)
         except ValidationError as exc:
             return self._unparseable(record, position_key, doc, exc)
+        if b"\\u0000" in raw and (where := unstorable(doc, "")) is not None:
+            # Nothing the platform stores may hold a NUL (PostgreSQL refuses it): refused here,
+            # before any handler, rather than dead-lettered as a failure and never answered.
+            nul = ErrorItem("schema_violation", where.lstrip(".") or None, "a NUL character cannot be stored")
+            return self._refused(record, position_key, doc, nul)
         is_request = record.topic in self._request_topics
         owners = TOPIC_OWNERS.get(record.topic)
         if not is_request and owners is not None and event.source not in owners:
@@ -174,15 +186,24 @@ class Parser:
             reject_to=unit or event.source,
         )
 
+    @classmethod
+    def _unparseable(cls, record: ConsumerRecord, position_key: str, doc: Any, exc: ValidationError) -> Parsed:
+        error = ErrorItem("schema_violation", None, f"not a valid CloudEvent: {short(exc)}")
+        return cls._refused(record, position_key, doc, error, dead_reason=f"not a CloudEvent: {short(exc)}")
+
     @staticmethod
-    def _unparseable(record: ConsumerRecord, position_key: str, doc: Any, exc: ValidationError) -> Parsed:
-        p = Parsed(record, position_key, dead_reason=f"not a CloudEvent: {short(exc)}")
-        # Where a unit can be read, it gets its answer too.
-        if isinstance(doc, dict) and isinstance(doc.get("source"), str) and doc["source"].startswith("unit/"):
-            p.reject_to = doc["source"][5:]
-            p.request_id = str(doc.get("id") or position_key)
-            p.request_type = str(doc.get("type") or "")
-            p.reject_errors = [ErrorItem("schema_violation", None, f"not a valid CloudEvent: {short(exc)}")]
+    def _refused(
+        record: ConsumerRecord, position_key: str, doc: Any, error: ErrorItem, dead_reason: str | None = None
+    ) -> Parsed:
+        """Dead-lettered by position (nothing of the message is trusted as a key); where a unit
+        can be read, it gets its answer too, echoing only what is safe to store."""
+        p = Parsed(record, position_key, dead_reason=dead_reason or f"{error.code}: {error.message}")
+        source = safe_attribute(doc.get("source")) if isinstance(doc, dict) else None
+        if source is not None and source.startswith("unit/"):
+            p.reject_to = source[5:]
+            p.request_id = safe_attribute(doc.get("id")) or position_key
+            p.request_type = safe_attribute(doc.get("type")) or ""
+            p.reject_errors = [error]
         return p
 
 

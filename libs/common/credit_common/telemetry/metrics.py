@@ -78,6 +78,13 @@ class ServiceMetrics:
             "Unparseable messages sent to the dead-letter topic.",
             ["topic"],
         )
+        self.parked = _metric(
+            r,
+            Counter,
+            "credit_messages_parked_total",
+            "Messages left on their topic because even their dead letter could not be written.",
+            ["topic"],
+        )
         self.inbox_duplicates = _metric(
             r, Counter, "credit_inbox_duplicates_total", "Redelivered events the inbox skipped.", ["topic"]
         )

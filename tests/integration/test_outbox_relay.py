@@ -170,3 +170,49 @@ async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
         await producer.stop()
     # Both gave their connections back: closing the pool does not wait on the relays.
     await asyncio.wait_for(pool.close(), 10.0)
+
+
+async def test_a_producer_broken_for_good_is_replaced_and_the_rows_go_out(
+    stack: Settings, schema_factory: Callable, topic_factory: Callable, reader: Callable
+) -> None:
+    """After a broker restart an idempotent producer can fail every send with
+    OutOfOrderSequenceNumber (seen: designation's and cases' relays stuck until a manual restart).
+    The relay starts a fresh producer; the rows go out once each, in order."""
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    pool: asyncpg.Pool = await schema_factory()
+    schema = await pool.fetchval("SELECT current_schema()")
+    topic = await topic_factory("relay-renew", partitions=1)
+    broken = make_producer(stack.kafka_bootstrap_servers, "relay-broken-test", linger_ms=0)
+    await broken.start()
+
+    async def out_of_order(*_: Any, **__: Any) -> Any:
+        raise OutOfOrderSequenceNumber("the broker lost this producer's sequence")
+
+    broken.send_batch = out_of_order  # the state a restart leaves it in
+    fresh: list[Any] = []
+
+    async def renew() -> Any:
+        producer = make_producer(stack.kafka_bootstrap_servers, "relay-fresh-test", linger_ms=0)
+        await producer.start()
+        fresh.append(producer)
+        return producer
+
+    relay = OutboxRelay(pool, broken, schema, renew=renew)
+    events = [new_event("test.thing.created", "platform/toy", {"n": n}, time=datetime.now(UTC)) for n in range(4)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await write_outbox(conn, [OutboxMessage.of_event(topic, "S1", e) for e in events])
+        relay.start()
+        await until_empty(pool, timeout=20.0)
+        assert relay.renewals == 1
+        async with reader(topic) as r:
+            await r.wait_for(lambda rs: len(rs) >= 4, timeout=10.0)
+            await asyncio.sleep(0.5)
+            recs = await r.poll()
+        assert [orjson.loads(x.value)["id"] for x in recs] == [e.id for e in events]
+    finally:
+        await relay.stop()
+        for producer in [broken, *fresh]:
+            await producer.stop()
+    await asyncio.wait_for(pool.close(), 10.0)

@@ -127,6 +127,11 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def _stop_quietly(producer: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), 10.0)
+
+
 class MetricsObserver(ConsumerObserver):
     """Consumer and relay hooks feeding the service's Prometheus metrics."""
 
@@ -201,6 +206,7 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.consumers: list[KafkaConsumerWrapper] = []
         self._producer: Any = None
+        self._retiring: set[asyncio.Task[None]] = set()  # producers replaced after a fatal error, stopping
         self._timer_tasks: list[asyncio.Task[None]] = []
         self.started_at = time.time()
         self.timer_state: dict[str, dict[str, Any]] = {}
@@ -222,6 +228,23 @@ class Runtime:
         """The started idempotent producer (the relay's), for an HTTP ingress to publish with."""
         assert self._producer is not None, "the runtime is not started"
         return self._producer
+
+    async def _renew_producer(self) -> Any:
+        """A fresh started producer in place of a broken one (the relay's and the HTTP ingress's:
+        `producer` answers the new one from now on); the old one is stopped in the background."""
+        fresh = make_producer(self.settings.kafka_bootstrap_servers, f"{self.name}-relay", linger_ms=0)
+        try:
+            await asyncio.wait_for(fresh.start(), 30.0)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise
+        old, self._producer = self._producer, fresh
+        if old is not None:
+            task = asyncio.create_task(_stop_quietly(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return fresh
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -270,6 +293,7 @@ class Runtime:
             batch_max=s.credit_relay_batch_max,
             observer=self.observer,
             connect=lambda: dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-relay"),
+            renew=self._renew_producer,
         )
         self.relay.start()
         if self.definition.on_start is not None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 
@@ -135,6 +136,11 @@ class RelayObserver(Protocol):
     def leading(self, leads: bool) -> None: ...
 
 
+#: Failed rounds in a row, on Kafka errors the client calls retriable, before the relay starts a
+#: fresh producer anyway (an error the client calls fatal renews it at once).
+RENEW_AFTER_FAILURES = 3
+
+
 class OutboxRelay:
     """Publishes outbox rows in id order and deletes them once Kafka acknowledged every one.
 
@@ -160,8 +166,13 @@ class OutboxRelay:
         observer: RelayObserver | None = None,
         crash_after_publish: bool = False,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+        renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
     ) -> None:
         self._pool = pool
+        # A fresh started producer, for when this one is broken for good: an idempotent producer
+        # that met OutOfOrderSequenceNumber (a broker restart does it) fails every later send.
+        self._renew = renew
+        self.renewals = 0
         # Leadership lives on a connection of its own (`connect`), outside the pool: a pool's
         # connections take no session state, and closing the pool must not wait for the relay.
         # Without it (tools, tests) the relay borrows one from the pool while it leads.
@@ -356,8 +367,23 @@ class OutboxRelay:
         finally:
             await self._release()
 
+    async def _renew_producer(self) -> None:
+        """Replace the producer with a fresh one (the rows not yet deleted go out again through
+        it, with their ids: inboxes drop the repeats). While Kafka is away the fresh one cannot
+        start: the old one stays and the next failed round tries again."""
+        if self._renew is None:
+            return
+        try:
+            self._producer = await self._renew()
+        except Exception as exc:
+            log.warning("outbox relay could not start a fresh producer yet: %s: %s", type(exc).__name__, exc)
+            return
+        self.renewals += 1
+        log.warning("outbox relay of %s renewed its producer (%d so far)", self._schema, self.renewals)
+
     async def _run(self) -> None:
         backoff = 0.1
+        failures = 0
         try:
             while not self._stopping:
                 # Clear before the round, not after it: a wake() that lands while the round runs
@@ -372,11 +398,15 @@ class OutboxRelay:
                     raise
                 except Exception as exc:  # Kafka or the database away: keep the rows, retry later
                     self.last_error = f"{type(exc).__name__}: {exc}"
+                    failures += 1
                     log.warning("outbox relay round failed; retrying in %.1fs: %s", backoff, self.last_error)
                     await self._release()
+                    if isinstance(exc, KafkaError) and (not exc.retriable or failures >= RENEW_AFTER_FAILURES):
+                        await self._renew_producer()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                failures = 0
                 if not leads:  # a follower asks again on its poll (its own wakes went out as NOTIFYs)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopped.wait(), self._follower_poll_s)

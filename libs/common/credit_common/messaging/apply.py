@@ -138,8 +138,10 @@ class BatchApplier:
         for p in fresh:
             if p.incoming is not None:
                 etype = p.incoming.event.type
-                # A label never comes from untrusted input: a type the contract does not name is "other".
-                self._obs.consumed(p.record.topic, etype if etype in REGISTRY else "other")
+                # A label never comes from untrusted input: a type neither the contract nor this
+                # consumer's handlers name is "other".
+                known = etype in REGISTRY or etype in self._handlers
+                self._obs.consumed(p.record.topic, etype if known else "other")
                 self._obs.event_latency(p.record.topic, max(0.0, (now - p.incoming.event.time).total_seconds()))
         self._obs.batch_done(topic, time.perf_counter() - t0, len(parsed))
 

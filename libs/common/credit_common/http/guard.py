@@ -10,10 +10,11 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from credit_common.contracts.envelope import MAX_MESSAGE_BYTES
 from credit_common.http.problems import Problem, problem_response
 
-#: The largest HTTP body and Kafka message the platform takes (contracts.md, Integrity rules).
-MAX_BODY_BYTES = 512 * 1024
+#: The largest HTTP body: the largest message the platform takes (contracts.md, Integrity rules).
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 

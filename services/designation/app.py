@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent, unstorable
+from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent, nul_field
 from credit_common.contracts.registry import REGISTRY
 from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
@@ -102,13 +102,13 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             event = CloudEvent.model_validate_json(raw)
         except ValidationError as exc:
             raise Problem(400, "Malformed request", "the body is not a valid CloudEvent", errors=_errors(exc)) from exc
-        where = unstorable(orjson.loads(raw), "") if b"\\u0000" in raw else None
+        where = nul_field(raw)
         if where is not None:  # accepted, it would fail in the handler and never be answered
             raise Problem(
                 400,
                 "Malformed request",
                 "a NUL character cannot be stored",
-                errors=[{"code": "schema_violation", "field": where.lstrip(".") or None, "message": "NUL character"}],
+                errors=[{"code": "schema_violation", "field": where or None, "message": "NUL character"}],
             )
         row = REGISTRY.get(event.type)
         if row is None or row.kind != "request":

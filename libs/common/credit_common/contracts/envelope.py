@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 import uuid_utils
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -24,6 +25,16 @@ def safe_attribute(value: Any) -> str | None:
     if isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable():
         return value
     return None
+
+
+def nul_field(raw: bytes, doc: Any = None) -> str | None:
+    """The field (dotted path, "" for the top) of the JSON document `raw` (`doc` when it is
+    already parsed) that holds a NUL character, or None. A NUL can only be written `\\u0000` in
+    JSON, so a document without those bytes is neither parsed nor walked."""
+    if b"\\u0000" not in raw:
+        return None
+    where = unstorable(orjson.loads(raw) if doc is None else doc, "")
+    return None if where is None else where.lstrip(".")
 
 
 def unstorable(value: Any, path: str = "data") -> str | None:

@@ -14,7 +14,7 @@ from aiokafka import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
 from credit_common.clock import Clock, SystemClock
-from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, safe_attribute, unstorable
+from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, nul_field, safe_attribute
 from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Incoming
@@ -109,10 +109,10 @@ class Parser:
             event = CloudEvent.model_validate(doc)
         except ValidationError as exc:
             return self._unparseable(record, position_key, doc, exc)
-        if b"\\u0000" in raw and (where := unstorable(doc, "")) is not None:
+        if (where := nul_field(raw, doc)) is not None:
             # Nothing the platform stores may hold a NUL (PostgreSQL refuses it): refused here,
             # before any handler, rather than dead-lettered as a failure and never answered.
-            nul = ErrorItem("schema_violation", where.lstrip(".") or None, "a NUL character cannot be stored")
+            nul = ErrorItem("schema_violation", where or None, "a NUL character cannot be stored")
             return self._refused(record, position_key, doc, nul)
         is_request = record.topic in self._request_topics
         owners = TOPIC_OWNERS.get(record.topic)

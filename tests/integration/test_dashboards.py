@@ -125,7 +125,7 @@ async def test_each_page_shows_the_numbers_of_its_json_and_links_the_others(
         assert page.numbers == doc["metrics"], name
         assert doc["service"] == name
         assert {k: v for k, v in doc["metrics"].items() if k.startswith("health.")} == {
-            f"health.{check}": 1 for check in ("kafka", "postgres", "reference", "consumers", "outbox_relay")
+            f"health.{check}": 1 for check in ("kafka", "postgres", "reference", "consumers", "outbox_relay", "timers")
         }
         assert any(k.startswith("domain.") for k in doc["metrics"]), name
         assert any(p["kind"] == "error" for p in doc["panels"]) is False, doc["panels"]

@@ -342,6 +342,8 @@ class Runtime:
         async def reference() -> None:
             if not self.reference.ready.is_set():
                 raise RuntimeError("reference catalogue not loaded yet")
+            if not self.reference.running:  # a dead follower would keep serving a stale catalogue
+                raise RuntimeError("reference catalogue follower stopped: the catalogue is no longer followed")
 
         async def consumers() -> None:
             for c in self.consumers:
@@ -349,6 +351,10 @@ class Runtime:
                     raise RuntimeError(f"consumer {c.group_id} is not running")
                 if not c.healthy:
                     raise RuntimeError(f"consumer {c.group_id}: {c.last_error}")
+                # A normal batch takes well under a second; aiokafka's max.poll.interval is 300 s.
+                if c.stalled_for() > self.settings.credit_consumer_stall_s:
+                    stalled = f"no fetch for {c.stalled_for():.0f}s (stuck in a batch or out of its group)"
+                    raise RuntimeError(f"consumer {c.group_id}: {stalled}")
                 if c.parked:
                     raise RuntimeError(
                         f"consumer {c.group_id}: {len(c.parked)} message(s) parked (last {c.parked[-1]}): see the log"
@@ -360,11 +366,17 @@ class Runtime:
             if self.relay is not None:
                 await self.relay.pending()
 
+        async def timers() -> None:
+            failing = {name: st["last_error"] for name, st in self.timer_state.items() if st["last_error"]}
+            if failing:
+                raise RuntimeError("; ".join(f"timer {name}: {error}" for name, error in sorted(failing.items())))
+
         self.health.add("kafka", kafka)
         self.health.add("postgres", postgres)
         self.health.add("reference", reference)
         self.health.add("consumers", consumers)
         self.health.add("outbox_relay", relay)
+        self.health.add("timers", timers)
 
     async def _run_timer(self, timer: TimerSpec) -> None:
         state = self.timer_state.setdefault(timer.name, {"runs": 0, "last_error": None, "last_run": None})

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     credit_consumer_batch_max: int = 2000
     credit_consumer_batch_timeout_ms: int = 50
     credit_relay_batch_max: int = 2000
+    # Seconds a consumer's loop may go without coming back from a fetch before readiness turns red.
+    credit_consumer_stall_s: float = 60.0
     credit_topic_partitions: int = 12
     credit_topic_replication: int = 1
 

@@ -56,6 +56,8 @@ TRANSIENT = (
 #: Attempts at writing one dead letter that fails for a reason other than an outage, before the
 #: message is parked (bounded: the NUL that once failed its dead letter retried for ever).
 DEADLETTER_ATTEMPTS = 5
+#: How often each consumer's lag gauge is sampled, whatever its loop is doing.
+LAG_SAMPLE_S = 1.0
 
 
 class KafkaConsumerWrapper:
@@ -140,7 +142,8 @@ class KafkaConsumerWrapper:
         self._stopping = False
         self.processed = 0
         self.batch_sizes: collections.deque[int] = collections.deque(maxlen=100)
-        self._lag_at = 0.0
+        self._lag_task: asyncio.Task[None] | None = None
+        self.polled_at: float | None = None  # monotonic time the loop last came back from a fetch
         self.last_error: str | None = None
         self.healthy = True
         self.parked: list[str] = []  # topic:partition:offset of the messages that could not even be dead-lettered
@@ -162,11 +165,31 @@ class KafkaConsumerWrapper:
             fetch_max_wait_ms=self._batch_timeout_ms,
         )
         await self._consumer.start()
+        self.polled_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+        # The lag gauge has its own task: sampled in the loop, it froze whenever the loop was stuck
+        # (a dashboard showed lag 0 while a consumer retried one message for ever).
+        self._lag_task = asyncio.create_task(self._sample_lag(), name=f"lag-{self.group_id}")
+
+    def stalled_for(self) -> float:
+        """Seconds since the loop last came back from a fetch (0 before it started): a loop
+        blocked in one batch, or gone from its group, stops coming back."""
+        return 0.0 if self.polled_at is None else time.monotonic() - self.polled_at
+
+    async def _sample_lag(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(Exception):
+                for (topic, partition), lag in (await self.lag()).items():
+                    self._obs.lag(topic, partition, lag)
+            await asyncio.sleep(LAG_SAMPLE_S)
 
     async def stop(self) -> None:
         """Finish the batch in hand (bounded), then leave the group."""
         self._stopping = True
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         await finish_or_cancel(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
@@ -208,6 +231,7 @@ class KafkaConsumerWrapper:
             while not self._stopping:
                 try:
                     batches = await consumer.getmany(timeout_ms=200 if pending else 1000, max_records=self._batch_max)
+                    self.polled_at = time.monotonic()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -226,10 +250,6 @@ class KafkaConsumerWrapper:
                     self.batch_sizes.append(len(records))
                     offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
                     pending = (asyncio.create_task(self._apply_durably(parsed)), offsets)
-                if time.monotonic() - self._lag_at > 1.0:
-                    self._lag_at = time.monotonic()
-                    for (topic, partition), lag in (await self.lag()).items():
-                        self._obs.lag(topic, partition, lag)
         finally:
             if pending is not None:
                 with contextlib.suppress(asyncio.CancelledError):

@@ -269,6 +269,16 @@ async def test_snapshot_then_changes_reaches_exactly_the_final_state(
             params = {"region": REGION}
             # Liaisons read from either instance: both serve the one database.
             liaisons = [Liaison(a, "red", params), Liaison(b, "black", params), Liaison(a, "key_scrutiny", params)]
+            # A base of entries no story touches, so each list has several pages when its liaison
+            # snapshots it: waiting to catch a busy list above a size made the test depend on
+            # timing (a list's final size is random and can be one page).
+            units = {"red": PROVINCIAL, "black": COUNTY, "key_scrutiny": COUNTY}
+            base = [
+                workload.designate(list_, company(f"Sichuan Base {list_} {i} Co., Ltd."), unit)
+                for list_, unit in units.items()
+                for i in range(2 * PAGE + 1)
+            ]
+            assert all(await asyncio.gather(*base)), "a base designation was refused"
             stories = asyncio.gather(*(workload.subject_story(i) for i in range(SUBJECTS)))
 
             async def snapshot_when_busy(liaison: Liaison) -> None:

@@ -103,7 +103,7 @@ WITH read_by_id AS (
   SELECT designation_id || ':' || xmin::text AS v FROM designations
    WHERE subject_id = ANY($40::text[]) AND status = 'active' FOR UPDATE
 ), inboxed AS (
-  INSERT INTO inbox (event_id, topic) SELECT * FROM unnest($37::text[], $38::text[])
+  INSERT INTO inbox (event_id, topic, digest) SELECT * FROM unnest($37::text[], $38::text[], $49::bytea[])
 ), new_designations AS (
   INSERT INTO designations
          (designation_id, subject_id, list, field, standard, unit, status, effective_from, effective_to,
@@ -151,7 +151,8 @@ class BatchWrite:
     signatures: Sequence[tuple[Any, ...]] = ()
     outbox: Sequence[OutboxMessage] = ()
     answers: Sequence[tuple[Any, ...]] = ()  # as `record_answers`
-    inbox: tuple[list[str], list[str]] | None = None  # optimistic path: (event ids, topics) to record
+    # optimistic path: (event ids, topics, digests) to record
+    inbox: tuple[list[str], list[str], list[bytes | None]] | None = None
     read: tuple[list[str], list[str], list[str]] | None = None  # optimistic path: (ids, subjects, versions) read
 
 
@@ -232,7 +233,7 @@ class DesignationStore:
         serialization_failure, writing nothing, when `batch.read` no longer holds."""
         if not (batch.new or batch.changed or batch.audit or batch.outbox or batch.answers or batch.inbox):
             return
-        inbox = batch.inbox or ([], [])
+        keys, key_topics, digests = batch.inbox or ([], [], [])
         ids, subjects, versions = batch.read or ([], [], None)
         await self.conn.execute(
             WRITE_BATCH,
@@ -241,11 +242,13 @@ class DesignationStore:
             *_answer_columns(batch.answers),
             *_columns([(r.designation_id, str(r.status), r.effective_to, doc, at) for r, doc, at in batch.changed], 5),
             *_columns(batch.audit, 7),
-            *inbox,
+            keys,
+            key_topics,
             ids,
             subjects,
             versions,
             *_columns(batch.signatures, 7),
+            digests,
         )
 
     async def update(self, rows: Sequence[tuple[DesignationRecord, dict[str, Any], datetime]]) -> None:

@@ -415,21 +415,22 @@ BUMP = "test.thing.bump"
 # The toy's read: each named thing's counter as "name=counter" (its row version, for the check).
 BUMP_READ = "SELECT coalesce(array_agg(name || '=' || counter), '{}') AS seen FROM things WHERE name = ANY($2::text[])"
 # The toy's one write statement: inbox rows, counters, outbox rows, and the check of what was read
-# (on the optimistic path, $9 not null), which locks the rows before the upsert changes them.
+# (on the optimistic path, $10 not null), which locks the rows before the upsert changes them.
 BUMP_WRITE = """
-WITH inboxed AS (INSERT INTO inbox (event_id, topic) SELECT * FROM unnest($1::text[], $2::text[])),
-bumped AS (
-  INSERT INTO things (thing_id, unit, name, counter) SELECT n, '', n, c FROM unnest($3::text[], $4::int[]) AS u(n, c)
+WITH inboxed AS (
+  INSERT INTO inbox (event_id, topic, digest) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+), bumped AS (
+  INSERT INTO things (thing_id, unit, name, counter) SELECT n, '', n, c FROM unnest($4::text[], $5::int[]) AS u(n, c)
   ON CONFLICT (thing_id) DO UPDATE SET counter = EXCLUDED.counter
 ), emitted AS (
   INSERT INTO outbox (topic, key, value, headers)
-  SELECT * FROM unnest($5::text[], $6::bytea[], $7::bytea[], $8::jsonb[])
+  SELECT * FROM unnest($6::text[], $7::bytea[], $8::bytea[], $9::jsonb[])
 )
 SELECT CASE
-  WHEN $9::text[] IS NULL THEN true
+  WHEN $10::text[] IS NULL THEN true
   WHEN (SELECT coalesce(array_agg(v ORDER BY v), '{}')
-          FROM (SELECT name || '=' || counter AS v FROM things WHERE name = ANY($3::text[]) FOR UPDATE) AS now_read)
-     = (SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($9::text[]) AS v) THEN true
+          FROM (SELECT name || '=' || counter AS v FROM things WHERE name = ANY($4::text[]) FOR UPDATE) AS now_read)
+     = (SELECT coalesce(array_agg(v ORDER BY v), '{}') FROM unnest($10::text[]) AS v) THEN true
   ELSE changed_since_read('things')
 END
 """
@@ -482,12 +483,19 @@ class Bumper:
     async def flush(self, conn: asyncpg.Connection, ctx: Context) -> None:
         if ctx.snapshot is not None and self.interfere:
             self.interfere = False
-            self.interfered_in = list((ctx.inbox or ([], []))[0])
+            self.interfered_in = list((ctx.inbox or ([], [], []))[0])
             await self.pool.execute("UPDATE things SET counter = counter + 100")  # another writer, committed
         counters, expected = cast(tuple[dict[str, int], list[str] | None], ctx.pending or ({}, None))
-        inbox = ctx.inbox or ([], [])
+        keys, key_topics, digests = ctx.inbox or ([], [], [])
         await conn.execute(
-            BUMP_WRITE, *inbox, list(counters), list(counters.values()), *outbox_arrays(ctx.outbox), expected
+            BUMP_WRITE,
+            keys,
+            key_topics,
+            digests,
+            list(counters),
+            list(counters.values()),
+            *outbox_arrays(ctx.outbox),
+            expected,
         )
 
 
@@ -542,8 +550,9 @@ async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_aga
         bumper.interfere = True
         other = f"other-{RUN}"
         wrong = new_event("test.thing.other", "unit/110000-SAT", {}, time=datetime.now(UTC), id=other)
+        second_bytes = bump(second)
         sent = [
-            await producer.send(req_topic, bump(second), key=b"x"),
+            await producer.send(req_topic, second_bytes, key=b"x"),
             await producer.send(req_topic, orjson.dumps(wrong.model_dump(mode="json", exclude_none=True)), key=b"x"),
             await producer.send(req_topic, b"not an event", key=b"x"),
         ]
@@ -556,8 +565,8 @@ async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_aga
         assert paths.rejections == ["schema_violation"], "counted once, after the commit"
         assert paths.dead_letters == 1, "counted once, after the commit"
 
-        # A redelivery of the second request takes the locking path, which drops it.
-        await producer.send_and_wait(req_topic, bump(second), key=b"x")
+        # A redelivery of the second request (the same bytes) takes the locking path, which drops it.
+        await producer.send_and_wait(req_topic, second_bytes, key=b"x")
         await run.wait_processed(5)
         assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
         assert paths.taken[-1] == "locking"

@@ -689,3 +689,38 @@ async def test_json_that_is_no_cloudevent_is_dead_lettered_and_answered(departme
     assert answer["type"] == "credit.request.rejected"
     assert answer["_key"] == "440000-SAT"
     assert [e["code"] for e in answer["data"]["errors"]] == ["schema_violation"]
+
+
+# ---------------------------------------------------------------------- idempotency
+
+
+async def test_a_repeat_is_a_retry_and_another_body_under_the_same_id_is_a_duplicate_id(
+    departments: Departments,
+) -> None:
+    """The same request again changes nothing and is not answered again; another request under an
+    id already used is answered `duplicate_id` (it once got no answer at all), and the first
+    request's answer, ledger row and designation stay as they were (contracts.md, Integrity rules)."""
+    subject = company("Repeat Trading Co., Ltd.")
+    event = designate("black", "taxation-black", subject)
+    record = await departments.designated(event)
+    await send(departments.kafka, event)  # a retry: the very same request
+    other = {**event, "data": {**event["data"], "subject": {**subject, "name": "Another Name Co., Ltd."}}}
+    await send(departments.kafka, other)  # same id, another body (same subject: same partition)
+
+    def ours(e: dict[str, Any]) -> bool:
+        return e["data"].get("request_id") == event["id"]
+
+    conflict = (await departments.collector.wait_for(topics.FEEDBACK, ours, count=2))[1]
+    assert conflict["type"] == "credit.request.rejected"
+    assert conflict["data"]["errors"][0]["code"] == "duplicate_id"
+    assert conflict["_key"] == "100000-SAT"
+    await departments.collector.settled(topics.FEEDBACK)
+    assert len(departments.collector.where(topics.FEEDBACK, ours)) == 2, "the retry was answered again"
+    status = await departments.poll_request(event["id"])
+    assert status["status"] == "accepted"
+    assert (await departments.record(event["id"]))["subject"] == record["subject"]
+    assert len(departments.events_of(event["id"], "credit.designation.created")) == 1
+    await send(departments.kafka, other)  # sent again, the duplicate is answered again (once)
+    again = (await departments.collector.wait_for(topics.FEEDBACK, ours, count=3))[2]
+    assert again["data"]["errors"][0]["code"] == "duplicate_id"
+    assert again["id"] != conflict["id"]

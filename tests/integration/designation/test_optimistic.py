@@ -92,7 +92,7 @@ async def test_a_write_whose_read_no_longer_holds_writes_nothing(
                 changed=[(removed, {**doc, "status": "removed"}, at)],
                 outbox=[OutboxMessage("t", None, b"{}")],
                 answers=[answered(key)],
-                inbox=([key], ["t"]),
+                inbox=([key], ["t"], [None]),
                 read=(ids, subjects, versions),
             )
 
@@ -126,6 +126,8 @@ async def test_a_write_whose_read_no_longer_holds_writes_nothing(
         )
         with pytest.raises(asyncpg.SerializationError):
             await store.write_batch(
-                BatchWrite(answers=[answered("k2")], inbox=(["k2"], ["t"]), read=([], [record.subject.id], versions))
+                BatchWrite(
+                    answers=[answered("k2")], inbox=(["k2"], ["t"], [None]), read=([], [record.subject.id], versions)
+                )
             )
         assert await _counts(conn) == (1, 1, 1)

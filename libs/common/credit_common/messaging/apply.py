@@ -35,7 +35,7 @@ from credit_common.db.outbox import OutboxMessage, write_outbox
 from credit_common.messaging import topics
 from credit_common.messaging.parsing import Parsed, record_time
 from credit_common.messaging.unit_of_work import Answer, Context, Incoming
-from credit_common.outcomes import Accepted, Outcome, Rejected, derived_id
+from credit_common.outcomes import Accepted, ErrorItem, Outcome, Rejected, derived_id
 from credit_common.security.signing import principal_of
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,13 @@ _tracer = trace.get_tracer("credit_common.consumer")
 
 # Records the ids a batch has not seen before; returns them (what it returns is new work).
 INBOX_SQL = (
-    "WITH ins AS (INSERT INTO inbox (event_id, topic)"
-    " SELECT k, t FROM unnest($1::text[], $2::text[]) AS u(k, t)"
+    "WITH ins AS (INSERT INTO inbox (event_id, topic, digest)"
+    " SELECT k, t, d FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(k, t, d)"
     " ON CONFLICT DO NOTHING RETURNING event_id)"
     " SELECT coalesce(array_agg(event_id), '{}') FROM ins"
 )
+# What the inbox holds of repeated keys (only asked when a batch has repeats of requests).
+DIGESTS_SQL = "SELECT event_id, digest FROM inbox WHERE event_id = ANY($1::text[])"
 # The optimistic path's read: has the inbox seen any of the batch ($1), and the service's own reads
 # (one row; its parameters from $2 on).
 SEEN_AND_READ_SQL = "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ANY($1::text[])) AS seen, r.* FROM ({}) AS r"
@@ -148,16 +150,20 @@ class BatchApplier:
     async def _apply_in_transaction(self, work: list[Parsed], topic: str) -> list[Parsed]:
         async with self._pool.acquire() as conn, conn.transaction():
             keys = [p.inbox_key for p in work]
-            new = set(await conn.fetchval(INBOX_SQL, keys, [p.record.topic for p in work]))
+            new = set(await conn.fetchval(INBOX_SQL, keys, [p.record.topic for p in work], [p.digest for p in work]))
             seen: set[str] = set()
             fresh: list[Parsed] = []
+            repeats: list[Parsed] = []
             for p in work:
                 if p.inbox_key in new and p.inbox_key not in seen:
                     seen.add(p.inbox_key)
                     fresh.append(p)
-            if len(fresh) < len(work):
-                self._obs.duplicate(topic, len(work) - len(fresh))
+                else:
+                    repeats.append(p)
+            if repeats:
+                self._obs.duplicate(topic, len(repeats))
             ctx = Context(conn=conn, clock=self._clock, service=self.service)
+            await self._answer_conflicts(ctx, conn, fresh, repeats)
             await self._handle_fresh(ctx, fresh)
             if ctx.outbox:
                 self.wrote_outbox = True  # (if this transaction rolls back, a wake is harmless)
@@ -197,7 +203,7 @@ class BatchApplier:
                 clock=self._clock,
                 service=self.service,
                 snapshot=tuple(row)[1:],
-                inbox=(keys, [p.record.topic for p in work]),
+                inbox=(keys, [p.record.topic for p in work], [p.digest for p in work]),
             )
             await self._handle_fresh(ctx, work)
             try:
@@ -211,6 +217,35 @@ class BatchApplier:
             self.wrote_outbox = True
         self._obs.path(topic, "optimistic")
         return work
+
+    async def _answer_conflicts(
+        self, ctx: Context, conn: asyncpg.Connection, fresh: list[Parsed], repeats: list[Parsed]
+    ) -> None:
+        """A repeated request id is a retry when it says the same (dropped, as always) and
+        `duplicate_id` when it says something else (contracts.md, Integrity rules): its sender
+        hears so, under an answer id of its own position, and the first request's answer and
+        ledger row stay as they are."""
+        asked = [p for p in repeats if p.request_id is not None and p.digest is not None]
+        if not asked:
+            return
+        known: dict[str, bytes | None] = {p.inbox_key: p.digest for p in fresh}
+        missing = [p.inbox_key for p in asked if p.inbox_key not in known]
+        if missing:
+            known.update((r["event_id"], r["digest"]) for r in await conn.fetch(DIGESTS_SQL, missing))
+        conflicts = [p for p in asked if known.get(p.inbox_key) not in (None, p.digest)]
+        if not conflicts:
+            return  # retries (or rows from before digests were kept): nothing to say
+        # Each conflict is answered once: its position goes in the inbox, so a replay is silent.
+        positions = {f"{p.record.topic}:{p.record.partition}:{p.record.offset}": p for p in conflicts}
+        first_time = set(
+            await conn.fetchval(
+                INBOX_SQL, list(positions), [p.record.topic for p in conflicts], [None] * len(conflicts)
+            )
+        )
+        for position, p in positions.items():
+            if position in first_time:
+                conflict = ErrorItem("duplicate_id", "id", f"id {p.request_id} was used already for another request")
+                self._answer(ctx, p, Rejected([conflict]), answer_key=position, ledger=False)
 
     async def _handle_fresh(self, ctx: Context, fresh: list[Parsed]) -> None:
         """Dead letters, rejections of what could not be parsed, and the handlers for the rest."""
@@ -247,8 +282,12 @@ class BatchApplier:
                 if p.request_id is not None:
                     self._answer(ctx, p, result)
 
-    def _answer(self, ctx: Context, p: Parsed, result: Outcome) -> None:
-        """Exactly one answer per request on the feedback topic, keyed by the sending unit."""
+    def _answer(
+        self, ctx: Context, p: Parsed, result: Outcome, *, answer_key: str | None = None, ledger: bool = True
+    ) -> None:
+        """Exactly one answer per request on the feedback topic, keyed by the sending unit. Its id
+        derives from the request id (`answer_key` for a second answer to the same id, which the
+        service's ledger does not record: `ledger=False`)."""
         if p.request_id is None:
             return
         unit_key = p.reject_to or "unknown"
@@ -285,7 +324,7 @@ class BatchApplier:
         event_time = p.incoming.event.time if p.incoming is not None else record_time(p.record)
         doc = {
             "specversion": "1.0",
-            "id": derived_id(p.request_id, self.service, "answer"),
+            "id": derived_id(answer_key or p.request_id, self.service, "answer"),
             "source": f"platform/{self.service}",
             "type": etype,
             "time": event_time,
@@ -295,6 +334,8 @@ class BatchApplier:
             "data": data,
         }
         ctx.outbox.append(OutboxMessage.of_document(topics.FEEDBACK, unit_key, doc))
+        if not ledger:
+            return
         ctx.answers.append(
             Answer(
                 p.request_id,

@@ -4,6 +4,7 @@ event at all. Nothing here touches the database or the broker."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,9 @@ class Parsed:
     reject_to: str | None = None
     request_id: str | None = None
     request_type: str | None = None
+    # SHA-256 of what the message says (the signed canonical form for a signed request, else the
+    # raw value): a repeat of its inbox key with another digest is not a retry but `duplicate_id`.
+    digest: bytes | None = None
 
 
 class Parser:
@@ -184,6 +188,7 @@ class Parser:
             request_id=event.id if is_request else None,
             request_type=event.type if is_request else None,
             reject_to=unit or event.source,
+            digest=hashlib.sha256(signed if signed is not None else raw).digest(),
         )
 
     @classmethod

@@ -72,12 +72,12 @@ class Context:
     # What a batch handler leaves for its consumer's `flush` hook to write (the service's own type).
     pending: object | None = None
     # The optimistic path only (see `apply`): the row the service's read plan returned (without the
-    # inbox column), and the inbox rows its flush must write ((keys, topics)). Both None on the
+    # inbox column), and the inbox rows its flush must write ((keys, topics, digests)). Both None on the
     # locking path, where the batch handler reads under lock and the inbox rows are written already.
     # (A database row: its values are as untyped as asyncpg gives them; the service's read plan
     # names what each column is.)
     snapshot: tuple[Any, ...] | None = None
-    inbox: tuple[list[str], list[str]] | None = None
+    inbox: tuple[list[str], list[str], list[bytes | None]] | None = None
     # Accepted signed requests, as they were signed (the `accepted_requests` audit rows).
     accepted: list[tuple[Any, ...]] = field(default_factory=list)
     _emitted: dict[str, int] = field(default_factory=dict)

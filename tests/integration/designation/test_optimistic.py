@@ -131,3 +131,28 @@ async def test_a_write_whose_read_no_longer_holds_writes_nothing(
                 )
             )
         assert await _counts(conn) == (1, 1, 1)
+
+
+async def test_the_database_holds_one_active_entry_per_subject_and_standard(
+    schema_factory: Callable, http: httpx.AsyncClient, kafka: AIOKafkaProducer, collector: Collector
+) -> None:
+    """Two instances judging one subject from two partitions can each read no entry and both
+    insert one: the deferred exclusion constraint refuses the second at its commit (the consumer
+    then applies that batch again, and its read answers `already_designated`)."""
+    doc = await _a_record(http, kafka, collector)
+    record = record_of(doc)
+    pool = await schema_factory(migrations=MIGRATIONS)
+    at = datetime.now(UTC)
+    twin = record.model_copy(update={"designation_id": "D-TWIN-" + record.designation_id[-8:]})
+    twin_doc = {**doc, "designation_id": twin.designation_id}
+    async with pool.acquire() as conn, pool.acquire() as other:
+        await DesignationStore(conn).write_batch(BatchWrite(new=[(record, doc, at, at)]))
+        with pytest.raises(asyncpg.ExclusionViolationError):
+            await DesignationStore(other).write_batch(BatchWrite(new=[(twin, twin_doc, at, at)]))
+        assert await conn.fetchval("SELECT count(*) FROM designations") == 1
+        # Removed and designated again in one statement: judged on the end state, so allowed.
+        removed = record.model_copy(update={"status": "removed"})
+        await DesignationStore(conn).write_batch(
+            BatchWrite(new=[(twin, twin_doc, at, at)], changed=[(removed, {**doc, "status": "removed"}, at)])
+        )
+        assert await conn.fetchval("SELECT count(*) FROM designations WHERE status = 'active'") == 1

@@ -55,7 +55,9 @@ DIGESTS_SQL = "SELECT event_id, digest FROM inbox WHERE event_id = ANY($1::text[
 SEEN_AND_READ_SQL = "SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ANY($1::text[])) AS seen, r.* FROM ({}) AS r"
 # What makes the optimistic path give way to the locking one: a row the rules read changed since
 # (the service's write raises serialization_failure) or an inbox key came in meanwhile.
-CONTENDED = (asyncpg.SerializationError, asyncpg.UniqueViolationError)
+# A deferred exclusion constraint (one active entry per subject and standard) failing at the end
+# is contention too: another instance inserted what this batch's read did not see.
+CONTENDED = (asyncpg.SerializationError, asyncpg.UniqueViolationError, asyncpg.ExclusionViolationError)
 
 Handler = Callable[[Incoming, Context], Awaitable[Accepted | None]]
 AnswersHook = Callable[[asyncpg.Connection, list[Answer]], Awaitable[None]]

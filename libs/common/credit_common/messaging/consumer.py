@@ -56,6 +56,10 @@ TRANSIENT = (
 #: Attempts at writing one dead letter that fails for a reason other than an outage, before the
 #: message is parked (bounded: the NUL that once failed its dead letter retried for ever).
 DEADLETTER_ATTEMPTS = 5
+#: Errors at commit that mean another instance got there first (see `_apply_durably`), and how
+#: many times a batch is applied again for them.
+CONTENDED_AT_COMMIT = (asyncpg.ExclusionViolationError,)
+CONTENTION_RETRIES = 3
 #: How often each consumer's lag gauge is sampled, whatever its loop is doing.
 LAG_SAMPLE_S = 1.0
 
@@ -302,6 +306,7 @@ class KafkaConsumerWrapper:
         if not parsed:
             return
         backoff = 0.1
+        contended = 0
         while True:
             try:
                 await self._applier.apply(parsed)
@@ -316,18 +321,30 @@ class KafkaConsumerWrapper:
                 log.warning("batch failed on an outage, retrying in %.1fs: %s", backoff, self.last_error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception as exc:
-                if len(parsed) > 1:
-                    log.warning("batch of %d failed (%s); isolating the failing message", len(parsed), exc)
-                    for p in parsed:
-                        await self._apply_single_or_deadletter(p)
+            except CONTENDED_AT_COMMIT as exc:
+                # Another instance committed what this batch's read could not see: applied again,
+                # the rules see it (a bounded number of times, then like any failure).
+                contended += 1
+                if contended > CONTENTION_RETRIES:
+                    await self._isolate(parsed, exc)
                     break
-                await self._apply_single_or_deadletter(parsed[0], first_error=exc)
+                log.info("batch met a concurrent commit (%s); applying it again", type(exc).__name__)
+                await asyncio.sleep(0.05 * contended)
+            except Exception as exc:
+                await self._isolate(parsed, exc)
                 break
         self.processed += len(parsed)
         if self._applier.wrote_outbox and self._on_committed is not None:
             self._on_committed()  # only for rows to relay: an idle wake costs the leader a read
         self._applier.wrote_outbox = False
+
+    async def _isolate(self, parsed: list[Parsed], exc: Exception) -> None:
+        if len(parsed) > 1:
+            log.warning("batch of %d failed (%s); isolating the failing message", len(parsed), exc)
+            for p in parsed:
+                await self._apply_single_or_deadletter(p)
+            return
+        await self._apply_single_or_deadletter(parsed[0], first_error=exc)
 
     async def _apply_single_or_deadletter(self, p: Parsed, first_error: Exception | None = None) -> None:
         backoff = 0.1

@@ -12,6 +12,8 @@ from credit_common.messaging.connection import kafka_options
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+#: The largest record batch a topic takes (the broker's own default, made explicit).
+MAX_RECORD_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,19 @@ class TopicSpec:
     compact: bool = False
     retention_days: int | None = None  # None: never expires
 
-    def configs(self) -> dict[str, str]:
+    def configs(self, replication_factor: int = 1) -> dict[str, str]:
+        """The topic's configuration, every size and durability setting explicit rather than the
+        broker's default: records up to `MAX_RECORD_BYTES` (over the 512 KiB a message may carry,
+        so an oversize request reaches a consumer and is answered `too_large`), and with
+        replicas, two in sync for every write (`acks=all`)."""
+        common = {
+            "max.message.bytes": str(MAX_RECORD_BYTES),
+            "min.insync.replicas": "2" if replication_factor > 1 else "1",
+        }
         if self.compact:
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+            return {**common, "cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         retention = -1 if self.retention_days is None else self.retention_days * DAY_MS
-        return {"cleanup.policy": "delete", "retention.ms": str(retention)}
+        return {**common, "cleanup.policy": "delete", "retention.ms": str(retention)}
 
 
 REFERENCE = "credit.reference.v1"
@@ -101,7 +111,7 @@ async def ensure_topics(
                     name=spec.name,
                     num_partitions=partitions,
                     replication_factor=replication_factor,
-                    topic_configs=spec.configs(),
+                    topic_configs=spec.configs(replication_factor),
                 )
             )
         if missing:

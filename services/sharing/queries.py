@@ -31,10 +31,17 @@ def _parse(text: str) -> date | datetime:
 
 def as_of_window(text: str | None, now: datetime) -> Window:
     """`as_of`: a date means that whole day (Asia/Shanghai), a time that instant; none: now.
-    Raises ValueError on anything else."""
+    Raises ValueError on anything else (a date at the edge of the calendar, `0001-01-01`, too:
+    its day in UTC falls outside what a datetime holds)."""
     if text is None or not text.strip():
         return Window(now.astimezone(UTC), now.astimezone(UTC) + ONE_MICROSECOND)
-    point = _parse(text)
+    try:
+        return _window(_parse(text))
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} is outside the dates the platform answers for") from exc
+
+
+def _window(point: date | datetime) -> Window:
     if isinstance(point, datetime):
         return Window(point.astimezone(UTC), point.astimezone(UTC) + ONE_MICROSECOND)
     return Window(
@@ -44,13 +51,16 @@ def as_of_window(text: str | None, now: datetime) -> Window:
 
 def known_at_instant(text: str | None) -> datetime | None:
     """`known_at`: a time is that instant; a date the end of that day (everything recorded on it);
-    none: everything known (None). Raises ValueError on anything else."""
+    none: everything known (None). Raises ValueError on anything else (`9999-12-31` included)."""
     if text is None or not text.strip():
         return None
     point = _parse(text)
-    if isinstance(point, datetime):
-        return point.astimezone(UTC)
-    return start_of_local_day(point + timedelta(days=1)).astimezone(UTC) - ONE_MICROSECOND
+    try:
+        if isinstance(point, datetime):
+            return point.astimezone(UTC)
+        return start_of_local_day(point + timedelta(days=1)).astimezone(UTC) - ONE_MICROSECOND
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} is outside the dates the platform answers for") from exc
 
 
 def region_prefix(region: str | None) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from credit_common.http.app import create_http_app
 from credit_common.http.health import HealthChecks
 from credit_common.http.problems import PROBLEM_JSON, Problem
+from credit_common.telemetry.logging import configure_logging
 from fastapi import FastAPI, HTTPException
 from prometheus_client import CollectorRegistry
 
@@ -36,6 +38,10 @@ def _app() -> FastAPI:
     @app.get("/v1/boom")
     async def boom() -> None:
         raise RuntimeError("password=hunter2 in a stack frame")
+
+    @app.get("/v1/subjects/{subject_id}")
+    async def subject(subject_id: str) -> None:
+        raise OverflowError("date value out of range")
 
     return app
 
@@ -104,3 +110,16 @@ async def test_unhandled_error_is_a_500_problem_without_the_traceback() -> None:
     assert body["title"] == "Internal Server Error"
     for leaked in ("Traceback", "RuntimeError", "hunter2", "stack frame"):
         assert leaked not in response.text
+
+
+async def test_an_unhandled_error_is_logged_by_its_route_never_by_a_path_holding_an_identity_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("sharing", "INFO")  # as a service logs: JSON lines on stdout
+    response = await _get("/v1/subjects/110101199003071234")
+    assert response.status_code == 500
+    # The service's own lines (httpx logs this test client's request, path and all).
+    logged = "\n".join(line for line in capsys.readouterr().out.splitlines() if '"logger":"httpx"' not in line)
+    assert "unhandled_error" in logged
+    assert "/v1/subjects/{subject_id}" in logged
+    assert "110101199003071234" not in logged

@@ -243,6 +243,19 @@ def test_as_of_defaults_to_now_and_known_at_to_everything() -> None:
         queries.as_of_window("yesterday", T0)
 
 
+@pytest.mark.parametrize("text", ["0001-01-01", "9999-12-31", "0001-01-01T00:00:00+08:00"])
+def test_a_date_at_the_edge_of_the_calendar_is_a_value_error_not_an_overflow(text: str) -> None:
+    # It was an OverflowError, a 500 whose log line carried the subject's identity number.
+    with pytest.raises(ValueError, match="outside the dates"):
+        queries.as_of_window(text, T0)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01T00:00:00+08:00"])
+def test_a_known_at_beyond_the_calendar_is_a_value_error_not_an_overflow(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the dates"):
+        queries.known_at_instant(text)
+
+
 def test_region_filters_cover_the_divisions_below() -> None:
     assert queries.region_prefix("440000") == "44"
     assert queries.region_prefix("440100") == "4401"

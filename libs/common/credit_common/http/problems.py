@@ -116,13 +116,19 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
+def _route_of(scope: Scope) -> str:
+    """The matched route's template (`/v1/subjects/{subject_id}`), never the raw path: a path may
+    hold an identity number, and an error log line must not."""
+    return str(getattr(scope.get("route"), "path", None) or "<unmatched>")
+
+
 def _internal_error() -> Response:
     return problem_response(Problem(500, detail="An unexpected error occurred; it has been logged."))
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log, never to the client.
-    _log.error("unhandled_error", method=request.method, path=request.url.path, exc_info=exc)
+    _log.error("unhandled_error", method=request.method, route=_route_of(request.scope), exc_info=exc)
     return _internal_error()
 
 
@@ -153,7 +159,7 @@ class UnhandledErrorMiddleware:
         except Exception as exc:
             if started:  # too late for a problem document: let the server cut the response
                 raise
-            _log.error("unhandled_error", method=scope.get("method"), path=scope.get("path"), exc_info=exc)
+            _log.error("unhandled_error", method=scope.get("method"), route=_route_of(scope), exc_info=exc)
             await _internal_error()(scope, receive, send)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from credit_common.clock import SHANGHAI
+from credit_common.clock import local_day
 from credit_common.contracts.reference import Measure, MouRecord
 from credit_common.contracts.requests import ReportEnforcement
 from credit_common.identifiers import mask_resident_id
@@ -20,10 +20,6 @@ CASE_SHARE_TARGET = 0.10  # cases shared >= 10% of the red and black designation
 MEDIA_CASES_TARGET = 30  # media-reported cases per province per year
 NATIONAL = "100000"  # the region (and "province") of national units: counted nationally only
 COUNTED_LISTS = ("red", "black")  # the designations the case share is measured against
-
-
-def local_day(at: datetime) -> date:
-    return at.astimezone(SHANGHAI).date()
 
 
 def province_of_region(region: str) -> str:

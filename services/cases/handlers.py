@@ -99,7 +99,7 @@ class CasesHandlers:
 
     def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         doc = inc.data.record.model_dump(mode="json", exclude_none=True)
-        at = inc.event.time
+        at = inc.at
         entry = domain.Entry.of(doc, at)
         known = entry.designation_id in state.entries
         state.entries[entry.designation_id] = entry
@@ -116,7 +116,7 @@ class CasesHandlers:
 
     def objection(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         d = inc.data
-        at = inc.event.time
+        at = inc.at
         oid, did = d.objection_id, d.designation_id
         entry = state.entries.get(did)
         still_listed = entry is None or entry.status == "active"
@@ -156,7 +156,7 @@ class CasesHandlers:
             entry=entry,
             catalog=self.catalog,
             objection_open=bool(state.open_objections.get(req.designation_id)),
-            reported_on=domain.local_day(inc.event.time),
+            reported_on=domain.local_day(inc.at),
         )
         assert entry is not None
         case_id = inc.event.id
@@ -203,7 +203,7 @@ class CasesHandlers:
                 media,
                 bool(media),
                 inc.event.source,
-                inc.event.time,
+                inc.at,
             )
         )
         return Accepted(case_id)

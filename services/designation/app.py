@@ -151,7 +151,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             await rt.producer.send_and_wait(row.topic, value, key=key.encode() if key else None, headers=headers)
         except Exception as exc:
             raise Problem(503, "Broker unavailable", f"could not publish the request: {type(exc).__name__}") from exc
-        await store.record_pending(rt.db, event.id, event.type, event.source_unit or event.source, event.time)
+        await store.record_pending(rt.db, event.id, event.type, event.source_unit or event.source, rt.clock.now())
         return JSONResponse(
             {
                 "id": event.id,

@@ -249,7 +249,7 @@ class DesignationHandlers:
         ctx.pending = state  # written by flush_batch, with the outbox and the answers
 
     def designate(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
-        at = inc.event.time
+        at = inc.at
         result = domain.designate(
             inc.data,
             designation_id=inc.event.id,
@@ -269,7 +269,7 @@ class DesignationHandlers:
         return Accepted(result.record.designation_id)
 
     def revoke(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
-        at = inc.event.time
+        at = inc.at
         removal = domain.revoke(inc.data, unit_code=inc.unit, catalog=self.catalog, at=at, lookup=state.lookup)
         state.put(removal.record, at)
         state.audit.append(
@@ -288,7 +288,7 @@ class DesignationHandlers:
         return Accepted(removal.record.designation_id)
 
     def amend(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
-        at = inc.event.time
+        at = inc.at
         amended = domain.amend(
             inc.data,
             unit_code=inc.unit,
@@ -316,7 +316,7 @@ class DesignationHandlers:
 
     def objection_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         d = inc.data
-        at = inc.event.time
+        at = inc.at
         if str(d.outcome) == "upheld":
             upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
             if upheld is not None:
@@ -324,10 +324,10 @@ class DesignationHandlers:
                 self._emit_removed(ctx, upheld, doc=state.doc(upheld.record))
 
     def restoration_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
-        self._restoration(inc, ctx, state, inc.event.time)
+        self._restoration(inc, ctx, state, inc.at)
 
     async def reference(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
-        await self._reference(inc, ctx, state, self.store_for(ctx), inc.event.time)
+        await self._reference(inc, ctx, state, self.store_for(ctx), inc.at)
 
     def _restoration(self, inc: Incoming, ctx: Context, state: BatchState, at: datetime) -> None:
         d = inc.data
@@ -472,7 +472,7 @@ def _ledger_row(inc: Incoming, ctx: Context, rows: list[tuple[Any, ...]]) -> Non
                 data.get("result_id"),
                 data.get("errors"),
                 inc.event.source,
-                inc.event.time,
+                inc.at,
             )
         )
 

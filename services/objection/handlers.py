@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from credit_common.clock import SHANGHAI, local_today
+from credit_common.clock import local_day, local_today
 from credit_common.contracts import events as ev
 from credit_common.contracts import types as T
 from credit_common.contracts.requests import ApplyRestoration, DecideObjection, DecideRestoration, FileObjection
@@ -42,10 +42,6 @@ EVENT_TYPES = (
     T.RESTORATION_RESOLVED,
 )
 INBOX_TYPES = (T.INBOX_OBJECTION, T.INBOX_RESTORATION, T.INBOX_ESCALATION)
-
-
-def local_day(at: datetime) -> date:
-    return at.astimezone(SHANGHAI).date()
 
 
 @dataclass
@@ -168,7 +164,7 @@ class ObjectionHandlers:
     def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         doc = inc.data.record.model_dump(mode="json", exclude_none=True)
         entry = domain.Entry.of(doc)
-        at = inc.event.time
+        at = inc.at
         state.put_entry(entry, at)
         if entry.status != "active":
             reason = str(doc.get("removal_reason") or getattr(inc.data, "reason", None) or "removed")
@@ -184,7 +180,7 @@ class ObjectionHandlers:
             entry=entry,
             catalog=self.catalog,
             has_open=lambda key: state.open_objection_of(req.designation_id, key),
-            filed_day=local_day(inc.event.time),
+            filed_day=local_day(inc.at),
             calendar=self.rt.reference.calendar,
             working_days=self.objection_days,
         )
@@ -221,7 +217,7 @@ class ObjectionHandlers:
                 due_on=filing.due_on,
                 record=entry.record,
                 filed_by=inc.event.source,
-                filed_at=inc.event.time,
+                filed_at=inc.at,
             )
         )
         return Accepted(objection_id)
@@ -247,7 +243,7 @@ class ObjectionHandlers:
     @staticmethod
     def _resolve(row: Item, inc: Incoming, outcome: str, reasoning: str, decided_on: date) -> None:
         row.status, row.outcome, row.reasoning = "resolved", outcome, reasoning
-        row.decided_on, row.decided_by, row.resolved_at = decided_on, inc.unit, inc.event.time
+        row.decided_on, row.decided_by, row.resolved_at = decided_on, inc.unit, inc.at
 
     @staticmethod
     def _resolved_data(id_name: str, row: ObjectionRow | ApplicationRow, decided_by: str | None) -> dict[str, Any]:
@@ -267,7 +263,7 @@ class ObjectionHandlers:
     def apply(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ApplyRestoration = inc.data
         entry = state.entries.get(req.designation_id)
-        applied_on = local_day(inc.event.time)
+        applied_on = local_day(inc.at)
         application = domain.apply_restoration(
             req,
             entry=entry,
@@ -314,7 +310,7 @@ class ObjectionHandlers:
                 notify_by=application.notify_by,
                 record=entry.record,
                 filed_by=inc.event.source,
-                filed_at=inc.event.time,
+                filed_at=inc.at,
             )
         )
         for m in domain.measure_rows(req, entry):
@@ -333,7 +329,7 @@ class ObjectionHandlers:
                     m.hours,
                     m.legal_representative,
                     m.legal_rep_training,
-                    inc.event.time,
+                    inc.at,
                 )
             )
         return Accepted(application_id)

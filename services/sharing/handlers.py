@@ -62,7 +62,7 @@ def target_of(inc: Incoming) -> Target | None:
 
 def input_of(inc: Incoming, entry_id: str, arrival: int) -> Input:
     data = inc.data
-    at = inc.event.time.astimezone(UTC)
+    at = inc.at.astimezone(UTC)
     if isinstance(data, DesignationCreated | DesignationAmended | DesignationRemoved):
         reason = str(data.reason) if isinstance(data, DesignationRemoved) else None
         doc = data.record.model_dump(mode="json", exclude_none=True)

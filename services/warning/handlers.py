@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from credit_common.clock import SHANGHAI, local_today
+from credit_common.clock import local_day, local_today
 from credit_common.contracts import events as ev
 from credit_common.contracts import types as T
 from credit_common.contracts.events import DesignationRecord
@@ -58,10 +58,6 @@ def not_ours(record: Any) -> bool:
         and b"key_scrutiny" not in value
         and b"transfer_from" not in value
     )
-
-
-def local_day(at: datetime) -> date:
-    return at.astimezone(SHANGHAI).date()
 
 
 def _subject_of_report(req: ReportConduct) -> str | None:
@@ -232,7 +228,7 @@ class WarningHandlers:
 
     def designation(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         record: DesignationRecord = inc.data.record
-        at = inc.event.time
+        at = inc.at
         if isinstance(inc.data, ev.DesignationCreated) and record.list == "black" and record.transfer_from:
             state.close(record.transfer_from, "transferred", at, record.designation_id)
         if record.list != "key_scrutiny":
@@ -251,11 +247,11 @@ class WarningHandlers:
         with an entry in it."""
         before = state.key_fields.get(ref.code)
         state.key_fields[ref.code] = ref.key_field
-        state.changed_key_fields[ref.code] = (ref.code, ref.key_field, inc.event.time)
+        state.changed_key_fields[ref.code] = (ref.code, ref.key_field, inc.at)
         if before is not None and before == ref.key_field:
             return
         for subject_id in state.subjects_in_field(ref.code):
-            self._evaluate(ctx, state, subject_id, inc.event.time, None)
+            self._evaluate(ctx, state, subject_id, inc.at, None)
 
     def _evaluate(
         self,
@@ -321,7 +317,7 @@ class WarningHandlers:
     def report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ReportConduct = inc.data
         subject_id = domain.validate_report(req, unit_code=inc.unit, catalog=self.catalog)
-        at = inc.event.time
+        at = inc.at
         report_id = inc.event.id
         state.reports.append(
             (

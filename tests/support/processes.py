@@ -10,10 +10,13 @@ tests send and not the history other suites left on the shared topics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -175,3 +178,19 @@ class ServiceProcess:
     def client(self) -> httpx.AsyncClient:
         """An HTTP client of this service, as the operator (scopes `internal ops`)."""
         return httpx.AsyncClient(base_url=self.base_url, timeout=10.0, headers=auth_headers())
+
+
+@contextlib.asynccontextmanager
+async def platform_clock_at(svc: ServiceProcess, when: datetime, port: int) -> AsyncIterator[ServiceProcess]:
+    """What `svc` receives inside the block it receives while its platform clock reads `when`
+    (legal dates are taken at receipt, never from a request's `time`): the running instance
+    steps aside for one of the same deployment whose clock (`CREDIT_NOW`) starts at `when`, and
+    comes back after it."""
+    await svc.stop()
+    clerk = svc.sibling(port, env={"CREDIT_NOW": when.isoformat()})
+    try:
+        await clerk.start()
+        yield clerk
+    finally:
+        await clerk.stop()
+        await svc.start()

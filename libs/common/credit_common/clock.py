@@ -63,6 +63,11 @@ def local_today(clock: Clock) -> date:
     return clock.now().astimezone(SHANGHAI).date()
 
 
+def local_day(at: datetime) -> date:
+    """The day `at` falls on, Asia/Shanghai (what every rule's "today" is)."""
+    return at.astimezone(SHANGHAI).date()
+
+
 def start_of_local_day(day: date) -> datetime:
     """Midnight at the start of `day`, Asia/Shanghai."""
     return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)

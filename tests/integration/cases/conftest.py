@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 CASES_PORT = 18105
 TIME_TRAVELLER_PORT = 18115
+CLERK_PORT = 18145  # an instance receiving reports while its clock (CREDIT_NOW) reads their date
 INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
 GROUP = deployment(INSTANCE).group_of("cases")
 SCHEMA = deployment(INSTANCE).schema_of("cases")

@@ -12,12 +12,13 @@ import statistics
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from credit_common.clock import SHANGHAI
 from credit_common.contracts.reference import FieldRecord, Liaison, Measure, MouRecord, UnitRecord
 from credit_common.messaging import topics
 from credit_common.reference.cli import publish_records
@@ -25,9 +26,9 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import at_noon, company, poll, publish, record, removed
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 
-from .conftest import TIME_TRAVELLER_PORT, accepted, caught_up, designated, report
+from .conftest import CLERK_PORT, TIME_TRAVELLER_PORT, accepted, caught_up, designated, report
 
 pytestmark = pytest.mark.integration
 
@@ -113,10 +114,12 @@ async def test_indicators_efficacy_and_tallies_match_the_hand_count(
         *(report(b2, "440106-SPC", "court-black-high-consumption", day, media=1) for day in media_gd),
         *(report(r1, "110000-SAMR", "tax-red-green-channel", day, media=1) for day in media_bj),
     ]
-    for ev in reports:
-        await publish(kafka, ev, topics.ENFORCEMENT_ACTIONS)
-    for ev in reports:
-        await accepted(kafka, collector, ev)
+    # Received as of 1 July of Y+1 (an applied_on after the day of receipt would be invalid_date).
+    async with platform_clock_at(cases, datetime(z, 7, 1, 12, 0, tzinfo=SHANGHAI), CLERK_PORT):
+        for ev in reports:
+            await publish(kafka, ev, topics.ENFORCEMENT_ACTIONS)
+        for ev in reports:
+            await accepted(kafka, collector, ev)
     # Two subjects leave the black list by restoration.
     await publish(kafka, removed(b1, "restored", at=at_noon(d(z, 4, 1))))
     await publish(kafka, removed(b4, "restored", at=at_noon(d(z, 1, 25))))

@@ -162,7 +162,8 @@ async def test_every_check_with_its_code(
     assert await rejected(kafka, collector, report(black, "110108-SAT", "tax-black-customs-inspection", day)) == [
         ("not_implementing_unit", "measure")
     ]
-    # The entry was on its list on applied_on: not before it, not after it ended, not in the future.
+    # The entry was on its list on applied_on: not before it, not after it ended; and applied_on
+    # is not after the day the platform received the report (contracts.md, Integrity rules).
     assert await rejected(
         kafka, collector, report(fresh, "440106-SPC", "court-black-high-consumption", start - timedelta(days=1))
     ) == [("designation_not_active_on_date", "applied_on")]
@@ -172,7 +173,7 @@ async def test_every_check_with_its_code(
     future = report(
         black, "440000-GAC", "tax-black-customs-inspection", today() + timedelta(days=1), at=at_noon(today())
     )
-    assert await rejected(kafka, collector, future) == [("designation_not_active_on_date", "applied_on")]
+    assert await rejected(kafka, collector, future) == [("invalid_date", "applied_on")]  # after the day of receipt
     # Several rules broken at once: every one is answered.
     assert sorted(await rejected(kafka, collector, report(ghost, "100000-CFDA", "no-such-measure", day))) == [
         ("unit_inactive", "source"),

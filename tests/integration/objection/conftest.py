@@ -31,6 +31,7 @@ OBJECTION_PORT = 18104
 TIME_TRAVELLER_PORT = 18114
 DESIGNATION_PORT = 18124
 SHARING_PORT = 18134
+CLERK_PORT = 18144  # an instance received requests on while its clock (CREDIT_NOW) reads a past date
 INSTANCE = new_instance()  # this suite's deployment: its own schema and consumer groups
 GROUP = deployment(INSTANCE).group_of("objection")
 SCHEMA = deployment(INSTANCE).schema_of("objection")
@@ -244,3 +245,8 @@ async def inbox_item(collector: Collector, type_: str, key: str, value: str, tim
 
     (found,) = await collector.wait_for(topics.UNIT_INBOX, match, timeout=timeout)
     return conforming(found)
+
+
+def filing_time(event: dict[str, Any]) -> datetime:
+    """The `time` a request was made with (what the platform clock must read to receive it then)."""
+    return datetime.fromisoformat(event["time"])

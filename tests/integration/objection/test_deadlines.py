@@ -19,9 +19,10 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import poll
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 
 from .conftest import (
+    CLERK_PORT,
     INSTANCE,
     TIME_TRAVELLER_PORT,
     accepted,
@@ -55,8 +56,9 @@ async def test_national_day_2026_and_a_working_saturday_then_overdue_escalated_a
     at = datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI)
     filing = file_objection(rec, at=at)
     application = apply_restoration(rec, at=at)
-    await accepted(kafka, collector, filing)
-    await accepted(kafka, collector, application)
+    async with platform_clock_at(objection, at, CLERK_PORT):  # deadlines start at the receipt
+        await accepted(kafka, collector, filing)
+        await accepted(kafka, collector, application)
     oid, aid = filing["id"], application["id"]
 
     overdue, escalation = await overdue_of(collector, "credit.objection.overdue", "objection_id", oid)
@@ -109,8 +111,10 @@ async def test_a_unit_without_a_parent_is_overdue_without_an_escalation(
 ) -> None:
     """Filed Fri 18 Sep 2026 (Sun 20 Sep worked): due Fri 9 Oct, right after National Day."""
     rec = await designated(kafka, stack, record(unit="100000-SAT"))
-    filing = file_objection(rec, at=datetime(2026, 9, 18, 16, 0, tzinfo=SHANGHAI))
-    await accepted(kafka, collector, filing)
+    at = datetime(2026, 9, 18, 16, 0, tzinfo=SHANGHAI)
+    filing = file_objection(rec, at=at)
+    async with platform_clock_at(objection, at, CLERK_PORT):
+        await accepted(kafka, collector, filing)
     overdue = await one(collector, topics.OBJECTION_EVENTS, "credit.objection.overdue", "objection_id", filing["id"])
     assert overdue["data"]["due_on"] == "2026-10-09"
     assert "escalated_to" not in overdue["data"]
@@ -132,10 +136,13 @@ async def test_2027_by_the_provisional_calendar_overdue_within_a_minute_of_midni
     days end the same day. By the real clock neither is due; a second process whose clock reads
     23:59:30 on 19 Oct makes both overdue once its clock passes midnight, within a minute."""
     rec = await designated(kafka, stack, record(unit="110108-SAT"))
-    filing = file_objection(rec, at=datetime(2027, 9, 29, 10, 0, tzinfo=SHANGHAI))
-    application = apply_restoration(rec, at=datetime(2027, 10, 14, 9, 0, tzinfo=SHANGHAI))
-    await accepted(kafka, collector, filing)
-    await accepted(kafka, collector, application)
+    filed, applied = datetime(2027, 9, 29, 10, 0, tzinfo=SHANGHAI), datetime(2027, 10, 14, 9, 0, tzinfo=SHANGHAI)
+    filing = file_objection(rec, at=filed)
+    application = apply_restoration(rec, at=applied)
+    async with platform_clock_at(objection, filed, CLERK_PORT):
+        await accepted(kafka, collector, filing)
+    async with platform_clock_at(objection, applied, CLERK_PORT):
+        await accepted(kafka, collector, application)
     opened = await one(collector, topics.OBJECTION_EVENTS, "credit.objection.opened", "objection_id", filing["id"])
     assert opened["data"]["due_on"] == "2027-10-19"
     r_opened = await one(

@@ -3,7 +3,7 @@ code on the feedback topic, the opened and resolved events, the unit's inbox ite
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -15,15 +15,17 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import poll, publish, removed
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 from tests.support.subjects import new_uscc
 
 from .conftest import (
+    CLERK_PORT,
     accepted,
     caught_up,
     decide_objection,
     designated,
     file_objection,
+    filing_time,
     inbox_item,
     one,
     record,
@@ -44,7 +46,8 @@ async def test_a_subject_objects_the_unit_is_told_and_upholds_it(
         objector={"kind": "subject", "id": sid.lower(), "name": "Example Co.", "contact": "+86 10 1234 5678"},
         at=datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI),
     )
-    answer = await accepted(kafka, collector, filing)
+    async with platform_clock_at(objection, filing_time(filing), CLERK_PORT):  # the deadline starts at receipt
+        answer = await accepted(kafka, collector, filing)
     oid = filing["id"]
     assert answer["data"]["result_id"] == oid
 
@@ -61,7 +64,9 @@ async def test_a_subject_objects_the_unit_is_told_and_upholds_it(
     assert opened["source"] == "platform/objection"
     assert opened["id"] == derived_id(oid, "objection", "credit.objection.opened")
     assert opened["causationid"] == oid
-    assert datetime.fromisoformat(opened["time"]) == datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI)
+    # Timed by the platform's receipt (its clock read 10:00 then, plus the moment it took).
+    received = datetime.fromisoformat(opened["time"]) - datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI)
+    assert timedelta(0) <= received < timedelta(minutes=1)
 
     item = await inbox_item(collector, "credit.inbox.objection", "objection_id", oid)
     assert item["_key"] == "110108-SAT"

@@ -17,10 +17,11 @@ from credit_common.settings import Settings
 from tests.support.collector import Collector
 from tests.support.events import publish, removed
 from tests.support.kafka_admin import end_offsets, reset_to_start
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 from tests.support.replay import counter, digest, published_by
 
 from .conftest import (
+    CLERK_PORT,
     GROUP,
     INPUTS,
     SCHEMA,
@@ -31,6 +32,7 @@ from .conftest import (
     decide_restoration,
     designated,
     file_objection,
+    filing_time,
     one,
     record,
     rejected,
@@ -63,7 +65,8 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     # Some history of every kind: opened, overdue, resolved, closed, rejected, dead-lettered.
     rec = await designated(kafka, stack, record())
     late = file_objection(rec, at=datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI))
-    await accepted(kafka, collector, late)
+    async with platform_clock_at(objection, filing_time(late), CLERK_PORT):
+        await accepted(kafka, collector, late)
     await one(collector, topics.OBJECTION_EVENTS, "credit.objection.overdue", "objection_id", late["id"])
     await accepted(kafka, collector, decide_objection(late["id"], "110000-SAT", "rejected"))
     application = apply_restoration(rec)

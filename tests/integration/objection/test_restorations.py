@@ -16,15 +16,17 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.events import publish, removed, today
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 from tests.support.subjects import new_uscc
 
 from .conftest import (
+    CLERK_PORT,
     accepted,
     apply_restoration,
     caught_up,
     decide_restoration,
     designated,
+    filing_time,
     inbox_item,
     one,
     record,
@@ -43,7 +45,8 @@ async def test_an_application_is_routed_and_approved(
     # Applied Wed 30 Sep 2026: due Sat 10 Oct (a working Saturday), the applicant told by 20 Oct.
     req = apply_restoration(rec, at=datetime(2026, 9, 30, 15, 0, tzinfo=SHANGHAI))
     aid = req["id"]
-    assert (await accepted(kafka, collector, req))["data"]["result_id"] == aid
+    async with platform_clock_at(objection, filing_time(req), CLERK_PORT):  # the deadline starts at receipt
+        assert (await accepted(kafka, collector, req))["data"]["result_id"] == aid
     opened = await one(collector, topics.OBJECTION_EVENTS, "credit.restoration.opened", "application_id", aid)
     assert opened["data"] == {
         "application_id": aid,

@@ -19,7 +19,7 @@ from credit_common.outcomes import derived_id
 from services.warning.domain import recommendation_id
 from tests.support.collector import Collector
 from tests.support.events import company, created, publish, removed
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, platform_clock_at
 
 from .conftest import (
     INSTANCE,
@@ -31,18 +31,29 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 TIME_TRAVELLER_PORT = 18113
+CLERK_PORT = 18143  # an instance receiving reports while its clock (CREDIT_NOW) reads their date
 
 
 async def recommend(
-    kafka: AIOKafkaProducer, collector: Collector, reported_at: datetime, unit: str = "110108-SAT"
+    kafka: AIOKafkaProducer,
+    collector: Collector,
+    reported_at: datetime,
+    unit: str = "110108-SAT",
+    *,
+    received_by: ServiceProcess | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """A key-scrutiny entry of `unit` and a serious conduct report about it made at `reported_at`:
-    returns (entry, report, its credit.transfer.recommended)."""
+    """A key-scrutiny entry of `unit` and a serious conduct report about it made at `reported_at`
+    (received then, by `received_by` with its clock at that time, when given): returns (entry,
+    report, its credit.transfer.recommended)."""
     subject = company()
     entry = record(subject, "taxation", unit=unit)
     await publish(kafka, created(entry))
     ev = conduct_report(subject, "taxation", unit="110000-SAT", at=reported_at)
-    assert (await report(kafka, collector, ev))["type"] == "credit.request.accepted"
+    if received_by is None:
+        assert (await report(kafka, collector, ev))["type"] == "credit.request.accepted"
+    else:  # the deadline starts at the platform's receipt, never at the report's own `time`
+        async with platform_clock_at(received_by, reported_at, CLERK_PORT):
+            assert (await report(kafka, collector, ev))["type"] == "credit.request.accepted"
     (rec,) = await collector.wait_for(
         topics.WARNING_EVENTS,
         lambda e: e["type"] == "credit.transfer.recommended" and e["data"]["conduct_report_id"] == ev["id"],
@@ -70,7 +81,9 @@ async def test_national_day_and_a_working_saturday_2026_then_overdue_and_escalat
     """Reported Wed 30 Sep 2026: Thu 1 Oct to Wed 7 Oct are off, Sat 10 Oct is worked, so five
     working days are 30 Sep +: 8, 9, 10, 12, 13 Oct. That is long past by the real clock: the
     timer makes it overdue at once, stamped 14 Oct 00:00 Shanghai, escalated to 110000-SAT."""
-    entry, ev, rec = await recommend(kafka, collector, datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI))
+    entry, ev, rec = await recommend(
+        kafka, collector, datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI), received_by=warning
+    )
     assert rec["data"]["due_on"] == "2026-10-13"
     rec_id = rec["data"]["recommendation_id"]
     assert rec_id == recommendation_id(ev["id"], entry["designation_id"])
@@ -119,7 +132,9 @@ async def test_a_unit_without_a_parent_is_overdue_without_an_escalation(
     warning: ServiceProcess, kafka: AIOKafkaProducer, collector: Collector
 ) -> None:
     """Reported Fri 18 Sep 2026 (Sun 20 Sep worked): due Thu 24 Sep; 100000-SAT has no parent."""
-    _, _, rec = await recommend(kafka, collector, datetime(2026, 9, 18, 16, 0, tzinfo=SHANGHAI), "100000-SAT")
+    _, _, rec = await recommend(
+        kafka, collector, datetime(2026, 9, 18, 16, 0, tzinfo=SHANGHAI), "100000-SAT", received_by=warning
+    )
     assert rec["data"]["due_on"] == "2026-09-24"
     rec_id = rec["data"]["recommendation_id"]
     (overdue,) = await collector.wait_for(
@@ -144,7 +159,9 @@ async def test_2027_national_day_by_the_provisional_calendar_overdue_at_midnight
     so it is due Tue 12 Oct (30 Sep, 8, 9, 11, 12 Oct). By the real clock it is not due; a second
     process whose clock reads 23:59:30 on 12 Oct still leaves it open, and makes it overdue once
     its clock passes midnight, stamped 13 Oct 00:00 Shanghai."""
-    entry, _, rec = await recommend(kafka, collector, datetime(2027, 9, 29, 10, 0, tzinfo=SHANGHAI))
+    entry, _, rec = await recommend(
+        kafka, collector, datetime(2027, 9, 29, 10, 0, tzinfo=SHANGHAI), received_by=warning
+    )
     assert rec["data"]["due_on"] == "2027-10-12"
     rec_id = rec["data"]["recommendation_id"]
     sid = entry["subject"]["id"]

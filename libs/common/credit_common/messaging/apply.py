@@ -323,7 +323,7 @@ class BatchApplier:
                         inc.signed.decode(),
                     )
                 )
-        event_time = p.incoming.event.time if p.incoming is not None else record_time(p.record)
+        event_time = p.incoming.at if p.incoming is not None else record_time(p.record)
         doc = {
             "specversion": "1.0",
             "id": derived_id(answer_key or p.request_id, self.service, "answer"),

@@ -7,14 +7,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
-from credit_common.clock import Clock, SystemClock
+from credit_common.clock import Clock, SystemClock, local_day
 from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, nul_field, safe_attribute
 from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
@@ -139,6 +139,16 @@ class Parser:
                     request_id=event.id,
                     request_type=event.type,
                 )
+        if received_at is not None and (late := time_problem(event, received_at)) is not None:
+            return Parsed(
+                record,
+                event.id,
+                reject_errors=[late],
+                reject_to=event.source_unit or event.source,
+                request_id=event.id,
+                request_type=event.type,
+                digest=hashlib.sha256(signed if signed is not None else raw).digest(),
+            )
         unit = trusted_unit(event, record)
         if not is_request and self._handled is not None and event.type not in self._handled:
             return Parsed(record, event.id)  # another service's event type: not ours to apply
@@ -210,6 +220,47 @@ class Parser:
             p.request_type = safe_attribute(doc.get("type")) or ""
             p.reject_errors = [error]
         return p
+
+
+#: How far ahead of the platform clock a request's `time` may be (contracts.md: `clock_skew`).
+CLOCK_SKEW = timedelta(minutes=5)
+#: The data fields that state a legal fact's date, which cannot be after the day of receipt.
+DATE_FIELDS = frozenset({"decided_on", "occurred_on", "applied_on", "completed_on"})
+
+
+def time_problem(event: CloudEvent, received_at: datetime) -> ErrorItem | None:
+    """`clock_skew` for a request timed more than five minutes ahead of its receipt, and
+    `invalid_date` for a decision, occurrence, application or completion dated after the day of
+    receipt (Asia/Shanghai): the sender's clock never sets a legal date (contracts.md)."""
+    if event.time > received_at + CLOCK_SKEW:
+        ahead = (event.time - received_at).total_seconds()
+        return ErrorItem("clock_skew", "time", f"time is {ahead:.0f}s ahead of the platform clock (at most 300s)")
+    today = local_day(received_at)
+    found = _date_after(event.data, today, "data")
+    if found is not None:
+        field, value = found
+        return ErrorItem("invalid_date", field, f"{value} is after the day the platform received this ({today})")
+    return None
+
+
+def _date_after(value: Any, today: date, path: str) -> tuple[str, str] | None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in DATE_FIELDS and isinstance(v, str):
+                try:
+                    if date.fromisoformat(v) > today:
+                        return f"{path}.{k}".removeprefix("data."), v
+                except ValueError:
+                    continue  # not a date: the data model says so, with its own error
+            found = _date_after(v, today, f"{path}.{k}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _date_after(v, today, f"{path}.{i}")
+            if found is not None:
+                return found
+    return None
 
 
 def record_time(record: ConsumerRecord) -> datetime:

@@ -45,6 +45,13 @@ class Incoming:
     received_at: datetime | None = None
     signed: bytes | None = None
 
+    @property
+    def at(self) -> datetime:
+        """When the platform takes this message to have happened: for a request, its receipt by
+        the platform clock (the sender's `time` is only its claim, kept as signed); for a platform
+        event, its `time`, which the platform itself set (contracts.md, Integrity rules)."""
+        return self.received_at if self.received_at is not None else self.event.time
+
 
 @dataclass(slots=True)
 class Answer:
@@ -121,7 +128,7 @@ class Context:
             f"platform/{self.service}",
             data,
             id=self.next_id(type),
-            time=time or (cur.event.time if cur else self.clock.now()),
+            time=time or (cur.at if cur else self.clock.now()),
             subject=subject,
             correlationid=(cur.event.correlationid or cur.event.id) if cur else None,
             causationid=cur.event.id if cur else None,
@@ -149,7 +156,7 @@ class Context:
             "id": event_id,
             "source": f"platform/{self.service}",
             "type": type,
-            "time": time or (cur.event.time if cur else self.clock.now()),
+            "time": time or (cur.at if cur else self.clock.now()),
             "datacontenttype": "application/json",
         }
         if subject is not None:

@@ -1,0 +1,78 @@
+"""The sender's clock never sets a legal date (contracts.md, Integrity rules): a request timed
+more than five minutes ahead of the platform clock is refused `clock_skew`, a decision or
+occurrence dated after the day of receipt `invalid_date`, and what is accepted happened at its
+receipt (`Incoming.at`), whatever `time` it claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord
+from credit_common.clock import SHANGHAI, ManualClock
+from credit_common.messaging import topics
+from credit_common.messaging.parsing import Parser
+
+REQUESTS = topics.DESIGNATION_REQUESTS
+REVOKE = "credit.designation.remove"
+NOW = datetime(2026, 12, 3, 23, 30, tzinfo=SHANGHAI)  # late evening: a UTC date would be a day behind
+
+
+def parse(time: datetime, **data: Any) -> Any:
+    doc = {
+        "specversion": "1.0",
+        "id": "0193a0b4-0000-7000-8000-000000000009",
+        "source": "unit/110108-SAT",
+        "type": REVOKE,
+        "time": time.isoformat(),
+        "data": data,
+    }
+    value = orjson.dumps(doc)
+    record = ConsumerRecord(REQUESTS, 0, 1, 0, 0, b"k", value, None, 1, len(value), ())
+    parser = Parser(handled=None, request_types=[REVOKE], request_topics=[REQUESTS], clock=ManualClock(NOW))
+    return parser.parse(record)
+
+
+def test_a_request_timed_ahead_of_the_platform_clock_is_clock_skew() -> None:
+    p = parse(NOW + timedelta(minutes=6))
+    assert p.incoming is None
+    assert p.reject_errors is not None
+    assert (p.reject_errors[0].code, p.reject_errors[0].field) == ("clock_skew", "time")
+    assert parse(NOW + timedelta(minutes=4)).incoming is not None  # within the five minutes
+
+
+def test_a_backdated_request_happened_at_its_receipt() -> None:
+    p = parse(NOW - timedelta(days=400), decision={"decided_on": "2025-01-01"})
+    assert p.incoming is not None
+    assert p.incoming.at == NOW
+    assert p.incoming.event.time == NOW - timedelta(days=400)  # the claim, as signed
+
+
+def test_a_legal_date_after_the_day_of_receipt_is_invalid_date() -> None:
+    p = parse(NOW, decision={"document_no": "R-1", "decided_on": "2026-12-04"})
+    assert p.reject_errors is not None
+    assert (p.reject_errors[0].code, p.reject_errors[0].field) == ("invalid_date", "decision.decided_on")
+    for field in ("occurred_on", "applied_on", "completed_on"):
+        late = parse(NOW, **{field: "2026-12-05"})
+        assert late.reject_errors is not None
+        assert late.reject_errors[0].code == "invalid_date", field
+    # The day of receipt in Shanghai is 3 December, though it is already 4 December nowhere yet.
+    assert parse(NOW, decision={"decided_on": "2026-12-03"}).incoming is not None
+    assert parse(NOW.astimezone(UTC), occurred_on="2026-12-03").incoming is not None
+
+
+def test_a_platform_event_keeps_its_own_time() -> None:
+    doc = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "platform/designation",
+        "type": "credit.designation.created",
+        "time": (NOW - timedelta(days=3)).isoformat(),
+        "data": {},
+    }
+    value = orjson.dumps(doc)
+    record = ConsumerRecord(topics.DESIGNATION_EVENTS, 0, 1, 0, 0, b"k", value, None, 1, len(value), ())
+    p = Parser(handled=None, clock=ManualClock(NOW)).parse(record)
+    assert p.incoming is not None
+    assert p.incoming.at == NOW - timedelta(days=3)

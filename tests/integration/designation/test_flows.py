@@ -8,7 +8,7 @@ import asyncio
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -726,3 +726,30 @@ async def test_a_repeat_is_a_retry_and_another_body_under_the_same_id_is_a_dupli
     again = (await departments.collector.wait_for(topics.FEEDBACK, ours, count=3))[2]
     assert again["data"]["errors"][0]["code"] == "duplicate_id"
     assert again["id"] != conflict["id"]
+
+
+# ---------------------------------------------------------------------- the platform's clock
+
+
+async def test_a_backdated_request_happens_at_its_receipt_and_one_from_the_future_is_clock_skew(
+    departments: Departments,
+) -> None:
+    """A request timed a year ago was taken at its word: `created_at`, `removed_at` and what
+    `known_at` answers were the sender's to choose. Now they are the platform's receipt."""
+    a_year_ago = datetime.now(UTC) - timedelta(days=365)
+    event = designate("black", "taxation-black", company())
+    event["time"] = a_year_ago.isoformat()
+    await departments.designated(event)
+    created = await departments.event("credit.designation.created", event["id"])
+    assert abs(at(created["time"]) - datetime.now(UTC)) < timedelta(minutes=1), "timed by the sender's claim"
+    revoke = remove(event["id"], subject=event["subject"])
+    revoke["time"] = a_year_ago.isoformat()
+    assert (await departments.submit(revoke)).status == "accepted"
+    removed = await departments.event("credit.designation.removed", event["id"])
+    assert abs(at(removed["data"]["record"]["removed_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+
+    ahead = designate("black", "taxation-black", company())
+    ahead["time"] = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    assert (await departments.rejected(ahead)).fields == {("clock_skew", "time")}
+    tomorrow = designate("black", "taxation-black", company(), decided_on=date.today() + timedelta(days=2))
+    assert (await departments.rejected(tomorrow)).fields == {("invalid_date", "decision.decided_on")}

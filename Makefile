@@ -10,7 +10,7 @@ AS_ADMIN := env -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD -u KAFKA_SECURITY_
 PYTEST_ARGS ?=
 DEMO_ARGS ?= --rate 50 --minutes 2
 
-.PHONY: help deps stack topics catalog up down status demo test lint typecheck fmt schemas bench
+.PHONY: help deps stack topics catalog up down status demo test lint typecheck fmt schemas bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ test: lint typecheck catalog ## the whole suite: lint, types, schema checks, uni
 
 bench: deps ## the benchmarks (tests/perf) on a throwaway stack: figures beside raw baselines, a CSV row each
 	@deploy/bench.sh $(BENCH_ARGS)
+
+chaos: deps ## the fault-injection suite (tests/chaos) on a throwaway stack: a row per fault in tests/perf/results/chaos.csv; CHAOS_ARGS="--faults broker_restart"
+	@deploy/chaos.sh $(CHAOS_ARGS)

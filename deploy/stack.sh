@@ -9,6 +9,8 @@
 #   deploy/stack.sh env [PRINCIPAL]  print a shell's settings as PRINCIPAL (default operator:local):
 #                           eval "$(deploy/stack.sh env unit:110108-SAT)"
 #   deploy/stack.sh browser install Chromium (Debian package) for the browser tests, print its path
+#   deploy/stack.sh stop-kafka|start-kafka|stop-postgres|start-postgres|kill-postgres
+#                           one server stopped, started or killed (the fault-injection suite's faults)
 #
 # Where KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL are set, that server is used instead of a local
 # one (it is only waited for). Every wait is bounded; a failure names what failed and shows the
@@ -279,6 +281,27 @@ case "${1:-}" in
     log "deleting $LOCAL"
     rm -rf "$LOCAL"
     ;;
+  # One server at a time, for the fault-injection suite (tests/chaos) and an operator's drills:
+  # the servers' own stop and start, or a kill -9 of PostgreSQL's postmaster.
+  stop-kafka) kafka_stop ;;
+  start-kafka) kafka_start; kafka_wait ;;
+  stop-postgres) pg_stop ;;
+  start-postgres) pg_start; pg_wait ;;
+  kill-postgres)
+    [ -f "$PG_DIR/data/postmaster.pid" ] || die "PostgreSQL is not running"
+    pid=$(head -n1 "$PG_DIR/data/postmaster.pid")
+    kids=$(pgrep -P "$pid" || true)
+    log "kill -9 of the PostgreSQL postmaster (pid $pid)"
+    kill -9 "$pid"
+    # Its backends notice the postmaster's death and exit (the next start refuses to run beside
+    # them); that start replays the WAL.
+    for _ in $(seq 1 100); do
+      alive=0
+      for k in $kids; do kill -0 "$k" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.2
+    done
+    ;;
   browser)  # Chromium from Debian's packages, for the browser tests (Playwright drives it)
     command -v chromium >/dev/null 2>&1 || apt_install chromium
     command -v chromium
@@ -289,7 +312,7 @@ case "${1:-}" in
       || die "no credentials for ${2:-operator:local} in $(credentials_dir): run 'make up' (or 'make catalog')"
     ;;
   *)
-    echo "usage: $0 up|down|destroy|status|env|browser" >&2
+    echo "usage: $0 up|down|destroy|status|env|browser|stop-kafka|start-kafka|stop-postgres|start-postgres|kill-postgres" >&2
     exit 2
     ;;
 esac

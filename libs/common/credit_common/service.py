@@ -322,6 +322,8 @@ class Runtime:
                 verifier=self.verifier,
                 batch_max=s.credit_consumer_batch_max,
                 batch_timeout_ms=s.credit_consumer_batch_timeout_ms,
+                session_timeout_ms=s.credit_kafka_session_timeout_ms,
+                max_poll_interval_ms=s.credit_kafka_max_poll_interval_ms,
             )
             await wrapper.start()
             self.consumers.append(wrapper)

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     credit_relay_batch_max: int = 2000
     # Seconds a consumer's loop may go without coming back from a fetch before readiness turns red.
     credit_consumer_stall_s: float = 60.0
+    # The consumer groups' liveness: a member silent for the session timeout, or not back from a
+    # batch within the poll interval, is dropped from its group and its partitions move on.
+    credit_kafka_session_timeout_ms: int = 30_000
+    credit_kafka_max_poll_interval_ms: int = 300_000
     credit_topic_partitions: int = 12
     credit_topic_replication: int = 1
 

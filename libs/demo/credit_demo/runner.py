@@ -34,6 +34,7 @@ from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.lag import GroupLag
 from credit_common.messaging.producer import make_producer
+from credit_common.messaging.sender import ReliableSender
 from credit_common.reference.cache import ReferenceCache
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import CatalogError, load_files
@@ -254,7 +255,9 @@ async def run(opts: Options) -> int:
     rss = Rss(opts.run_dir)
     lag = GroupLag(bootstrap, client_id="credit-demo-lag")
     answers = Answers(bootstrap)
-    producer = make_producer(bootstrap, "credit-demo")
+    # Every request is sent until the broker has it, over an outage too (a fresh producer after a
+    # fatal error): a broker restart during the demo delays requests, it does not lose them.
+    producer = ReliableSender(lambda: make_producer(bootstrap, "credit-demo"))
     await lag.start()
     await answers.start()
     await producer.start()
@@ -277,7 +280,7 @@ async def _send(
     opts: Options,
     traffic: Traffic,
     clock: Clock,
-    producer: Any,
+    producer: ReliableSender,
     answers: Answers,
     lag: GroupLag,
     rss: Rss,
@@ -290,7 +293,7 @@ async def _send(
     sent = Sent()
     signers = Signers()  # each request signed by its unit's key, as a department's system does
 
-    def delivered(fut: asyncio.Future[Any]) -> None:
+    def delivered(fut: asyncio.Task[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             sent.failed += 1
         else:
@@ -327,8 +330,7 @@ async def _send(
                     msg = traffic.next(clock.now())
                     answers.expect(msg)
                     value = signers.sign_bytes(msg.value) if msg.topic in topics.REQUEST_TOPICS else msg.value
-                    fut = await producer.send(msg.topic, value, key=msg.key, headers=msg.headers)
-                    fut.add_done_callback(delivered)
+                    producer.send_soon(msg.topic, value, key=msg.key, headers=msg.headers, done=delivered)
                     sent.count += 1
                 elapsed = loop.time() - start
                 progress.update(

@@ -105,6 +105,8 @@ class KafkaConsumerWrapper:
         verifier: Verifier | None = None,
         batch_max: int = 1000,
         batch_timeout_ms: int = 50,
+        session_timeout_ms: int = 30_000,
+        max_poll_interval_ms: int = 300_000,
         commit_interval_s: float = 0.2,
         client_id: str | None = None,
     ) -> None:
@@ -136,6 +138,8 @@ class KafkaConsumerWrapper:
         self._on_committed = on_committed
         self._batch_max = batch_max
         self._batch_timeout_ms = batch_timeout_ms
+        self._session_timeout_ms = session_timeout_ms
+        self._max_poll_interval_ms = max_poll_interval_ms
         self._client_id = client_id or f"{service}-{group_id}"
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -163,9 +167,9 @@ class KafkaConsumerWrapper:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._batch_max,
-            max_poll_interval_ms=300_000,
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=self._max_poll_interval_ms,
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(500, min(3_000, self._session_timeout_ms // 3)),
             fetch_max_wait_ms=self._batch_timeout_ms,
         )
         await self._consumer.start()
@@ -292,11 +296,25 @@ class KafkaConsumerWrapper:
         self._committing = asyncio.create_task(self._commit(offsets))
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit the offsets of the partitions this member still holds. A rebalance may have
+        taken some (their new owner replays from the last commit; the inbox drops the repeats);
+        the rest are kept for the next commit when this one fails, not dropped: a group idle
+        after a rebalance otherwise keeps a lag of what it applied but never committed, and
+        replays it all on its next start."""
         assert self._consumer is not None
+        held = self._consumer.assignment()
+        mine = {tp: meta for tp, meta in offsets.items() if tp in held}
+        if not mine:
+            return
         try:
-            await self._consumer.commit(offsets)
-        except Exception as exc:  # a rebalance took the partition: the inbox absorbs the redelivery
-            log.warning("offset commit failed (will be redelivered): %s: %s", type(exc).__name__, exc)
+            await self._consumer.commit(mine)
+        except Exception as exc:
+            log.warning("offset commit failed (kept for the next commit): %s: %s", type(exc).__name__, exc)
+            held = self._consumer.assignment()
+            for tp, meta in mine.items():
+                later = self._uncommitted.get(tp)
+                if tp in held and (later is None or later.offset < meta.offset):
+                    self._uncommitted[tp] = meta
 
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply `records` durably: returns only once their effects are committed."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make chaos`: the fault-injection suite (tests/chaos) on a throwaway stack of its own (other
+# ports, .local/chaos), since it stops, kills and restarts the broker and the database. Every run
+# starts from an empty broker and database; the stack is deleted afterwards (CHAOS_KEEP=1 keeps
+# it). Arguments go to `python -m tests.chaos.run` (--short, --faults a,b, --out FILE).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export CREDIT_LOCAL_DIR=.local/chaos CREDIT_CREDENTIALS_DIR=.local/chaos/credentials
+export CREDIT_KAFKA_PORT=39092 CREDIT_KAFKA_CONTROLLER_PORT=39093 CREDIT_PG_PORT=35432
+unset KAFKA_BOOTSTRAP_SERVERS DATABASE_URL CREDIT_INSTANCE CREDIT_NOW
+cleanup() { if [ -z "${CHAOS_KEEP:-}" ]; then deploy/stack.sh destroy >/dev/null 2>&1 || true; fi; }
+trap cleanup EXIT
+deploy/stack.sh destroy >/dev/null 2>&1 || true  # what a previous run left (a killed run keeps its stack)
+deploy/stack.sh up
+eval "$(deploy/stack.sh env admin)"  # the suite is the stack: it acts as its super user
+.venv/bin/python -m credit_common.messaging.topics
+.venv/bin/credit-keys provision deploy/catalog  # principals, ACLs; the load is signed
+.venv/bin/credit-reference publish deploy/catalog
+.venv/bin/python -m tests.chaos.run "$@"

@@ -9,6 +9,24 @@ cd "$ROOT"
 export CREDIT_LOCAL_DIR=.local/chaos CREDIT_CREDENTIALS_DIR=.local/chaos/credentials
 export CREDIT_KAFKA_PORT=39092 CREDIT_KAFKA_CONTROLLER_PORT=39093 CREDIT_PG_PORT=35432
 unset KAFKA_BOOTSTRAP_SERVERS DATABASE_URL CREDIT_INSTANCE CREDIT_NOW
+# Toxiproxy (Shopify's TCP proxy for fault injection) for the zombie_relay fault: built once from
+# the Go module proxy into .local/toxiproxy (Go from the machine, else Debian's golang-go).
+TOXI_DIR="$ROOT/.local/toxiproxy"
+export CHAOS_TOXIPROXY="$TOXI_DIR/toxiproxy-server"
+if [ ! -x "$CHAOS_TOXIPROXY" ]; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  if [ ! -x "$GO" ]; then
+    echo "[chaos] installing Go (Debian's golang-go) to build Toxiproxy" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go ca-certificates >/dev/null
+    GO=$(command -v go)
+  fi
+  echo "[chaos] building Toxiproxy v2.5.0 from the Go module proxy" >&2
+  mkdir -p "$TOXI_DIR"
+  GOBIN="$TOXI_DIR/bin" GOPATH="$TOXI_DIR/go" GOCACHE="$TOXI_DIR/cache" GOFLAGS=-modcacherw \
+    "$GO" install github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0
+  mv "$TOXI_DIR/bin/server" "$CHAOS_TOXIPROXY"
+fi
 cleanup() { if [ -z "${CHAOS_KEEP:-}" ]; then deploy/stack.sh destroy >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
 deploy/stack.sh destroy >/dev/null 2>&1 || true  # what a previous run left (a killed run keeps its stack)

@@ -10,12 +10,14 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from credit_common.messaging import topics
 from credit_common.settings import get_settings
 
-from tests.support.processes import ServiceProcess, consumer_groups, new_instance
+from tests.chaos.toxiproxy import Toxiproxy
+from tests.support.processes import ARTIFACTS, ServiceProcess, consumer_groups, new_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("designation", "sharing", "warning", "objection", "cases")
@@ -35,6 +37,7 @@ ENV = {
     "CREDIT_KAFKA_MAX_POLL_INTERVAL_MS": "15000",
     "CREDIT_CONSUMER_STALL_S": "15",
 }
+PROXY_PORT = 35433  # and 35434: the designation instances' way to PostgreSQL
 _LEADER = re.compile(r"^credit_relay_leader(?:\{[^}]*\})?\s+1(?:\.0)?\s*$", re.M)
 
 
@@ -49,8 +52,18 @@ class Platform:
         for name in SERVICES[1:]:
             self.procs[name] = first.peer(name, PORTS[name], dict(ENV))
         self.settings = first.settings
+        self.toxiproxy = Toxiproxy()
 
     async def start(self) -> None:
+        if self.toxiproxy.available:
+            # Each designation instance reaches PostgreSQL through a proxy of its own, which
+            # zombie_relay cuts; the others go straight to the server.
+            await self.toxiproxy.start(ARTIFACTS / "toxiproxy.log")
+            server = urlsplit(get_settings().database_url)
+            for n, name in enumerate(("designation", "designation-2")):
+                listen = f"127.0.0.1:{PROXY_PORT + n}"
+                await self.toxiproxy.proxy(f"pg-{name}", listen, f"{server.hostname}:{server.port}")
+                self.procs[name].database_via = listen
         for proc in self.procs.values():
             await proc.start(timeout=120)
 
@@ -59,6 +72,7 @@ class Platform:
             with contextlib.suppress(Exception):
                 resume(proc)
                 await proc.stop()
+        await self.toxiproxy.stop()
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Every consumer group of the deployment and its topics (the reference topic left out:
@@ -90,12 +104,15 @@ class Platform:
     async def relay_leader(self) -> str | None:
         """The designation instance whose outbox relay leads (its `credit_relay_leader` gauge)."""
         for name in ("designation", "designation-2"):
-            with contextlib.suppress(Exception):
-                async with self.procs[name].client() as client:
-                    text = (await client.get("/metrics")).text
-                if _LEADER.search(text):
-                    return name
+            if await self.leads(name):
+                return name
         return None
+
+    async def leads(self, name: str) -> bool:
+        with contextlib.suppress(Exception):
+            async with self.procs[name].client() as client:
+                return bool(_LEADER.search((await client.get("/metrics")).text))
+        return False
 
 
 def stack(command: str) -> None:

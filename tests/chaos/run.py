@@ -18,17 +18,20 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from credit_common.messaging.lag import GroupLag
 from credit_common.settings import get_settings
 from rich.console import Console
 
+from tests.chaos.fuzz import Fuzzer, Hostile
 from tests.chaos.load import Load
-from tests.chaos.oracle import Oracle, Verdict, sharing_seqs
+from tests.chaos.oracle import Oracle, Verdict, judge_fuzz, sharing_seqs
 from tests.chaos.platform import Platform, pause, resume, stack
 from tests.perf.harness import git_commit
 
@@ -36,6 +39,22 @@ console = Console(stderr=True, soft_wrap=True)
 RESULTS = Path(__file__).resolve().parents[1] / "perf" / "results" / "chaos.csv"
 FIELDS = ["timestamp", "commit", "fault", "requests", "lost", "duplicated", "unanswered", "recovery_s", "notes"]
 RECOVERY_LIMIT_S = 60.0
+#: The faults, in the order a run injects them (the issue's names; `zombie_relay` and `fuzz_http`
+#: are not built yet).
+FAULTS = (
+    "kill9_designation",
+    "kill9_sharing",
+    "kill9_warning",
+    "kill9_objection",
+    "kill9_cases",
+    "kill9_relay_leader",
+    "broker_restart",
+    "postgres_restart",
+    "postgres_kill9",
+    "stalled_consumer",
+    "zombie_relay",
+    "fuzz_kafka",
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +63,17 @@ class Shape:
     warmup_s: float  # load before the fault
     outage_s: float  # a server stopped this long
     stall_s: float  # a consumer stopped this long (past its session timeout and poll interval)
+    cut_s: float  # the relay leader cut off from PostgreSQL this long (past its lease)
     burst: int  # requests sent at once just before a kill: a batch in hand
+    fuzz: int  # hostile messages of fuzz_kafka
+    fuzz_rate: float  # hostile messages per second
+    fuzz_pool: int  # data documents drawn from each request type's JSON Schema
 
 
-FULL = Shape(rate=40, warmup_s=15, outage_s=30, stall_s=30, burst=400)
-SHORT = Shape(rate=25, warmup_s=6, outage_s=10, stall_s=25, burst=200)
+FULL = Shape(
+    rate=40, warmup_s=15, outage_s=30, stall_s=30, cut_s=30, burst=400, fuzz=100_000, fuzz_rate=2000, fuzz_pool=150
+)
+SHORT = Shape(rate=25, warmup_s=6, outage_s=10, stall_s=25, cut_s=20, burst=200, fuzz=3000, fuzz_rate=600, fuzz_pool=25)
 
 
 class Chaos:
@@ -60,6 +85,9 @@ class Chaos:
         self.oracle = Oracle(self.bootstrap)
         self.lag = GroupLag(self.bootstrap, client_id="credit-chaos-lag")
         self.notes: list[str] = []
+        self.fault_ended: float | None = None  # set by a fault whose end comes before its function returns
+        self.fuzzer: Fuzzer | None = None
+        self.fuzz_sent: list[tuple[str | None, tuple[str, int, int]]] = []
 
     # ------------------------------------------------------------------ faults
 
@@ -69,6 +97,7 @@ class Chaos:
         await asyncio.sleep(settle_s)
         lag_before = await self._lag_of(name)
         await self.platform.procs[name].kill()
+        self.fault_ended = time.monotonic()  # the restart is part of the recovery
         self.notes.append(f"lag at kill {lag_before}")
         await self.platform.procs[name].start(timeout=120)
 
@@ -80,6 +109,7 @@ class Chaos:
         await asyncio.sleep(0.4)  # the relay is publishing the burst's events
         pending = await self.platform.outbox_pending()
         await self.platform.procs[leader].kill()
+        self.fault_ended = time.monotonic()
         self.notes.append(f"killed {leader} with {pending} outbox rows pending")
         await asyncio.sleep(2.0)  # the other instance takes the lead (follower poll) before the restart
         now = await self.platform.relay_leader()
@@ -117,11 +147,64 @@ class Chaos:
         finally:
             resume(proc)
 
+    async def zombie_relay(self) -> None:
+        """The relay leader cut off from PostgreSQL (Toxiproxy: nothing passes, no connection
+        closes) while it keeps the broker: the server ends its lease, another instance leads,
+        and the cut-off one must not publish on after that."""
+        proxy = self.platform.toxiproxy
+        if not proxy.available:
+            raise AssertionError("toxiproxy is not built (deploy/chaos.sh builds it; CHAOS_TOXIPROXY names it)")
+        leader = await self.platform.relay_leader()
+        if leader is None:
+            raise AssertionError("no designation instance leads the outbox relay")
+        other = "designation-2" if leader == "designation" else "designation"
+        self.load.burst(self.shape.burst)
+        await asyncio.sleep(0.3)
+        await proxy.cut(f"pg-{leader}")
+        cut_at = time.monotonic()
+        passed: float | None = None
+        try:
+            while time.monotonic() - cut_at < self.shape.cut_s:
+                if passed is None and await self.platform.leads(other):
+                    passed = time.monotonic() - cut_at
+                await asyncio.sleep(0.5)
+        finally:
+            await proxy.heal(f"pg-{leader}")
+        self.notes.append(
+            f"{leader} cut off from PostgreSQL for {self.shape.cut_s:.0f}s; "
+            + (f"{other} led after {passed:.1f}s" if passed is not None else f"{other} never led during the cut")
+        )
+
+    async def fuzz_kafka(self) -> None:
+        """Hostile messages across every request topic beside the steady load (tests/chaos/fuzz.py)."""
+        assert self.fuzzer is not None
+        sender, fuzzer = self.load.sender, self.fuzzer
+        headers = [("content-type", b"application/cloudevents+json")]
+        sent: list[tuple[Hostile, asyncio.Task[Any]]] = []
+        kinds: Counter[str] = Counter()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(self.shape.fuzz):
+            h = fuzzer.next()
+            kinds[h.kind] += 1
+            sent.append((h, sender.send_soon(h.topic, h.value, key=h.key, headers=headers)))
+            ahead = start + (i + 1) / self.shape.fuzz_rate - loop.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            if i % 10_000 == 0 and i:
+                console.print(f"    {i:,} hostile messages sent")
+        await sender.flush()
+        self.fuzz_sent = []
+        for h, task in sent:
+            md = task.result()
+            self.fuzz_sent.append((h.id, (h.topic, md.partition, md.offset)))
+        self.notes.append("kinds " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+
     def faults(self) -> dict[str, Callable[[], Awaitable[None]]]:
         def kill(name: str, settle_s: float) -> Callable[[], Awaitable[None]]:
             return lambda: self.kill9(name, settle_s=settle_s)
 
-        return {
+        faults: dict[str, Callable[[], Awaitable[None]]] = {
             "kill9_designation": kill("designation", 0.2),
             "kill9_sharing": kill("sharing", 0.8),
             "kill9_warning": kill("warning", 0.8),
@@ -132,7 +215,11 @@ class Chaos:
             "postgres_restart": self.postgres_restart,
             "postgres_kill9": self.postgres_kill9,
             "stalled_consumer": self.stalled_consumer,
+            "zombie_relay": self.zombie_relay,
+            "fuzz_kafka": self.fuzz_kafka,
         }
+        assert tuple(faults) == FAULTS
+        return faults
 
     # ------------------------------------------------------------------ one fault, judged
 
@@ -144,17 +231,29 @@ class Chaos:
 
     async def run_fault(self, fault: str) -> tuple[Verdict, float | None]:
         self.notes = []
+        self.fault_ended = None
+        self.fuzz_sent = []
         self.load.window = fault
         self.load.steady()
         await asyncio.sleep(self.shape.warmup_s)
         console.print(f"[bold]{fault}[/]: injecting under {self.shape.rate:g} requests/s")
         await self.faults()[fault]()
-        ended = time.monotonic()
+        ended = self.fault_ended or time.monotonic()
         await self.load.hold()
         recovery = await self._recovered(fault, since=ended)
         verdict = self.oracle.judge(
             self.load.of(fault), self.platform.schemas["sharing"], await sharing_seqs(self.platform.schemas["sharing"])
         )
+        if self.fuzz_sent:
+            unaccounted, duplicated = judge_fuzz(self.oracle, self.fuzz_sent)
+            verdict.requests += len(self.fuzz_sent)
+            verdict.unanswered += unaccounted
+            verdict.add("hostile messages", duplicated=duplicated)
+            verdict.notes.append(f"hostile {len(self.fuzz_sent)}: {unaccounted} neither answered nor dead-lettered")
+        for name, proc in self.platform.procs.items():
+            if proc.proc is None or proc.proc.returncode is not None:
+                verdict.lost += 1
+                verdict.notes.append(f"{name} stopped")
         verdict.notes.extend(self.notes)
         sender = self.load.sender
         verdict.notes.append(
@@ -186,6 +285,9 @@ class Chaos:
 
     async def _busy(self, sent: dict[str, str]) -> str:
         """What still moves (empty when the platform is quiet)."""
+        stopped = [name for name, p in self.platform.procs.items() if p.proc is None or p.proc.returncode is not None]
+        if stopped:
+            return f"stopped: {', '.join(stopped)}"
         if self.load.sender.in_flight:
             return f"{self.load.sender.in_flight} requests not yet sent ({self.load.sender.last_error})"
         try:
@@ -205,9 +307,14 @@ class Chaos:
     # ------------------------------------------------------------------ the run
 
     async def run(self, faults: list[str], out: Path) -> int:
-        unknown = set(faults) - set(self.faults())
+        unknown = set(faults) - set(FAULTS)
         if unknown:
             raise SystemExit(f"unknown faults: {', '.join(sorted(unknown))}; known: {', '.join(self.faults())}")
+        if "fuzz_kafka" in faults:
+            console.print(
+                f"[bold]chaos[/]: drawing {self.shape.fuzz_pool} documents per request type from the JSON Schemas"
+            )
+            self.fuzzer = Fuzzer(pool=self.shape.fuzz_pool, seed=random.randrange(1 << 30))
         console.print(f"[bold]chaos[/]: starting the platform (deployment {self.platform.instance})")
         await self.platform.start()
         await self.lag.start()
@@ -284,7 +391,7 @@ def main() -> None:
 
     async def run() -> int:
         chaos = Chaos(SHORT if args.short else FULL)
-        faults = [f for f in args.faults.split(",") if f] or list(chaos.faults())
+        faults = [f for f in args.faults.split(",") if f] or list(FAULTS)
         # SIGTERM (a timeout, Ctrl-C of the script around it) ends the run through its cleanup:
         # the services it started never outlive it.
         main_task = asyncio.current_task()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -71,6 +72,9 @@ class ServiceProcess:
         self.proc: asyncio.subprocess.Process | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"{name}-{port}.log"
+        # Where the process reaches PostgreSQL when not at the server itself (a TCP proxy the
+        # fault-injection suite cuts): host:port.
+        self.database_via: str | None = None
 
     @property
     def schema(self) -> str:
@@ -116,9 +120,13 @@ class ServiceProcess:
             password=RUNTIME_SECRET,
             owner_password=OWNER_SECRET,
         )
+        url = db.url
+        if self.database_via:
+            parts = urlsplit(url)
+            url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit('@', 1)[0]}@{self.database_via}"))
         env = {
             **service_env(self.name),  # as principal service:<name>, with its own Kafka credentials
-            "DATABASE_URL": db.url,
+            "DATABASE_URL": url,
             "CREDIT_HTTP_PORT": str(self.port),
             "CREDIT_INSTANCE": self.instance,
             **self.env,

@@ -292,8 +292,11 @@ class Runtime:
             schema,
             batch_max=s.credit_relay_batch_max,
             observer=self.observer,
-            connect=lambda: dbpool.connect(dsn, schema=schema, application_name=f"{self.name}-relay"),
+            connect=lambda: dbpool.connect(
+                dsn, schema=schema, application_name=f"{self.name}-relay", lease_s=s.credit_relay_lease_s
+            ),
             renew=self._renew_producer,
+            lease_s=s.credit_relay_lease_s,
         )
         self.relay.start()
         if self.definition.on_start is not None:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     credit_consumer_batch_max: int = 2000
     credit_consumer_batch_timeout_ms: int = 50
     credit_relay_batch_max: int = 2000
+    # The relay leader's lease: the server drops a leader it has not heard from for this long
+    # (its lock passes to another instance), and a leader stops acting after half of it.
+    credit_relay_lease_s: float = 10.0
     # Seconds a consumer's loop may go without coming back from a fetch before readiness turns red.
     credit_consumer_stall_s: float = 60.0
     # The consumer groups' liveness: a member silent for the session timeout, or not back from a

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from credit_common.clock import SystemClock
 from credit_common.messaging.consumer import KafkaConsumerWrapper
@@ -103,3 +104,17 @@ async def test_a_kept_offset_never_replaces_a_later_one() -> None:
     w._uncommitted.update(at(p0=20))  # a later batch applied while the commit was in flight
     await task
     assert w._uncommitted[P0].offset == 20
+
+
+async def test_a_commit_overtaken_by_a_rebalance_is_not_retried() -> None:
+    """Retried with the old generation, it started another rebalance, and another (the chaos
+    suite saw a group rebalance every 3 s after a kill -9): the new owners replay instead."""
+    consumer = RecordingConsumer()
+    w = wrapper(consumer, interval=0.0)
+
+    async def overtaken(offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        raise CommitFailedError("the group has already rebalanced")
+
+    consumer.commit = overtaken  # type: ignore[method-assign]
+    await w._finish(asyncio.create_task(done()), at(p0=10, p1=7), wait=True)
+    assert w._uncommitted == {}

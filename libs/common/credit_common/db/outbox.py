@@ -141,6 +141,10 @@ class RelayObserver(Protocol):
 RENEW_AFTER_FAILURES = 3
 
 
+class LeaseExpired(Exception):
+    """The leader's claim is older than its lease allows: another instance may lead by now."""
+
+
 class OutboxRelay:
     """Publishes outbox rows in id order and deletes them once Kafka acknowledged every one.
 
@@ -167,8 +171,12 @@ class OutboxRelay:
         crash_after_publish: bool = False,
         connect: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         renew: Callable[[], Awaitable[AIOKafkaProducer]] | None = None,
+        lease_s: float | None = None,
     ) -> None:
         self._pool = pool
+        # The leader's connection is a lease of `lease_s` (db.pool.connect): rows claimed longer
+        # ago than half of it are not sent, since another leader may have them by then.
+        self._lease_s = lease_s
         # A fresh started producer, for when this one is broken for good: an idempotent producer
         # that met OutOfOrderSequenceNumber (a broker restart does it) fails every later send.
         self._renew = renew
@@ -273,14 +281,18 @@ class OutboxRelay:
         """As leader: delete the previous round's rows while claiming up to `batch_max` more in id
         order, publish them and wait for every ack (they are deleted with the next claim)."""
         assert self._conn is not None
+        asked_at = time.monotonic()
         if self._published:
             rows = await self._conn.fetch(DELETE_AND_CLAIM_SQL, self._batch_max, self._published)
             self._published = []
         else:
             rows = await self._conn.fetch(CLAIM_SQL, self._batch_max)
+        claimed_at = asked_at  # the lease held when the claim was asked (the server answered it)
         if not rows:
             return 0
         t0 = time.perf_counter()
+        if self._lease_s is not None and time.monotonic() - claimed_at > self._lease_s / 2:
+            raise LeaseExpired(f"{len(rows)} rows claimed {time.monotonic() - claimed_at:.1f}s ago; not sent")
         futures = await self._send_batches(rows)
         if futures is None:  # a row too big for a batch of its own: one send per row
             futures = [

@@ -51,6 +51,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     or session-level advisory lock: those use a dedicated connection from `connect`)."""
 
 
+#: The longest a pooled session may sit in an open transaction waiting for its client. A client
+#: cut off from the server (a network partition, a process stopped mid-batch) would otherwise
+#: hold its row locks for as long as the server keeps the dead session (hours, by TCP's
+#: keepalive), and every other instance waiting on those rows with it. No transaction of ours
+#: waits on its client for more than a batch's Python work between two statements.
+IDLE_IN_TRANSACTION_MS = 30_000
+
+
 async def create_pool(
     dsn: str, *, schema: str, application_name: str, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -61,18 +69,33 @@ async def create_pool(
         max_size=max_size,
         init=init_connection,
         reset=_keep_session,
-        server_settings={"search_path": schema, "application_name": application_name},
+        server_settings={
+            "search_path": schema,
+            "application_name": application_name,
+            "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_MS),
+        },
         command_timeout=60,
     )
     assert pool is not None
     return pool
 
 
-async def connect(dsn: str, *, schema: str | None = None, application_name: str = "credit") -> asyncpg.Connection:
-    """One dedicated connection (for LISTEN, session advisory locks, migrations)."""
+async def connect(
+    dsn: str, *, schema: str | None = None, application_name: str = "credit", lease_s: float | None = None
+) -> asyncpg.Connection:
+    """One dedicated connection (for LISTEN, session advisory locks, migrations).
+
+    With `lease_s` the session is a lease: the server ends it (and every lock it holds) once it
+    has heard nothing from its client for `lease_s` (`idle_session_timeout`), and the client gives
+    up on any statement after half that (`command_timeout`). A holder cut off from the server
+    stops acting before its lock can pass to another, and the lock passes within `lease_s`."""
     settings = {"application_name": application_name}
     if schema:
         settings["search_path"] = schema
-    conn = await asyncpg.connect(dsn, server_settings=settings)
+    if lease_s is None:
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+    else:
+        settings["idle_session_timeout"] = str(int(lease_s * 1000))
+        conn = await asyncpg.connect(dsn, server_settings=settings, timeout=lease_s, command_timeout=lease_s / 2)
     await init_connection(conn)
     return conn

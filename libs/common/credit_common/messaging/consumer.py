@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError
 from aiokafka.structs import OffsetAndMetadata
 
 from credit_common.clock import Clock
@@ -59,6 +60,8 @@ DEADLETTER_ATTEMPTS = 5
 #: Errors at commit that mean another instance got there first (see `_apply_durably`), and how
 #: many times a batch is applied again for them.
 CONTENDED_AT_COMMIT = (asyncpg.ExclusionViolationError,)
+#: An offset commit the group's rebalance overtook.
+REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 CONTENTION_RETRIES = 3
 #: How often each consumer's lag gauge is sampled, whatever its loop is doing.
 LAG_SAMPLE_S = 1.0
@@ -308,7 +311,12 @@ class KafkaConsumerWrapper:
             return
         try:
             await self._consumer.commit(mine)
-        except Exception as exc:
+        except REBALANCED as exc:
+            # The group moved on: every partition's next owner (this member too) starts from the
+            # last commit and replays the rest, which the inbox drops. Retrying the commit with
+            # the old generation would only start another rebalance.
+            log.info("offset commit overtaken by a rebalance (replayed from the last commit): %s", exc)
+        except Exception as exc:  # the coordinator away (a broker outage): the next commit tries again
             log.warning("offset commit failed (kept for the next commit): %s: %s", type(exc).__name__, exc)
             held = self._consumer.assignment()
             for tp, meta in mine.items():

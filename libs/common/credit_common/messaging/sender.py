@@ -74,7 +74,7 @@ class ReliableSender:
     async def send(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,
@@ -109,7 +109,7 @@ class ReliableSender:
     def send_soon(
         self,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] | None = None,

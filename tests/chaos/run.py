@@ -359,10 +359,12 @@ class Chaos:
                         console.print(proc.troubles())
                     break
         finally:
-            await self.load.stop()
-            await self.oracle.stop()
-            await self.lag.stop()
-            await self.platform.stop()
+            # Each step on its own: the services this run started must never outlive it.
+            for step in (self.load.stop, self.oracle.stop, self.lag.stop, self.platform.stop):
+                try:
+                    await step()
+                except Exception as exc:
+                    console.print(f"[yellow]cleanup: {step.__qualname__} failed: {exc!r}[/]")
         return 1 if failures else 0
 
 

@@ -15,6 +15,7 @@ from aiokafka import ConsumerRecord
 from pydantic import BaseModel, ValidationError
 
 from credit_common.clock import Clock, SystemClock, local_day
+from credit_common.contracts import binary
 from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, nul_field, safe_attribute
 from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
@@ -60,7 +61,8 @@ class Parsed:
     request_id: str | None = None
     request_type: str | None = None
     # SHA-256 of what the message says (the signed canonical form for a signed request, else the
-    # raw value): a repeat of its inbox key with another digest is not a retry but `duplicate_id`.
+    # raw value, or the envelope rebuilt from a binary-mode record): a repeat of its inbox key
+    # with another digest is not a retry but `duplicate_id`.
     digest: bytes | None = None
 
 
@@ -93,9 +95,22 @@ class Parser:
         position_key = f"{record.topic}:{record.partition}:{record.offset}"
         if self._skip is not None and self._skip(record):
             return Parsed(record, position_key)  # not this consumer's business (no effect, no inbox row)
-        raw = record.value
-        if raw is None and record.topic == topics.REFERENCE:
+        if record.value is None and record.topic == topics.REFERENCE:
             return Parsed(record, position_key)  # a tombstone on the compacted reference topic
+        # Binary mode (attributes in `ce_` headers) is rebuilt into the structured envelope it
+        # stands for; from there both modes meet the very same checks.
+        if binary.kafka_binary(record.headers):
+            read = self._read_binary(record, position_key)
+        else:
+            read = self._read_structured(record, position_key)
+        if isinstance(read, Parsed):
+            return read
+        return self._parse_envelope(record, position_key, *read)
+
+    def _read_structured(self, record: ConsumerRecord, position_key: str) -> Parsed | tuple[Any, bytes, bytes]:
+        """The envelope of a structured-mode record, with its raw bytes (what is checked for NULs
+        and, unsigned, digested)."""
+        raw = record.value
         if raw is None:
             return Parsed(record, position_key, dead_reason="empty value (tombstone) on a non-compacted topic")
         try:
@@ -103,12 +118,24 @@ class Parser:
         except orjson.JSONDecodeError as not_json:
             return Parsed(record, position_key, dead_reason=f"not JSON: {not_json}")
         if len(raw) > MAX_MESSAGE_BYTES:
-            return self._refused(
-                record,
-                position_key,
-                doc,
-                ErrorItem("too_large", None, f"{len(raw)} bytes is over the {MAX_MESSAGE_BYTES} a message may have"),
-            )
+            return self._refused(record, position_key, doc, _too_large(len(raw)))
+        return doc, raw, raw
+
+    def _read_binary(self, record: ConsumerRecord, position_key: str) -> Parsed | tuple[Any, bytes, bytes]:
+        """The structured envelope a binary-mode record stands for. Attributes that cannot be read
+        refuse it like a structured envelope that is not one: answered to its `ce_source` where
+        that can be read, and dead-lettered."""
+        rebuilt = binary.from_kafka(record.headers, record.value)
+        if rebuilt.size > MAX_MESSAGE_BYTES:
+            return self._refused(record, position_key, rebuilt.doc, _too_large(rebuilt.size))
+        if rebuilt.problem is not None:
+            return self._refused(record, position_key, rebuilt.doc, rebuilt.problem)
+        # Unsigned, the digest covers the whole rebuilt envelope: the value alone is only its data.
+        return rebuilt.doc, record.value or b"", orjson.dumps(rebuilt.doc, option=orjson.OPT_SORT_KEYS)
+
+    def _parse_envelope(self, record: ConsumerRecord, position_key: str, doc: Any, raw: bytes, body: bytes) -> Parsed:
+        """The checks every envelope meets, whichever mode it came in: `doc` the envelope, `raw`
+        the bytes that hold its JSON strings, `body` what its digest covers unless it is signed."""
         try:
             event = CloudEvent.model_validate(doc)
         except ValidationError as exc:
@@ -147,7 +174,7 @@ class Parser:
                 reject_to=event.source_unit or event.source,
                 request_id=event.id,
                 request_type=event.type,
-                digest=hashlib.sha256(signed if signed is not None else raw).digest(),
+                digest=hashlib.sha256(signed if signed is not None else body).digest(),
             )
         unit = trusted_unit(event, record)
         if not is_request and self._handled is not None and event.type not in self._handled:
@@ -198,7 +225,7 @@ class Parser:
             request_id=event.id if is_request else None,
             request_type=event.type if is_request else None,
             reject_to=unit or event.source,
-            digest=hashlib.sha256(signed if signed is not None else raw).digest(),
+            digest=hashlib.sha256(signed if signed is not None else body).digest(),
         )
 
     @classmethod
@@ -220,6 +247,10 @@ class Parser:
             p.request_type = safe_attribute(doc.get("type")) or ""
             p.reject_errors = [error]
         return p
+
+
+def _too_large(size: int) -> ErrorItem:
+    return ErrorItem("too_large", None, f"{size} bytes is over the {MAX_MESSAGE_BYTES} a message may have")
 
 
 #: How far ahead of the platform clock a request's `time` may be (contracts.md: `clock_skew`).

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent, nul_field
+from credit_common.contracts import binary
+from credit_common.contracts.envelope import CONTENT_TYPE, MAX_MESSAGE_BYTES, CloudEvent, nul_field
 from credit_common.contracts.registry import REGISTRY
 from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
@@ -83,26 +84,58 @@ def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
     ]
 
 
+def _binary_envelope(headers: Sequence[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
+    """The envelope of a binary-mode request (CloudEvents HTTP binding), or the 400/413 problem a
+    structured body with the same fault would get."""
+    rebuilt = binary.from_http(headers, body)
+    if rebuilt.size > MAX_MESSAGE_BYTES:
+        raise Problem(
+            413,
+            "Request too large",
+            f"{rebuilt.size} bytes of headers and body are over the {MAX_MESSAGE_BYTES} a request may have",
+            errors=[{"code": "too_large", "field": None, "message": f"at most {MAX_MESSAGE_BYTES} bytes"}],
+        )
+    if rebuilt.problem is not None:
+        raise Problem(400, "Malformed request", rebuilt.problem.message, errors=[rebuilt.problem.as_dict()])
+    return rebuilt.doc
+
+
 def routes(app: FastAPI, rt: Runtime) -> None:
     @app.post(
         "/v1/requests",
         status_code=202,
         summary="Submit a request (a CloudEvent) for departments that cannot speak Kafka",
+        description=(
+            "Structured mode: the whole envelope as the body (`Content-Type: application/cloudevents+json`). "
+            "Binary mode (CloudEvents HTTP binding): the attributes in `ce-` headers, percent-encoded, the data "
+            "as the body and its `Content-Type` the `datacontenttype`; signed like the structured envelope the "
+            "headers and body stand for."
+        ),
         responses={
             400: {"description": "malformed envelope or data (problem details)"},
             401: {"description": "unsigned, or signed by no valid key of its source (problem details)"},
+            413: {"description": "over 512 KiB (problem details)"},
         },
         # The body is read raw below, so that a body that is not even JSON is a 400 problem like
         # any other malformed request (a declared Body parameter made FastAPI answer 422 first).
         openapi_extra={"requestBody": {"required": True, "content": {CONTENT_TYPE: {"schema": {"type": "object"}}}}},
     )
     async def submit(request: Request) -> JSONResponse:
+        raw = await request.body()
+        if binary.http_binary(request.headers):
+            # Binary mode: the envelope rebuilt from the `ce-` headers and the body, published in
+            # structured mode. Its signature covers the RFC 8785 form, which serialising the same
+            # document again does not change.
+            doc = _binary_envelope(request.headers.raw, raw)
+            value = orjson.dumps(doc)
+        else:
+            doc = None
+            value = raw  # as signed: a re-serialised envelope would no longer verify
         try:
-            raw = await request.body()
-            event = CloudEvent.model_validate_json(raw)
+            event = CloudEvent.model_validate(doc) if doc is not None else CloudEvent.model_validate_json(raw)
         except ValidationError as exc:
             raise Problem(400, "Malformed request", "the body is not a valid CloudEvent", errors=_errors(exc)) from exc
-        where = nul_field(raw)
+        where = nul_field(value)
         if where is not None:  # accepted, it would fail in the handler and never be answered
             raise Problem(
                 400,
@@ -131,7 +164,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
                 "source must be unit/<unit code> or portal",
                 errors=[{"code": "schema_violation", "field": "source", "message": "unit/<code> or portal"}],
             )
-        refusal = rt.verifier.check(orjson.loads(raw), rt.clock.now())
+        refusal = rt.verifier.check(doc if doc is not None else orjson.loads(raw), rt.clock.now())
         if refusal is not None:  # the signature is this endpoint's authentication
             raise Problem(
                 401,
@@ -139,7 +172,6 @@ def routes(app: FastAPI, rt: Runtime) -> None:
                 refusal.message,
                 errors=[{"code": refusal.code, "field": refusal.field, "message": refusal.message}],
             )
-        value = raw  # as signed: a re-serialised envelope would no longer verify
         key = _subject_key(event)
         if event.subject is None and isinstance(event.data, dict) and isinstance(event.data.get("designation_id"), str):
             # Key a remove/amend by its entry's subject, so it stays in order with that subject's others.

@@ -260,3 +260,13 @@ def test_a_binary_mode_platform_event_from_a_foreign_source_is_dead_lettered() -
     p = parse(*sdk_binary(doc), topic=topics.DESIGNATION_EVENTS)
     assert p.dead_reason is not None
     assert p.dead_reason.startswith("foreign_source")
+
+
+def test_a_header_name_that_is_no_attribute_name_is_refused_without_echoing_it() -> None:
+    headers, value = sdk_binary(SIGNER.sign(envelope()))
+    p = parse([*headers, ("ce_x\x00y", b"1")], value)
+    assert p.reject_errors is not None
+    (error,) = p.reject_errors
+    assert (error.code, error.field) == ("schema_violation", None)
+    assert "\x00" not in error.message
+    assert p.reject_to == "110108-SAT"

@@ -132,7 +132,14 @@ def _rebuild(
             continue  # traceparent and the like: transport headers, not attributes
         attribute = lower[len(prefix) :]
         if not _NAME.match(attribute):
-            problems.append(_violation(name, "an attribute name is 1 to 20 lower-case ASCII letters or digits"))
+            # Named escaped, never as sent: the name itself may be what cannot be stored.
+            problems.append(
+                ErrorItem(
+                    "schema_violation",
+                    None,
+                    f"header {ascii(name)[:80]}: an attribute name is 1 to 20 lower-case ASCII letters or digits",
+                )
+            )
             continue
         if attribute in _NOT_HEADERS:
             problems.append(_violation(attribute, f"{attribute} is not carried in a {prefix} header"))
@@ -179,4 +186,5 @@ def _text(raw: bytes | None, *, percent_encoded: bool, field: str) -> tuple[str 
 
 
 def _violation(field: str, message: str) -> ErrorItem:
-    return ErrorItem("schema_violation", field, message)
+    # The message names the attribute too: a dead letter keeps only the error and the value.
+    return ErrorItem("schema_violation", field, f"{field}: {message}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import logging
 import random
 import signal
@@ -32,8 +33,10 @@ from rich.console import Console
 from tests.chaos.fuzz import Fuzzer, Hostile
 from tests.chaos.load import Load
 from tests.chaos.oracle import Oracle, Verdict, judge_fuzz, sharing_seqs
-from tests.chaos.platform import Platform, pause, resume, stack
+from tests.chaos.platform import SERVICES, Platform, pause, resume, stack
 from tests.perf.harness import git_commit
+from tests.support.processes import ARTIFACTS
+from tests.support.tokens import auth_headers
 
 console = Console(stderr=True, soft_wrap=True)
 RESULTS = Path(__file__).resolve().parents[1] / "perf" / "results" / "chaos.csv"
@@ -54,6 +57,7 @@ FAULTS = (
     "stalled_consumer",
     "zombie_relay",
     "fuzz_kafka",
+    "fuzz_http",
 )
 
 
@@ -68,12 +72,33 @@ class Shape:
     fuzz: int  # hostile messages of fuzz_kafka
     fuzz_rate: float  # hostile messages per second
     fuzz_pool: int  # data documents drawn from each request type's JSON Schema
+    http_examples: int  # schemathesis examples per operation of each service's OpenAPI
 
 
 FULL = Shape(
-    rate=40, warmup_s=15, outage_s=30, stall_s=30, cut_s=30, burst=400, fuzz=100_000, fuzz_rate=2000, fuzz_pool=150
+    rate=40,
+    warmup_s=15,
+    outage_s=30,
+    stall_s=30,
+    cut_s=30,
+    burst=400,
+    fuzz=100_000,
+    fuzz_rate=2000,
+    fuzz_pool=150,
+    http_examples=100,
 )
-SHORT = Shape(rate=25, warmup_s=6, outage_s=10, stall_s=25, cut_s=20, burst=200, fuzz=3000, fuzz_rate=600, fuzz_pool=25)
+SHORT = Shape(
+    rate=25,
+    warmup_s=6,
+    outage_s=10,
+    stall_s=25,
+    cut_s=20,
+    burst=200,
+    fuzz=3000,
+    fuzz_rate=600,
+    fuzz_pool=25,
+    http_examples=8,
+)
 
 
 class Chaos:
@@ -88,6 +113,7 @@ class Chaos:
         self.fault_ended: float | None = None  # set by a fault whose end comes before its function returns
         self.fuzzer: Fuzzer | None = None
         self.fuzz_sent: list[tuple[str | None, tuple[str, int, int]]] = []
+        self.http_checked: tuple[int, int] | None = None  # (exchanges, 5xx or unanswered) of fuzz_http
 
     # ------------------------------------------------------------------ faults
 
@@ -200,6 +226,51 @@ class Chaos:
             self.fuzz_sent.append((h.id, (h.topic, md.partition, md.offset)))
         self.notes.append("kinds " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
 
+    async def fuzz_http(self) -> None:
+        """schemathesis against every service's OpenAPI (every operation, NULs allowed in what
+        it generates) beside the steady load: no answer may be a 5xx, none may go unanswered.
+        Every exchange is read back from schemathesis' HAR report."""
+        tool = Path(sys.executable).parent / "schemathesis"
+        token = auth_headers()["Authorization"]
+        exchanges = failures = 0
+        per_service: list[str] = []
+        for name in SERVICES:
+            proc = self.platform.procs[name]
+            har = ARTIFACTS / f"schemathesis-{name}.har"
+            har.unlink(missing_ok=True)
+            run = await asyncio.create_subprocess_exec(
+                str(tool), "run", f"{proc.base_url}/openapi.json",
+                "--checks", "not_a_server_error",
+                "--max-examples", str(self.shape.http_examples),
+                "--header", f"Authorization: {token}",
+                "--generation-allow-x00", "true",
+                "--phases", "examples,coverage,fuzzing",
+                "--request-timeout", "20",
+                "--workers", "2",
+                "--continue-on-failure",
+                "--suppress-health-check", "all",
+                "--report", "har", "--report-har-path", str(har),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await run.communicate()
+            (ARTIFACTS / f"schemathesis-{name}.txt").write_bytes(output)
+            entries = json.loads(har.read_text())["log"]["entries"] if har.exists() else []
+            bad = [e for e in entries if not e["response"]["status"] or e["response"]["status"] >= 500]
+            exchanges += len(entries)
+            failures += len(bad)
+            first = ""
+            if bad:
+                request, status = bad[0]["request"], bad[0]["response"]["status"]
+                first = f" e.g. {request['method']} {request['url'][:100]} -> {status}"
+            per_service.append(f"{name} {len(entries)} exchanges, {len(bad)} 5xx or unanswered{first}")
+            if not entries:
+                raise AssertionError(
+                    f"schemathesis made no request to {name}: {output.decode(errors='replace')[-2000:]}"
+                )
+        self.http_checked = (exchanges, failures)
+        self.notes.append("; ".join(per_service))
+
     def faults(self) -> dict[str, Callable[[], Awaitable[None]]]:
         def kill(name: str, settle_s: float) -> Callable[[], Awaitable[None]]:
             return lambda: self.kill9(name, settle_s=settle_s)
@@ -217,6 +288,7 @@ class Chaos:
             "stalled_consumer": self.stalled_consumer,
             "zombie_relay": self.zombie_relay,
             "fuzz_kafka": self.fuzz_kafka,
+            "fuzz_http": self.fuzz_http,
         }
         assert tuple(faults) == FAULTS
         return faults
@@ -233,6 +305,7 @@ class Chaos:
         self.notes = []
         self.fault_ended = None
         self.fuzz_sent = []
+        self.http_checked = None
         self.load.window = fault
         self.load.steady()
         await asyncio.sleep(self.shape.warmup_s)
@@ -250,6 +323,10 @@ class Chaos:
             verdict.unanswered += unaccounted
             verdict.add("hostile messages", duplicated=duplicated)
             verdict.notes.append(f"hostile {len(self.fuzz_sent)}: {unaccounted} neither answered nor dead-lettered")
+        if self.http_checked is not None:
+            exchanges, failures = self.http_checked
+            verdict.requests += exchanges
+            verdict.unanswered += failures
         for name, proc in self.platform.procs.items():
             if proc.proc is None or proc.proc.returncode is not None:
                 verdict.lost += 1

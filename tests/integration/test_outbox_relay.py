@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 from credit_common.contracts.envelope import new_event
 from credit_common.db import pool as dbpool
-from credit_common.db.outbox import OutboxMessage, OutboxRelay, write_outbox
+from credit_common.db.outbox import LEAD_SQL, OutboxMessage, OutboxRelay, write_outbox
 from credit_common.messaging.producer import make_producer
 from credit_common.settings import Settings
 
@@ -216,3 +216,70 @@ async def test_a_producer_broken_for_good_is_replaced_and_the_rows_go_out(
         for producer in [broken, *fresh]:
             await producer.stop()
     await asyncio.wait_for(pool.close(), 10.0)
+
+
+async def test_a_row_too_large_for_the_broker_is_parked_and_the_rows_after_it_go_out(
+    stack: Settings, schema_factory: Callable, topic_factory: Callable, reader: Callable
+) -> None:
+    """One row over the topics' max.message.bytes at the head of the outbox was retried for
+    ever, and every row after it waited. It is moved to outbox_parked (readiness red while it is
+    there) and the others are published in order."""
+    pool: asyncpg.Pool = await schema_factory()
+    schema = await pool.fetchval("SELECT current_schema()")
+    topic = await topic_factory("relay-oversize", partitions=1)
+    producer = make_producer(stack.kafka_bootstrap_servers, "relay-oversize-test", linger_ms=0)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, schema)
+    big = new_event("test.thing.created", "platform/toy", {"blob": "x" * (1024 * 1024 + 10)}, time=datetime.now(UTC))
+    small = [new_event("test.thing.created", "platform/toy", {"n": n}, time=datetime.now(UTC)) for n in range(3)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await write_outbox(conn, [OutboxMessage.of_event(topic, "S1", e) for e in [small[0], big, *small[1:]]])
+        relay.start()
+        await until_empty(pool, timeout=20.0)
+        assert relay.parked == 1
+        assert await relay.parked_rows() == 1
+        parked = await pool.fetchrow("SELECT topic, reason, value FROM outbox_parked")
+        assert parked["topic"] == topic
+        assert "max" in parked["reason"] or "over" in parked["reason"]
+        assert orjson.loads(parked["value"])["id"] == big.id
+        async with reader(topic) as r:
+            await r.wait_for(lambda rs: len(rs) >= 3, timeout=10.0)
+            await asyncio.sleep(0.5)
+            recs = await r.poll()
+        assert [orjson.loads(x.value)["id"] for x in recs] == [e.id for e in small]
+        assert relay.last_error is None
+    finally:
+        await relay.stop()
+        await producer.stop()
+    await asyncio.wait_for(pool.close(), 10.0)
+
+
+async def test_a_leader_silent_past_its_lease_loses_the_lock(stack: Settings, schema_factory: Callable) -> None:
+    """The relay leader's connection is a lease: a leader cut off from the server (here: a
+    connection that says nothing) is ended by the server after `lease_s`, its advisory lock
+    with it, so another instance can lead; without it the lock lived as long as the server kept
+    the dead session (hours, by TCP's keepalive)."""
+    pool: asyncpg.Pool = await schema_factory()
+    schema = await pool.fetchval("SELECT current_schema()")
+    dsn = runtime_dsn(stack.database_url, schema)
+    silent = await dbpool.connect(dsn, schema=schema, lease_s=1.0)
+    other = await dbpool.connect(dsn, schema=schema)
+    try:
+        assert await silent.fetchval(LEAD_SQL, schema)
+        assert not await other.fetchval(LEAD_SQL, schema), "one leader at a time"
+        await asyncio.sleep(2.0)  # the leader says nothing for longer than its lease
+        assert await other.fetchval(LEAD_SQL, schema), "the server ended the silent leader's session and lock"
+        assert silent.is_closed() or not await _alive(silent)
+    finally:
+        silent.terminate()
+        await other.close()
+    await asyncio.wait_for(pool.close(), 10.0)
+
+
+async def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        await conn.fetchval("SELECT 1")
+    except Exception:
+        return False
+    return True

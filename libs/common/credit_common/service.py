@@ -180,6 +180,9 @@ class MetricsObserver(ConsumerObserver):
     def leading(self, leads: bool) -> None:
         self.m.relay_leader.set(1 if leads else 0)
 
+    def outbox_parked(self, topic: str, n: int) -> None:
+        self.m.outbox_parked.labels(topic=topic).inc(n)
+
 
 def _model_for(type_: str) -> type[BaseModel] | None:
     row = REGISTRY.get(type_)
@@ -370,6 +373,9 @@ class Runtime:
                 raise RuntimeError(f"outbox relay: {self.relay.last_error}")
             if self.relay is not None:
                 await self.relay.pending()
+                parked = await self.relay.parked_rows()
+                if parked:
+                    raise RuntimeError(f"outbox relay: {parked} row(s) too large to publish, in outbox_parked")
 
         async def timers() -> None:
             failing = {name: st["last_error"] for name, st in self.timer_state.items() if st["last_error"]}

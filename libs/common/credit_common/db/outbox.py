@@ -24,6 +24,7 @@ from opentelemetry.propagate import inject
 
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.messaging.producer import cached_partitioner
+from credit_common.messaging.topics import MAX_RECORD_BYTES
 from credit_common.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,15 @@ SELECT id, topic, key, value, headers FROM outbox
  WHERE id NOT IN (SELECT unnest($2::bigint[])) ORDER BY id LIMIT $1
 """
 NOTIFY_SQL = "SELECT pg_notify($1, '')"
+PARK_SQL = """
+WITH moved AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]) RETURNING *)
+INSERT INTO outbox_parked (id, topic, key, value, headers, created_at, reason)
+SELECT id, topic, key, value, headers, created_at, $2 FROM moved
+"""
+PARKED_SQL = "SELECT count(*) FROM outbox_parked"
+#: The largest record the relay hands the broker: a topic takes batches up to MAX_RECORD_BYTES,
+#: and a record alone needs room for the batch's own header beside it.
+MAX_ROW_BYTES = MAX_RECORD_BYTES - 4096
 # The claim must walk the primary key in order, whatever the table's statistics say. An outbox's
 # heap keeps the size of its largest backlog (44 MB of pages for a few hundred rows after a
 # million-request backfill), and with that the planner took a sequential scan and a sort: 12-20 ms
@@ -91,6 +101,12 @@ def _trace_headers() -> dict[str, str] | None:
 _CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 
+def row_bytes(row: Any) -> int:
+    """What a row weighs as a record: key, value and headers."""
+    size = len(row["key"] or b"") + len(row["value"] or b"")
+    return size + sum(len(k) + len(v) for k, v in _headers(row))
+
+
 def _headers(row: Any) -> list[tuple[str, bytes]]:
     headers = [_CONTENT_TYPE_HEADER]
     if row["headers"]:
@@ -134,6 +150,8 @@ class RelayObserver(Protocol):
     def publish_seconds(self, seconds: float) -> None: ...
 
     def leading(self, leads: bool) -> None: ...
+
+    def outbox_parked(self, topic: str, n: int) -> None: ...
 
 
 #: Failed rounds in a row, on Kafka errors the client calls retriable, before the relay starts a
@@ -203,6 +221,7 @@ class OutboxRelay:
         # Fault injection for the crash test: SIGKILL self after Kafka acked, before the delete.
         self._crash_after_publish = crash_after_publish
         self.leader = False
+        self.parked = 0  # rows this process moved to outbox_parked
         self.total_published = 0
         self.last_error: str | None = None
 
@@ -290,6 +309,9 @@ class OutboxRelay:
         claimed_at = asked_at  # the lease held when the claim was asked (the server answered it)
         if not rows:
             return 0
+        rows = await self._park_oversize(rows)
+        if not rows:
+            return 0
         t0 = time.perf_counter()
         if self._lease_s is not None and time.monotonic() - claimed_at > self._lease_s / 2:
             raise LeaseExpired(f"{len(rows)} rows claimed {time.monotonic() - claimed_at:.1f}s ago; not sent")
@@ -311,6 +333,35 @@ class OutboxRelay:
                 self._observer.published(topic, n)
         self.total_published += len(rows)
         return len(rows)
+
+    async def _park_oversize(self, rows: Sequence[Any]) -> Sequence[Any]:
+        """The rows the broker would take; the others moved to `outbox_parked` (one oversize row
+        at the head of the outbox would otherwise be retried for ever and hold every row after
+        it), logged and counted."""
+        big = [r for r in rows if row_bytes(r) > MAX_ROW_BYTES]
+        if not big:
+            return rows
+        assert self._conn is not None
+        reason = f"record over {MAX_ROW_BYTES} bytes (topics take {MAX_RECORD_BYTES})"
+        await self._conn.execute(PARK_SQL, [r["id"] for r in big], reason)
+        for r in big:
+            log.error(
+                "outbox row %s for %s parked: %d bytes, %s (see outbox_parked)",
+                r["id"],
+                r["topic"],
+                row_bytes(r),
+                reason,
+            )
+            if self._observer is not None:
+                self._observer.outbox_parked(r["topic"], 1)
+        self.parked += len(big)
+        gone = {r["id"] for r in big}
+        return [r for r in rows if r["id"] not in gone]
+
+    async def parked_rows(self) -> int:
+        """Rows in `outbox_parked` (readiness is red while there are any)."""
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval(PARKED_SQL))
 
     async def _send_batches(self, rows: Sequence[Any]) -> list[asyncio.Future[Any]] | None:
         """The rows as one record batch per partition (in id order within each), handed to the

@@ -109,6 +109,13 @@ class ServiceMetrics:
             r, Gauge, "credit_consumer_lag", "Records behind the partition's end.", ["topic", "partition"]
         )
         self.outbox_pending = _metric(r, Gauge, "credit_outbox_pending", "Outbox rows not yet published.")
+        self.outbox_parked = _metric(
+            r,
+            Counter,
+            "credit_outbox_parked_total",
+            "Outbox rows moved to outbox_parked: too large for the broker.",
+            ["topic"],
+        )
         self.relay_leader = _metric(
             r, Gauge, "credit_relay_leader", "1 when this instance's outbox relay leads (one per service relays)."
         )

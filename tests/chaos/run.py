@@ -393,13 +393,13 @@ class Chaos:
             )
             self.fuzzer = Fuzzer(pool=self.shape.fuzz_pool, seed=random.randrange(1 << 30))
         console.print(f"[bold]chaos[/]: starting the platform (deployment {self.platform.instance})")
-        await self.platform.start()
-        await self.lag.start()
-        await self.oracle.start()
-        await self.load.start()
         failures = 0
         commit = git_commit()
         try:
+            await self.platform.start()
+            await self.lag.start()
+            await self.oracle.start()
+            await self.load.start()
             for fault in faults:
                 verdict, recovery = await self.run_fault(fault)
                 row = {

@@ -40,6 +40,7 @@ class Toxiproxy:
 
     async def proxy(self, name: str, listen: str, upstream: str) -> None:
         async with httpx.AsyncClient(base_url=self.api, timeout=5.0) as client:
+            await client.delete(f"/proxies/{name}")  # what an earlier run left, if any
             r = await client.post(
                 "/proxies", json={"name": name, "listen": listen, "upstream": upstream, "enabled": True}
             )

@@ -4,6 +4,7 @@ as a production deployment runs it), on the throwaway stack `deploy/chaos.sh` st
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -21,13 +22,16 @@ from tests.support.processes import ARTIFACTS, ServiceProcess, consumer_groups, 
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("designation", "sharing", "warning", "objection", "cases")
+# Every port below the kernel's ephemeral range (32768 and up): a client reconnecting to a stopped
+# server on a port inside it can be handed that very port as its own and connect to itself, and
+# the server cannot bind again (seen: Kafka "Address already in use" after broker_restart).
 PORTS = {
-    "designation": 38101,
-    "designation-2": 38111,
-    "sharing": 38102,
-    "warning": 38103,
-    "objection": 38104,
-    "cases": 38105,
+    "designation": 31101,
+    "designation-2": 31111,
+    "sharing": 31102,
+    "warning": 31103,
+    "objection": 31104,
+    "cases": 31105,
 }
 #: The chaos deployment's group liveness: a member silent for 10 s, or 15 s inside one batch, is
 #: dropped from its group (the stalled-consumer fault stalls one for longer than both). Readiness
@@ -37,7 +41,7 @@ ENV = {
     "CREDIT_KAFKA_MAX_POLL_INTERVAL_MS": "15000",
     "CREDIT_CONSUMER_STALL_S": "15",
 }
-PROXY_PORT = 35433  # and 35434: the designation instances' way to PostgreSQL
+PROXY_PORT = 31433  # and 31434: the designation instances' way to PostgreSQL
 _LEADER = re.compile(r"^credit_relay_leader(?:\{[^}]*\})?\s+1(?:\.0)?\s*$", re.M)
 
 
@@ -68,10 +72,15 @@ class Platform:
             await proc.start(timeout=120)
 
     async def stop(self) -> None:
-        for proc in self.procs.values():
+        """Every process at once (SIGTERM, SIGKILL after 15 s: a service waiting for a broker that
+        is gone would otherwise hold the run's end for minutes)."""
+
+        async def one(proc: ServiceProcess) -> None:
             with contextlib.suppress(Exception):
                 resume(proc)
-                await proc.stop()
+                await proc.stop(timeout=15)
+
+        await asyncio.gather(*(one(proc) for proc in self.procs.values()))
         await self.toxiproxy.stop()
 
     def groups(self) -> dict[str, tuple[str, ...]]:

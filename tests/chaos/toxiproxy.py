@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-API_PORT = 38474
+API_PORT = 31474
 
 
 class Toxiproxy:

@@ -11,6 +11,7 @@ import orjson
 from credit_common.contracts import binary
 from credit_common.contracts.envelope import CONTENT_TYPE, MAX_MESSAGE_BYTES, CloudEvent, nul_field
 from credit_common.contracts.registry import REGISTRY
+from credit_common.db.prune import RETAINED, prune_ledger
 from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
@@ -55,6 +56,14 @@ def consumers(rt: Runtime) -> Sequence[ConsumerSpec]:
 
 async def expire(rt: Runtime) -> None:
     await rt.extras["handlers"].expire_due(rt)
+
+
+#: The request ledger keeps an answer as long as the feedback topic does.
+LEDGER_RETENTION = RETAINED[topics.FEEDBACK]
+
+
+async def prune_requests(rt: Runtime) -> None:
+    await prune_ledger(rt.pool, LEDGER_RETENTION)
 
 
 def _subject_key(event: CloudEvent) -> str | None:
@@ -236,7 +245,7 @@ definition = ServiceDefinition(
     ),
     migrations=Path(__file__).parent / "migrations",
     consumers=consumers,
-    timers=[TimerSpec("expiry", 5.0, expire)],
+    timers=[TimerSpec("expiry", 5.0, expire), TimerSpec("prune-ledger", 3600.0, prune_requests, 3600.0)],
     routes=routes,
     dashboard=panels,
     publishes={

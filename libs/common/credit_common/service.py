@@ -32,6 +32,7 @@ from credit_common.db import pool as dbpool
 from credit_common.db.migrations import MigrationError, migrate, pending
 from credit_common.db.outbox import OutboxRelay
 from credit_common.db.provision import migration_sources
+from credit_common.db.prune import prune_inbox
 from credit_common.db.roles import require_runtime_role
 from credit_common.http.app import create_http_app, mount_asyncapi
 from credit_common.http.auth import Authenticator, AuthMiddleware
@@ -79,6 +80,7 @@ class TimerSpec:
     name: str
     interval_s: float
     tick: Callable[[Runtime], Awaitable[Any]]
+    first_after_s: float = 0.0  # the first tick this long after the start (0: at once)
 
 
 DashboardHook = Callable[["Runtime"], Awaitable[Sequence[Panel]]]
@@ -182,6 +184,11 @@ class MetricsObserver(ConsumerObserver):
 
     def outbox_parked(self, topic: str, n: int) -> None:
         self.m.outbox_parked.labels(topic=topic).inc(n)
+
+
+async def _prune_inbox(rt: Runtime) -> None:
+    """Every service's inbox, pruned after its topics' retention (db/prune.py)."""
+    await prune_inbox(rt.pool)
 
 
 def _model_for(type_: str) -> type[BaseModel] | None:
@@ -333,7 +340,10 @@ class Runtime:
             )
             await wrapper.start()
             self.consumers.append(wrapper)
-        for timer in self.definition.timers:
+        for timer in (
+            *self.definition.timers,
+            TimerSpec("prune", s.credit_prune_interval_s, _prune_inbox, s.credit_prune_interval_s),
+        ):
             self._timer_tasks.append(asyncio.create_task(self._run_timer(timer), name=f"timer-{timer.name}"))
         self._register_checks()
         tune_garbage_collector()
@@ -391,6 +401,7 @@ class Runtime:
 
     async def _run_timer(self, timer: TimerSpec) -> None:
         state = self.timer_state.setdefault(timer.name, {"runs": 0, "last_error": None, "last_run": None})
+        await asyncio.sleep(timer.first_after_s)
         while True:
             try:
                 await timer.tick(self)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # The relay leader's lease: the server drops a leader it has not heard from for this long
     # (its lock passes to another instance), and a leader stops acting after half of it.
     credit_relay_lease_s: float = 10.0
+    # How often each service deletes inbox (and ledger) rows older than their topics' retention.
+    credit_prune_interval_s: float = 3600.0
     # Seconds a consumer's loop may go without coming back from a fetch before readiness turns red.
     credit_consumer_stall_s: float = 60.0
     # The consumer groups' liveness: a member silent for the session timeout, or not back from a

@@ -28,6 +28,7 @@ from credit_common.settings import Settings
 
 from tests.support.collector import Collector
 from tests.support.database import runtime_dsn
+from tests.support.processes import ServiceProcess
 from tests.support.signing import sign
 
 from .conftest import SCHEMA, Departments, company, designate, send
@@ -61,7 +62,9 @@ class Keys:
 
 
 @pytest.fixture(scope="module")
-async def keys(stack: Settings, raw_kafka: AIOKafkaProducer, collector: Collector) -> Keys:
+async def keys(stack: Settings, designation: ServiceProcess, raw_kafka: AIOKafkaProducer, collector: Collector) -> Keys:
+    """The test keys, published and known to the running service (which this fixture needs: run
+    alone, the module once waited for an answer from a service no test had started)."""
     made = Keys()
     await publish_records(list(made.records), stack.kafka_bootstrap_servers)
     # The reference topic is one ordered partition: the probe (published last) known means all are.

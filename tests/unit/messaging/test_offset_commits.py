@@ -20,9 +20,13 @@ class RecordingConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.held = {P0, P1}
         self.failures = 0  # commits still to fail, as during a rebalance
+        self.positions: dict[TopicPartition, int] = {P0: 0, P1: 0}
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.held)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
 
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         if self.failures:
@@ -118,3 +122,29 @@ async def test_a_commit_overtaken_by_a_rebalance_is_not_retried() -> None:
     consumer.commit = overtaken  # type: ignore[method-assign]
     await w._finish(asyncio.create_task(done()), at(p0=10, p1=7), wait=True)
     assert w._uncommitted == {}
+
+
+async def test_an_idle_consumer_commits_up_to_its_positions_after_a_commit_a_rebalance_overtook() -> None:
+    """Found by the chaos suite (zombie_relay): a commit overtaken by a rebalance was dropped,
+    the partition stayed with the same member at the position past the applied records, and
+    nothing replayed them, so the group's lag never went back to zero. Idle, the consumer
+    commits its positions (everything before them is applied by then)."""
+    consumer = RecordingConsumer()
+    w = wrapper(consumer, interval=0.0)
+
+    async def overtaken(offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        raise CommitFailedError("the group has already rebalanced")
+
+    recording = consumer.commit
+    consumer.commit = overtaken  # type: ignore[method-assign]
+    await w._finish(asyncio.create_task(done()), at(p0=16), wait=True)
+    consumer.commit = recording  # type: ignore[method-assign]
+    consumer.positions = {P0: 16, P1: 0}
+    await w._settle_positions()
+    await w._commit_offsets(force=True)
+    assert w._committing is not None
+    await w._committing
+    assert consumer.commits == [{P0: 16, P1: 0}]
+    w._settled_at = 0.0
+    await w._settle_positions()
+    assert w._uncommitted == {}, "nothing new: no second commit"

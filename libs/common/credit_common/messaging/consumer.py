@@ -60,6 +60,8 @@ DEADLETTER_ATTEMPTS = 5
 #: Errors at commit that mean another instance got there first (see `_apply_durably`), and how
 #: many times a batch is applied again for them.
 CONTENDED_AT_COMMIT = (asyncpg.ExclusionViolationError,)
+#: How often an idle consumer makes sure its committed offsets reached its positions.
+SETTLE_INTERVAL_S = 1.0
 #: An offset commit the group's rebalance overtook.
 REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 CONTENTION_RETRIES = 3
@@ -148,6 +150,8 @@ class KafkaConsumerWrapper:
         self._task: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}  # applied, offsets not yet committed
+        self._last_committed: dict[TopicPartition, int] = {}  # what this member's commits last set
+        self._settled_at = 0.0
         self._committed_at = 0.0
         self.commit_interval_s = commit_interval_s
         self._stopping = False
@@ -255,6 +259,8 @@ class KafkaConsumerWrapper:
                 if pending is not None:
                     await self._finish(*pending)
                     pending = None
+                if not records:
+                    await self._settle_positions()
                 if not records and self._uncommitted:
                     await self._commit_offsets(force=True)  # idle: what was applied is committed now
                 if records:
@@ -298,6 +304,24 @@ class KafkaConsumerWrapper:
         self._committed_at = time.monotonic()
         self._committing = asyncio.create_task(self._commit(offsets))
 
+    async def _settle_positions(self) -> None:
+        """Idle, with nothing in hand: every held partition's committed offset catches up with
+        the consumer's position (at most once a second). Everything before a position is applied
+        by then, but a commit the group's rebalance overtook leaves its offsets uncommitted, and
+        when the partition stays with this member nothing replays them: the group showed a lag
+        for ever (the chaos suite saw it after a relay leader was cut off from the database)."""
+        now = time.monotonic()
+        if self._consumer is None or now - self._settled_at < SETTLE_INTERVAL_S:
+            return
+        self._settled_at = now
+        for tp in self._consumer.assignment():
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), 1.0)
+            except Exception:
+                continue  # a rebalance took it meanwhile, or its position is being reset
+            if position > self._last_committed.get(tp, -1) and tp not in self._uncommitted:
+                self._uncommitted[tp] = OffsetAndMetadata(position, "")
+
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit the offsets of the partitions this member still holds. A rebalance may have
         taken some (their new owner replays from the last commit; the inbox drops the repeats);
@@ -311,6 +335,7 @@ class KafkaConsumerWrapper:
             return
         try:
             await self._consumer.commit(mine)
+            self._last_committed.update((tp, meta.offset) for tp, meta in mine.items())
         except REBALANCED as exc:
             # The group moved on: every partition's next owner (this member too) starts from the
             # last commit and replays the rest, which the inbox drops. Retrying the commit with

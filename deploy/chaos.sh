@@ -8,6 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export CREDIT_LOCAL_DIR=.local/chaos CREDIT_CREDENTIALS_DIR=.local/chaos/credentials
 export CREDIT_KAFKA_PORT=31092 CREDIT_KAFKA_CONTROLLER_PORT=31093 CREDIT_PG_PORT=31432
+export CREDIT_PG_DURABLE=1  # PostgreSQL as production runs it: the suite kills it
 unset KAFKA_BOOTSTRAP_SERVERS DATABASE_URL CREDIT_INSTANCE CREDIT_NOW
 # Toxiproxy (Shopify's TCP proxy for fault injection) for the zombie_relay fault: built once from
 # the Go module proxy into .local/toxiproxy (Go from the machine, else Debian's golang-go).

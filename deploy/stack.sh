@@ -225,6 +225,16 @@ full_page_writes = off
 max_wal_size = 4GB
 checkpoint_timeout = 15min
 EOF
+    if [ -n "${CREDIT_PG_DURABLE:-}" ]; then
+      # As production runs it (the fault-injection suite kills the server): a commit the client
+      # was told of survives a crash. With synchronous_commit off, a kill -9 lost the last
+      # commits after their events were published, and a list-change seq was used twice.
+      cat >>"$PG_DIR/data/postgresql.conf" <<EOF
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+EOF
+    fi
   fi
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: ${PG_DIR#"$ROOT"/}/postgres.log)"
   as_postgres "'$bin/pg_ctl' -D '$PG_DIR/data' -l '$PG_DIR/postgres.log' -w -t 60 start" >/dev/null 2>&1 \

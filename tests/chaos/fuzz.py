@@ -46,6 +46,8 @@ KINDS: dict[str, float] = {
     "duplicate_id": 0.08,
     "foreign_source": 0.04,
     "not_json_text": 0.048,
+    "binary_signed": 0.04,
+    "binary_hostile": 0.03,
 }
 
 
@@ -56,6 +58,7 @@ class Hostile:
     key: bytes | None
     value: bytes | None
     id: str | None  # the id an answer would name (None: only a dead letter can account for it)
+    headers: tuple[tuple[str, bytes], ...] = (("content-type", b"application/cloudevents+json"),)
 
 
 def request_types() -> list[str]:
@@ -127,6 +130,30 @@ class Fuzzer:
         topic = REGISTRY[env["type"]].topic if env.get("type") in self.types else topics.DESIGNATION_REQUESTS
         self.used.append((env["id"], env["type"], env["source"]))
         return Hostile(kind, topic, str(env.get("subject", "fuzz")).encode(), self._bytes(doc), env["id"])
+
+    def _binary(self, kind: str, doc: dict[str, Any]) -> Hostile:
+        """CloudEvents binary mode: the attributes in `ce_` headers, the data as the value;
+        `binary_hostile` breaks one header (a NUL or a newline in it, a repeat, or none at all)."""
+        rng = self.rng
+        headers = [(f"ce_{k}", str(v).encode()) for k, v in doc.items() if k not in ("data", "datacontenttype")]
+        headers.append(("content-type", b"application/json"))
+        rid: str | None = doc["id"]
+        if kind == "binary_hostile":
+            i = rng.randrange(len(headers) - 1)
+            name, value = headers[i]
+            how = rng.choice(["nul", "newline", "repeat", "drop"])
+            if how == "nul":
+                headers[i] = (name, value[:4] + b"\x00" + value[4:])
+            elif how == "newline":
+                headers[i] = (name, value + b"\r\nce_source: unit/100000-SAT")
+            elif how == "repeat":
+                headers.append((name, value + b"x"))
+            else:
+                headers.pop(i)
+            if name in ("ce_id", "ce_source"):
+                rid = None  # unreadable: only a dead letter accounts for it
+        topic = REGISTRY[doc["type"]].topic
+        return Hostile(kind, topic, b"fuzz", self._bytes(doc.get("data")), rid, tuple(headers))
 
     # ------------------------------------------------------------------ the kinds
 
@@ -238,6 +265,8 @@ class Fuzzer:
             doc = self._signed(env)
             topic = REGISTRY[env["type"]].topic
             return Hostile(kind, topic, b"fuzz", self._bytes(doc), rid)
+        if kind in ("binary_signed", "binary_hostile"):
+            return self._binary(kind, self._signed(self._envelope(type_, data)))
         if kind == "foreign_source":
             source = rng.choice(
                 ["platform/designation", "platform/sharing", "unit/999999-NOPE", "portal", "unit/../../etc"]

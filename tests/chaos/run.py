@@ -205,7 +205,6 @@ class Chaos:
         """Hostile messages across every request topic beside the steady load (tests/chaos/fuzz.py)."""
         assert self.fuzzer is not None
         sender, fuzzer = self.load.sender, self.fuzzer
-        headers = [("content-type", b"application/cloudevents+json")]
         sent: list[tuple[Hostile, asyncio.Task[Any]]] = []
         kinds: Counter[str] = Counter()
         loop = asyncio.get_running_loop()
@@ -213,7 +212,7 @@ class Chaos:
         for i in range(self.shape.fuzz):
             h = fuzzer.next()
             kinds[h.kind] += 1
-            sent.append((h, sender.send_soon(h.topic, h.value, key=h.key, headers=headers)))
+            sent.append((h, sender.send_soon(h.topic, h.value, key=h.key, headers=h.headers)))
             ahead = start + (i + 1) / self.shape.fuzz_rate - loop.time()
             if ahead > 0:
                 await asyncio.sleep(ahead)

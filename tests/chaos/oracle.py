@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,20 +223,26 @@ async def sharing_seqs(schema: str) -> tuple[int, int]:
         await conn.close()
 
 
-def judge_fuzz(oracle: Oracle, sent: list[tuple[str | None, tuple[str, int, int]]]) -> tuple[int, int]:
-    """(unaccounted, duplicated) of hostile messages sent as (id, position): each must be
-    dead-lettered at its position or answered by its id (an id sent k times with other bodies
-    needs k outcomes: the first answer and a `duplicate_id` for each other)."""
-    by_id: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    unaccounted = duplicated = 0
-    for rid, pos in sent:
+def judge_fuzz(
+    oracle: Oracle, sent: list[tuple[str, str | None, tuple[str, int, int]]]
+) -> tuple[int, int, Counter[str]]:
+    """(unaccounted, duplicated, unaccounted by kind) of hostile messages sent as (kind, id,
+    position): each must be dead-lettered at its position or answered by its id (an id sent k
+    times with other bodies needs k outcomes: the first answer and a `duplicate_id` for each
+    other)."""
+    by_id: dict[str, list[tuple[str, tuple[str, int, int]]]] = defaultdict(list)
+    missing: Counter[str] = Counter()
+    duplicated = 0
+    for kind, rid, pos in sent:
         if rid is None:
-            unaccounted += pos not in oracle.dead
+            if pos not in oracle.dead:
+                missing[kind] += 1
         else:
-            by_id[rid].append(pos)
-    for rid, positions in by_id.items():
-        to_answer = sum(1 for pos in positions if pos not in oracle.dead)
+            by_id[rid].append((kind, pos))
+    for rid, sends in by_id.items():
+        to_answer = [kind for kind, pos in sends if pos not in oracle.dead]
         answers = len(oracle.answers.get(rid, ()))
-        unaccounted += max(0, to_answer - answers)
-        duplicated += max(0, answers - len(positions))
-    return unaccounted, duplicated
+        for kind in to_answer[answers:]:
+            missing[kind] += 1
+        duplicated += max(0, answers - len(sends))
+    return sum(missing.values()), duplicated, missing

@@ -112,7 +112,7 @@ class Chaos:
         self.notes: list[str] = []
         self.fault_ended: float | None = None  # set by a fault whose end comes before its function returns
         self.fuzzer: Fuzzer | None = None
-        self.fuzz_sent: list[tuple[str | None, tuple[str, int, int]]] = []
+        self.fuzz_sent: list[tuple[str, str | None, tuple[str, int, int]]] = []
         self.http_checked: tuple[int, int] | None = None  # (exchanges, 5xx or unanswered) of fuzz_http
 
     # ------------------------------------------------------------------ faults
@@ -222,7 +222,7 @@ class Chaos:
         self.fuzz_sent = []
         for h, task in sent:
             md = task.result()
-            self.fuzz_sent.append((h.id, (h.topic, md.partition, md.offset)))
+            self.fuzz_sent.append((h.kind, h.id, (h.topic, md.partition, md.offset)))
         self.notes.append("kinds " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
 
     async def fuzz_http(self) -> None:
@@ -317,11 +317,14 @@ class Chaos:
             self.load.of(fault), self.platform.schemas["sharing"], await sharing_seqs(self.platform.schemas["sharing"])
         )
         if self.fuzz_sent:
-            unaccounted, duplicated = judge_fuzz(self.oracle, self.fuzz_sent)
+            unaccounted, duplicated, missing = judge_fuzz(self.oracle, self.fuzz_sent)
             verdict.requests += len(self.fuzz_sent)
             verdict.unanswered += unaccounted
             verdict.add("hostile messages", duplicated=duplicated)
-            verdict.notes.append(f"hostile {len(self.fuzz_sent)}: {unaccounted} neither answered nor dead-lettered")
+            verdict.notes.append(
+                f"hostile {len(self.fuzz_sent)}: {unaccounted} neither answered nor dead-lettered"
+                + (f" ({', '.join(f'{k} {n}' for k, n in missing.most_common())})" if missing else "")
+            )
         if self.http_checked is not None:
             exchanges, failures = self.http_checked
             verdict.requests += exchanges

@@ -76,3 +76,36 @@ def test_a_platform_event_keeps_its_own_time() -> None:
     p = Parser(handled=None, clock=ManualClock(NOW)).parse(record)
     assert p.incoming is not None
     assert p.incoming.at == NOW - timedelta(days=3)
+
+
+def test_every_request_refused_under_its_id_keeps_a_digest_for_duplicate_id() -> None:
+    """Found by the chaos fuzz: a request refused for its data (or its type) was kept in the inbox
+    under its id without a digest, so another body under that id was dropped in silence as a
+    retry, and a repeat that was itself refused so was never told `duplicate_id`."""
+    from credit_common.contracts.registry import model_for
+
+    def parse_with(doc_type: str, data: Any) -> Any:
+        doc = {
+            "specversion": "1.0",
+            "id": "0193a0b4-0000-7000-8000-00000000000a",
+            "source": "unit/110108-SAT",
+            "type": doc_type,
+            "time": NOW.isoformat(),
+            "data": data,
+        }
+        value = orjson.dumps(doc)
+        record = ConsumerRecord(REQUESTS, 0, 1, 0, 0, b"k", value, None, 1, len(value), ())
+        parser = Parser(
+            handled=None, request_types=[REVOKE], request_topics=[REQUESTS], clock=ManualClock(NOW), model_for=model_for
+        )
+        return parser.parse(record)
+
+    bad_data = parse_with(REVOKE, {"designation_id": 7})
+    assert bad_data.reject_errors is not None
+    assert bad_data.inbox_key == "0193a0b4-0000-7000-8000-00000000000a"
+    assert bad_data.digest is not None
+    other_body = parse_with(REVOKE, {"designation_id": 8})
+    assert other_body.digest not in (None, bad_data.digest)
+    wrong_type = parse_with("credit.designation.destroy", {})
+    assert wrong_type.reject_errors is not None
+    assert wrong_type.digest is not None

@@ -176,6 +176,10 @@ class Parser:
                 request_type=event.type,
                 digest=hashlib.sha256(signed if signed is not None else body).digest(),
             )
+        # What the inbox keeps of a request keyed by its id, whatever the rules make of it: a
+        # repeat with another body is told `duplicate_id` only where both sides have one (the
+        # chaos fuzz found repeats of schema-refused requests dropped in silence as retries).
+        digest = hashlib.sha256(signed if signed is not None else body).digest()
         unit = trusted_unit(event, record)
         if not is_request and self._handled is not None and event.type not in self._handled:
             return Parsed(record, event.id)  # another service's event type: not ours to apply
@@ -189,6 +193,7 @@ class Parser:
                 reject_to=unit or event.source,
                 request_id=event.id,
                 request_type=event.type,
+                digest=digest,
             )
         data: Any = event.data
         model = self._model_for(event.type) if self._model_for else None
@@ -204,6 +209,7 @@ class Parser:
                         reject_to=unit or event.source,
                         request_id=event.id,
                         request_type=event.type,
+                        digest=digest,
                     )
                 return Parsed(record, event.id, dead_reason=f"data does not match {event.type}: {short(exc)}")
         incoming = Incoming(
@@ -225,7 +231,7 @@ class Parser:
             request_id=event.id if is_request else None,
             request_type=event.type if is_request else None,
             reject_to=unit or event.source,
-            digest=hashlib.sha256(signed if signed is not None else body).digest(),
+            digest=digest,
         )
 
     @classmethod

@@ -299,3 +299,26 @@ async def credit_keys(stack: Settings, *args: str) -> Ran:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return Ran(proc.returncode or 0, out.decode(), err.decode())
+
+
+async def test_an_unproven_message_does_not_take_the_answer_id_of_the_real_request(
+    keys: Keys, raw_kafka: AIOKafkaProducer, collector: Collector
+) -> None:
+    """Someone sends an unsigned request under an id, then the unit its real request: both are
+    answered, under two event ids. The refusal's id derived from the request id, so the real
+    answer carried the same event id and every consumer of the feedback topic (the ledger
+    included) dropped it as a repeat (found by the chaos fuzz)."""
+    real = keys.probe.sign(request())
+    forged = {k: v for k, v in real.items() if k not in ("signature", "signaturekid")}
+    forged["data"] = {**real["data"], "list": "red", "standard": "taxation-red"}
+    await send(raw_kafka, forged)
+    first = await collector.answer(real["id"])
+    assert [e["code"] for e in first["data"]["errors"]] == ["unsigned"]
+    await send(raw_kafka, real)
+
+    def ours(e: dict[str, Any]) -> bool:
+        return e["data"].get("request_id") == real["id"]
+
+    answers = await collector.wait_for("credit.feedback.v1", ours, count=2)
+    assert answers[1]["type"] == "credit.request.accepted", answers[1]
+    assert answers[0]["id"] != answers[1]["id"]

@@ -288,8 +288,12 @@ class BatchApplier:
         self, ctx: Context, p: Parsed, result: Outcome, *, answer_key: str | None = None, ledger: bool = True
     ) -> None:
         """Exactly one answer per request on the feedback topic, keyed by the sending unit. Its id
-        derives from the request id (`answer_key` for a second answer to the same id, which the
-        service's ledger does not record: `ledger=False`)."""
+        derives from the message's inbox key: the request id, or the position of a message refused
+        before it was proven (a bad signature, no signature, no envelope), whose id is not yet its
+        sender's; from the request id, that refusal and the later answer to the real request
+        shared one event id, and every consumer dropped the second as a repeat (found by the chaos
+        fuzz). `answer_key` names a second answer to the same id, which the service's ledger does
+        not record (`ledger=False`)."""
         if p.request_id is None:
             return
         unit_key = p.reject_to or "unknown"
@@ -326,7 +330,7 @@ class BatchApplier:
         event_time = p.incoming.at if p.incoming is not None else record_time(p.record)
         doc = {
             "specversion": "1.0",
-            "id": derived_id(answer_key or p.request_id, self.service, "answer"),
+            "id": derived_id(answer_key or p.inbox_key, self.service, "answer"),
             "source": f"platform/{self.service}",
             "type": etype,
             "time": event_time,

@@ -30,6 +30,8 @@ from .store import Filters
 NAME = "sharing"
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10_000
+#: A seq is a PostgreSQL bigint: `after` beyond it was a 500 ("out of range", found by schemathesis).
+MAX_SEQ = 2**63 - 1
 EXPORTS_AT_ONCE = 3
 
 FieldQ = Annotated[str | None, Query(max_length=64, description="only entries of this field")]
@@ -178,7 +180,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         summary="Changes after a seq, in seq order, with the seq to ask after next",
     )
     async def get_changes(
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         list_name: Annotated[str | None, Query(alias="list")] = None,
         field: FieldQ = None,
         unit: UnitQ = None,
@@ -226,7 +228,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
 
     @app.get("/v1/public/changes", response_class=JsonResponse, summary="Public: changes of public entries after a seq")
     async def get_public_changes(
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         list_name: Annotated[str | None, Query(alias="list")] = None,
         field: FieldQ = None,
         unit: UnitQ = None,

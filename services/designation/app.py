@@ -16,6 +16,7 @@ from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
+from credit_common.outcomes import is_platform_id
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, TimerSpec, run
 from credit_common.telemetry.tracing import inject_headers
 from fastapi import FastAPI, Request
@@ -151,6 +152,13 @@ def routes(app: FastAPI, rt: Runtime) -> None:
                 "Malformed request",
                 "a NUL character cannot be stored",
                 errors=[{"code": "schema_violation", "field": where or None, "message": "NUL character"}],
+            )
+        if is_platform_id(event.id):  # refused on Kafka too: a sender may not claim a derived id
+            raise Problem(
+                400,
+                "Malformed request",
+                "a version-5 UUID is an id the platform derives; use UUIDv7",
+                errors=[{"code": "schema_violation", "field": "id", "message": "an id the platform derives"}],
             )
         row = REGISTRY.get(event.type)
         if row is None or row.kind != "request":

@@ -25,8 +25,8 @@ from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.topics import TopicSpec, ensure_topics
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.service import tune_garbage_collector
 from credit_common.settings import Settings
+from credit_common.telemetry.observe import tune_garbage_collector
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tests.support.database import make_schema, owner_dsn

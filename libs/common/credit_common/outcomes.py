@@ -5,6 +5,7 @@ turns them into `credit.request.accepted` / `credit.request.rejected` on the fee
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,15 @@ Outcome = Accepted | Rejected | None
 """What a handler comes to for one message (None: an event applied, nothing to answer)."""
 
 _ID_NAMESPACE = uuid_utils.UUID("6f1c2e0a-7b3d-5e4f-9a8b-1c2d3e4f5a6b")
+
+
+def is_platform_id(value: str) -> bool:
+    """Whether `value` reads as a version-5 UUID, the form of every id the platform derives (in
+    any spelling a UUID parser takes): a sender's request may not claim one."""
+    try:
+        return uuid.UUID(value).version == 5
+    except (ValueError, AttributeError, TypeError):
+        return False
 
 
 def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:

@@ -322,3 +322,26 @@ async def test_an_unproven_message_does_not_take_the_answer_id_of_the_real_reque
     answers = await collector.wait_for("credit.feedback.v1", ours, count=2)
     assert answers[1]["type"] == "credit.request.accepted", answers[1]
     assert answers[0]["id"] != answers[1]["id"]
+
+
+async def test_a_request_may_not_claim_an_id_the_platform_derives(
+    keys: Keys, raw_kafka: AIOKafkaProducer, http: httpx.AsyncClient, collector: Collector
+) -> None:
+    """A signed request under a version-5 UUID (the form of every id the platform derives) is
+    refused over Kafka (answered, by position) and over HTTP (400), and nothing is designated."""
+    from credit_common.outcomes import derived_id
+
+    event = request() | {"id": derived_id(request()["id"], "objection", "credit.objection.resolved")}
+    signed = keys.probe.sign(event)
+    response = await http.post("/v1/requests", content=orjson.dumps(signed), headers={"content-type": CONTENT_TYPE})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["field"] == "id"
+    await send(raw_kafka, signed)
+    answer = await collector.answer(event["id"])
+    assert answer["type"] == "credit.request.rejected"
+    assert (answer["data"]["errors"][0]["code"], answer["data"]["errors"][0]["field"]) == ("schema_violation", "id")
+    assert not [
+        e
+        for e in collector.events["credit.designation.events.v1"]
+        if (e.get("data") or {}).get("record", {}).get("designation_id") == event["id"]
+    ]

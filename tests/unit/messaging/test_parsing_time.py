@@ -109,3 +109,31 @@ def test_every_request_refused_under_its_id_keeps_a_digest_for_duplicate_id() ->
     wrong_type = parse_with("credit.designation.destroy", {})
     assert wrong_type.reject_errors is not None
     assert wrong_type.digest is not None
+
+
+def test_a_request_may_not_claim_an_id_the_platform_derives() -> None:
+    """contracts.md, Integrity rules: ids the platform derives cannot be claimed by a sender's
+    event. A request under the derived id of an event to come (an objection's resolution, which
+    the designation service consumes beside its requests) would have had that event dropped as
+    its repeat. Refused by position, so the claim uses up nothing."""
+    from credit_common.outcomes import derived_id
+
+    claimed = derived_id("0193a0b4-0000-7000-8000-000000000001", "objection", "credit.objection.resolved")
+    for spelling in (claimed, claimed.upper(), "{" + claimed + "}"):
+        doc = {
+            "specversion": "1.0",
+            "id": spelling,
+            "source": "unit/110108-SAT",
+            "type": REVOKE,
+            "time": NOW.isoformat(),
+            "data": {},
+        }
+        value = orjson.dumps(doc)
+        record = ConsumerRecord(REQUESTS, 0, 7, 0, 0, b"k", value, None, 1, len(value), ())
+        parser = Parser(handled=None, request_types=[REVOKE], request_topics=[REQUESTS], clock=ManualClock(NOW))
+        p = parser.parse(record)
+        assert p.incoming is None, spelling
+        assert p.reject_errors is not None
+        assert (p.reject_errors[0].code, p.reject_errors[0].field) == ("schema_violation", "id")
+        assert p.inbox_key == f"{REQUESTS}:0:7"
+    assert parse(NOW).incoming is not None  # a UUIDv7, as producers should use

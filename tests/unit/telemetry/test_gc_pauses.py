@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gc
 
-from credit_common.service import time_garbage_collector
 from credit_common.telemetry.metrics import ServiceMetrics
+from credit_common.telemetry.observe import time_garbage_collector
 from prometheus_client import CollectorRegistry
 
 

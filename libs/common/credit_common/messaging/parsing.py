@@ -20,7 +20,7 @@ from credit_common.contracts.envelope import MAX_MESSAGE_BYTES, CloudEvent, nul_
 from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Incoming
-from credit_common.outcomes import ErrorItem
+from credit_common.outcomes import ErrorItem, is_platform_id
 from credit_common.security.signing import Verifier
 
 ModelLookup = Callable[[str], type[BaseModel] | None]
@@ -151,6 +151,12 @@ class Parser:
             return Parsed(
                 record, position_key, dead_reason=f"foreign_source: {event.source!r} does not write {record.topic}"
             )
+        if is_request and is_platform_id(event.id):
+            # Ids the platform derives (UUIDv5, outcomes.derived_id) cannot be claimed by a sender:
+            # a request under the derived id of a platform event to come would sit in the inbox
+            # of a service that consumes both, and the real event be dropped as its repeat.
+            claimed = ErrorItem("schema_violation", "id", "a version-5 UUID is an id the platform derives; use UUIDv7")
+            return self._refused(record, position_key, doc, claimed)
         received_at = self._clock.now() if is_request else None  # the platform's time of receipt
         signed: bytes | None = None
         if received_at is not None and self._verifier is not None:

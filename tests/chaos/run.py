@@ -42,6 +42,8 @@ console = Console(stderr=True, soft_wrap=True)
 RESULTS = Path(__file__).resolve().parents[1] / "perf" / "results" / "chaos.csv"
 FIELDS = ["timestamp", "commit", "fault", "requests", "lost", "duplicated", "unanswered", "recovery_s", "notes"]
 RECOVERY_LIMIT_S = 60.0
+#: Records a service's groups must hold uncommitted when it is killed: work in hand.
+MID_BATCH = 20
 #: The faults, in the order a run injects them (the issue's names; `zombie_relay` and `fuzz_http`
 #: are not built yet).
 FAULTS = (
@@ -118,10 +120,14 @@ class Chaos:
     # ------------------------------------------------------------------ faults
 
     async def kill9(self, name: str, *, settle_s: float) -> None:
-        """kill -9 of a service with a batch in hand, then the restart a supervisor makes."""
+        """kill -9 of a service with a batch in hand (the burst has reached it: its groups hold
+        at least MID_BATCH records not yet committed), then the restart a supervisor makes."""
         self.load.burst(self.shape.burst)
-        await asyncio.sleep(settle_s)
+        deadline = time.monotonic() + settle_s + 5.0
         lag_before = await self._lag_of(name)
+        while lag_before < MID_BATCH and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            lag_before = await self._lag_of(name)
         await self.platform.procs[name].kill()
         self.fault_ended = time.monotonic()  # the restart is part of the recovery
         self.notes.append(f"lag at kill {lag_before}")

@@ -5,7 +5,7 @@ departments send them; and what it publishes, read back from its topics (case ev
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -124,9 +124,11 @@ def report(
         ],
         **data,
     }
-    return event(
-        source or f"unit/{unit}", "credit.enforcement.report", body, subject=rec["subject"]["id"], at=at or at_noon(day)
-    )
+    # Noon of the day applied, but never ahead of now: from midnight to noon in Shanghai, noon of
+    # today is hours ahead, and a request timed ahead is refused clock_skew (CI failed so after
+    # 16:00 UTC).
+    when = at or min(at_noon(day), datetime.now(UTC))
+    return event(source or f"unit/{unit}", "credit.enforcement.report", body, subject=rec["subject"]["id"], at=when)
 
 
 async def send(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, Any]) -> dict[str, Any]:

@@ -170,9 +170,7 @@ async def test_every_check_with_its_code(
     assert await rejected(
         kafka, collector, report(fresh, "440106-SPC", "court-black-high-consumption", start + timedelta(days=11))
     ) == [("designation_not_active_on_date", "applied_on")]
-    future = report(
-        black, "440000-GAC", "tax-black-customs-inspection", today() + timedelta(days=1), at=at_noon(today())
-    )
+    future = report(black, "440000-GAC", "tax-black-customs-inspection", today() + timedelta(days=1))
     assert await rejected(kafka, collector, future) == [("invalid_date", "applied_on")]  # after the day of receipt
     # Several rules broken at once: every one is answered.
     assert sorted(await rejected(kafka, collector, report(ghost, "100000-CFDA", "no-such-measure", day))) == [

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from . import store
 from .dashboard import panels
-from .handlers import EVENT_TYPES, DesignationHandlers, feedback_bus, flush_batch, own_answer, read_plan
+from .handlers import EVENT_TYPES, DesignationHandlers, flush_batch, read_plan
+from .ledger import feedback_bus, own_answer
 
 NAME = "designation"
 # The HTTP ingress takes every request type of the contract and publishes it to its topic.

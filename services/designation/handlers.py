@@ -17,11 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from credit_common.clock import SHANGHAI, local_today, start_of_local_day
+from credit_common.clock import SHANGHAI, local_day, local_today, start_of_local_day
 from credit_common.contracts import events as ev
 from credit_common.contracts import types as T
 from credit_common.contracts.events import DesignationRecord
-from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
+from credit_common.contracts.requests import (
+    AmendDesignation,
+    Designate,
+    ImportDesignations,
+    ImportEntry,
+    RemoveDesignation,
+)
 from credit_common.db.outbox import write_outbox
 from credit_common.deps import HandlerDeps
 from credit_common.identifiers import normalise
@@ -29,15 +35,15 @@ from credit_common.messaging import topics
 from credit_common.messaging.apply import ReadPlan
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Answer, Context, Incoming
-from credit_common.outcomes import Accepted, ErrorItem, derived_id
+from credit_common.outcomes import Accepted, ErrorItem, Rejected, derived_id
 from credit_common.reference.catalog import Catalog
 from credit_common.security.signing import principal_of
 from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
-from . import domain
-from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, Store, record_answers, record_of
+from . import domain, imports
+from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, Store, record_of
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +142,10 @@ def batch_keys(items: Sequence[Incoming]) -> tuple[list[str], list[str]]:
                 designation_ids.add(d.transfer_from)
         elif isinstance(d, RemoveDesignation | AmendDesignation | ev.ObjectionResolved | ev.RestorationResolved):
             designation_ids.add(d.designation_id)
+        elif isinstance(d, ImportDesignations) and inc.unit:
+            for entry in d.entries:
+                designation_ids.add(imports.import_id(inc.unit, entry.ref))
+                subject_ids.add(_subject_key(entry))
     return sorted(designation_ids), sorted(subject_ids)
 
 
@@ -146,7 +156,7 @@ def read_plan(items: Sequence[Incoming]) -> ReadPlan | None:
     return READ_FOR_BATCH, batch_keys(items)
 
 
-def _subject_key(data: Designate) -> str:
+def _subject_key(data: Designate | ImportEntry) -> str:
     try:
         return normalise(data.subject.scheme, data.subject.id)
     except Exception:
@@ -168,6 +178,11 @@ class DesignationHandlers:
             "credit_expiry_lateness_seconds",
             "Time from the start of the day after effective_to (Asia/Shanghai) to the removal.",
             buckets=[*MS_BUCKETS, 30, 60, 120, 300],
+            registry=runtime.registry,
+        )
+        self.imported = Counter(
+            "credit_imported_entries_total",
+            "Historical entries imported (credit.designation.import).",
             registry=runtime.registry,
         )
 
@@ -221,6 +236,7 @@ class DesignationHandlers:
                 Designate: self.designate,
                 RemoveDesignation: self.revoke,
                 AmendDesignation: self.amend,
+                ImportDesignations: self.import_entries,
                 ev.ObjectionResolved: self.objection_resolved,
                 ev.RestorationResolved: self.restoration_resolved,
                 ev.ReferenceUpserted: self.reference,
@@ -313,6 +329,44 @@ class DesignationHandlers:
         )
         state.accepted(inc, amended.record.designation_id)
         return Accepted(amended.record.designation_id)
+
+    def import_entries(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
+        """A unit's historical entries (`imports`): each imported or refused on its own, in order
+        (an entry meets the ones before it in the message as it would meet stored ones), answered
+        once with the count and the refusals. Every imported entry is announced like a
+        designation: active ones reach every list and timer, ended ones the history."""
+        problem = imports.unit_problem(self.catalog, inc.unit)
+        if problem is not None:
+            raise Rejected(problem)
+        assert inc.unit is not None
+        at = inc.at
+        today = local_day(at)
+        imported = 0
+        refused: list[dict[str, Any]] = []
+        for entry in inc.data.entries:
+            try:
+                result = imports.import_entry(
+                    entry,
+                    designation_id=imports.import_id(inc.unit, entry.ref),
+                    unit_code=inc.unit,
+                    catalog=self.catalog,
+                    today=today,
+                    at=at,
+                    active_of_subject=state.active_of,
+                    lookup=state.lookup,
+                )
+            except Rejected as exc:
+                refused.append({"ref": entry.ref, "errors": [e.as_dict() for e in exc.errors]})
+                continue
+            imported += 1
+            state.add(result.record, at)
+            self._emit_created(ctx, result.record, state.doc(result.record))
+            for removal in result.removals:
+                state.put(removal.record, at)
+                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+        state.accepted(inc, inc.event.id)
+        ctx.after_commit(lambda: self.imported.inc(imported))
+        return Accepted(inc.event.id, detail={"imported": imported, "refused": refused})
 
     def objection_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         d = inc.data
@@ -432,50 +486,3 @@ async def flush_batch(conn: Any, ctx: Context, store: Store | None = None) -> No
     answers in the ledger and, on the optimistic path, its inbox rows and the check of what it read."""
     state = ctx.pending if isinstance(ctx.pending, BatchState) else BatchState()
     await (store or DesignationStore(conn)).write_batch(state.write(ctx))
-
-
-OWN_SOURCE = b'"source":"platform/designation"'
-
-
-def own_answer(record: Any) -> bool:
-    """This service's own answers are already in the ledger: pass over them unparsed. (A cheap
-    test on the bytes our serializer writes; a miss only costs a no-op upsert.)"""
-    return record.value is not None and OWN_SOURCE in record.value
-
-
-def feedback_bus() -> Handlers[list[tuple[Any, ...]]]:
-    """Other services' answers on the feedback topic into the request ledger (for requests that
-    came in through this service's HTTP ingress, and any other)."""
-    return Handlers(
-        {ev.RequestAccepted: _ledger_row, ev.RequestRejected: _ledger_row},
-        load=_no_rows,
-        save=_record_rows,
-        scoped=False,
-    )
-
-
-async def _no_rows(items: Sequence[Incoming], ctx: Context) -> list[tuple[Any, ...]]:
-    return []
-
-
-def _ledger_row(inc: Incoming, ctx: Context, rows: list[tuple[Any, ...]]) -> None:
-    data = inc.event.data if isinstance(inc.event.data, dict) else {}
-    status = "accepted" if isinstance(inc.data, ev.RequestAccepted) else "rejected"
-    request_id = str(data.get("request_id", ""))
-    if request_id:
-        rows.append(
-            (
-                request_id,
-                str(data.get("request_type", "")),
-                inc.key.decode("utf-8", "replace") if inc.key else None,
-                status,
-                data.get("result_id"),
-                data.get("errors"),
-                inc.event.source,
-                inc.at,
-            )
-        )
-
-
-async def _record_rows(rows: list[tuple[Any, ...]], ctx: Context) -> None:
-    await record_answers(ctx.conn, rows)

@@ -40,9 +40,11 @@ def reject(code: str, message: str, field: str | None = None) -> Rejected:
 
 @dataclass(slots=True)
 class Accepted:
-    """A request was accepted; `result_id` is the id of what it created or changed."""
+    """A request was accepted; `result_id` is the id of what it created or changed. `detail`
+    adds fields to the answer (an import's `imported` and `refused`, contracts.md Additions)."""
 
     result_id: str
+    detail: dict[str, Any] | None = None
 
 
 Outcome = Accepted | Rejected | None

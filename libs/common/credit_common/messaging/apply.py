@@ -312,6 +312,8 @@ class BatchApplier:
                 "request_type": p.request_type or "",
                 "result_id": result.result_id if isinstance(result, Accepted) else p.request_id,
             }
+            if isinstance(result, Accepted) and result.detail:
+                data.update(result.detail)
             etype = T.REQUEST_ACCEPTED
             inc = p.incoming
             if inc is not None and inc.signed is not None and inc.received_at is not None:

@@ -28,6 +28,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         cases_n=2000,
         cases_total=5000,
         indicator_seconds=2,
+        import_n=2000,
     )
     cases = {r.case for r in results}
     assert cases == {
@@ -47,6 +48,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "warning_listing_latency",
         "cases_recording",
         "cases_indicators",
+        "import_drain",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -76,4 +78,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["cases_recording"]["baseline_case"] == "raw_aiokafka_consume"
     assert by_case["cases_indicators"]["baseline_case"] == "raw_sql_aggregate_p99"
     indicators_extra = dict(kv.split("=", 1) for kv in by_case["cases_indicators"]["extra"].split(";"))
+    assert by_case["import_drain"]["baseline_case"] == "raw_asyncpg_copy_entries"
+    import_extra = dict(kv.split("=", 1) for kv in by_case["import_drain"]["extra"].split(";"))
+    assert float(import_extra["answered_s"]) <= float(import_extra["seconds"])
     assert int(indicators_extra["cases"]) >= 5000, "topped up to at least cases_total (a reused stack has more)"

@@ -31,7 +31,7 @@ from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import CREDENTIALS
-from tests.support.subjects import new_uscc
+from tests.support.subjects import new_resident_id, new_uscc
 from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
@@ -175,7 +175,7 @@ async def accepted(request_id: str) -> dict[str, Any]:
 
 def test_every_example_is_run_or_skipped_for_a_reason() -> None:
     run = {("Sending a request", 0), ("Sending a request", 1), ("Sending a request", 2)}
-    run |= {("Following the lists", 0), ("Following the lists", 1), ("Reference data", 0)}
+    run |= {("Following the lists", 0), ("Following the lists", 1), ("Reference data", 0), ("Historical import", 0)}
     assert {(b.heading, b.index) for b in blocks()} == run | set(SKIPPED)
 
 
@@ -262,3 +262,31 @@ async def test_reference_data_commands(stack: Settings, tmp_path: Path) -> None:
     run[1] = in_shell_of(as_reference, run[1])
     assert re.match(r"OK: \d+ records", await shell(f"cd {shlex.quote(str(ROOT))} && {run[0]}", tmp_path))
     assert "records to credit.reference.v1" in await shell(f"cd {shlex.quote(str(ROOT))} && {run[1]}", tmp_path)
+
+
+def fresh_samples(tmp: Path) -> None:
+    """The sample import files under new refs and subjects (valid codes of the same kinds), so
+    every run imports anew: the README's files imported twice would be refused `duplicate_id`."""
+    samples = ROOT / "deploy" / "samples"
+    token = new_id()[-8:]
+    renames: dict[str, str] = {}
+    for line in (samples / "import-sample.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        renames[doc["ref"]] = f"{doc['ref']}-{token}"
+        sid = doc["subject"]["id"]
+        renames[sid] = new_resident_id() if doc["subject"]["scheme"] == "resident_id" else new_uscc()
+    for name in ("import-sample.jsonl", "import-sample.csv"):
+        text = (samples / name).read_text()
+        for old, new in renames.items():
+            text = text.replace(old, new)
+        (tmp / "deploy" / "samples").mkdir(parents=True, exist_ok=True)
+        (tmp / "deploy" / "samples" / name).write_text(text)
+
+
+async def test_historical_import_commands(services: None, stack: Settings, tmp_path: Path) -> None:
+    dry_run, send = commands(block("Historical import", "bash"))
+    fresh_samples(tmp_path)
+    judged = await shell(as_run_here(dry_run), tmp_path)  # exit status 0: nothing refused
+    assert re.search(r"would be sent\s+8\s", judged), judged
+    done = await shell(as_run_here(send), tmp_path)  # exit status 0: every entry imported
+    assert re.search(r"imported\s+8\b", done), done

@@ -6,6 +6,7 @@ to a service."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import asyncpg
@@ -42,7 +43,23 @@ async def _login_role(admin: asyncpg.Connection, role: str, password: str) -> No
 async def ensure_service_schema(admin: asyncpg.Connection, schema: str, password: str, owner_password: str) -> str:
     """Create (or update) the schema, its owner and its runtime role; idempotent and safe to run
     concurrently. Returns the runtime role's name. A schema made before the split (owned by the
-    runtime role) is handed to the owner."""
+    runtime role) is handed to the owner.
+
+    Concurrent runs are serialised by an advisory lock, and yet PostgreSQL may still refuse a
+    GRANT on the database with "tuple concurrently updated" when another session's grant on the
+    same catalogue row committed a moment before (seen when two processes of a service start at
+    once): the whole transaction is run again, as it is idempotent."""
+    for attempt in range(5):
+        try:
+            return await _ensure_service_schema(admin, schema, password, owner_password)
+        except asyncpg.InternalServerError as exc:
+            if "tuple concurrently updated" not in str(exc) or attempt == 4:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _ensure_service_schema(admin: asyncpg.Connection, schema: str, password: str, owner_password: str) -> str:
     schema = _ident(schema)
     role, owner = _ident(role_name(schema)), _ident(owner_name(schema))
     async with admin.transaction():

@@ -10,6 +10,7 @@ every public endpoint alike."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -110,7 +111,7 @@ class Change:
         doc: dict[str, Any] = {"seq": seq, "list": self.version.list, "entry": self.version.entry}
         if self.reason is not None:
             doc["reason"] = self.reason
-        doc["at"] = self.version.recorded_at.isoformat()
+        doc["at"] = json_time(self.version.recorded_at)
         return doc
 
     def public_data(self, seq: int) -> dict[str, Any] | None:
@@ -163,6 +164,11 @@ def public_key(subject_id: str, subject: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------- versions
 
 
+def json_time(value: datetime) -> str:
+    """A time as the contract's models write it in JSON (UTC as `Z`)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
@@ -189,11 +195,19 @@ def designation_entry(record: dict[str, Any], under_objection: bool) -> dict[str
     }
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _start_utc(day: Any, days_after: int = 0) -> datetime:
+    """The start of `day` (a date or its ISO text) plus `days_after` days, Asia/Shanghai, in UTC.
+    Cached: a batch's entries share few dates, and the time-zone arithmetic was an eighth of the
+    projection's CPU (profiled on the bench)."""
+    return start_of_local_day(_day(day) + timedelta(days=days_after)).astimezone(UTC)
+
+
 def designation_validity(record: dict[str, Any]) -> tuple[datetime, datetime]:
     """When a designation is on its list: from the start of its first day to the start of the day
     after its last day (Asia/Shanghai), cut short at its removal."""
-    start = start_of_local_day(_day(record["effective_from"])).astimezone(UTC)
-    end = start_of_local_day(_day(record["effective_to"]) + timedelta(days=1)).astimezone(UTC)
+    start = _start_utc(record["effective_from"])
+    end = _start_utc(record["effective_to"], 1)
     if record.get("status") == REMOVED and record.get("removed_at"):
         end = min(end, _time(record["removed_at"]))
     return start, max(start, end)

@@ -4,12 +4,14 @@ no PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from credit_common.contracts import types as T
+from credit_common.contracts.events import ListChange
 from credit_common.deps import StaticDeps
 from credit_common.messaging import topics
 from credit_common.messaging.memory import Harness, Published
@@ -31,9 +33,15 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def sharing(store: MemoryStore) -> Harness:
+def sharing(store: MemoryStore) -> Iterator[Harness]:
     handlers = SharingHandlers(StaticDeps.of("sharing", CATALOG), store_for=lambda ctx: store)
-    return Harness(handlers.bus(), "sharing", NOW)
+    harness = Harness(handlers.bus(), "sharing", NOW)
+    yield harness
+    # Every change any test here published is the contract's model exactly as the model writes it
+    # (the service builds them without validating again: the feeds' documents are held to it here).
+    changes = [p for p in harness.published if p.topic in (topics.LISTS_CHANGES, topics.LISTS_PUBLIC)]
+    for p in changes:
+        assert ListChange.model_validate(p.data).model_dump(mode="json", exclude_none=True) == p.data, p.data
 
 
 def on(sharing: Harness, topic: str) -> list[Published]:

@@ -27,11 +27,13 @@ import asyncpg
 import orjson
 from credit_common.clock import local_day
 from credit_common.imports.client import run_import
+from credit_common.messaging import topics
 from credit_common.security import credentials
 from credit_common.settings import Settings
 
 from services.designation.imports import import_id
 from tests.support.imports import UNIT, entries, write_jsonl
+from tests.support.kafka_admin import group_lag
 from tests.support.processes import ServiceProcess, new_instance
 
 from .foundation import progress
@@ -56,16 +58,29 @@ async def raw_copy(settings: Settings, path: Path, unit: str) -> float:
         await conn.close()
 
 
-async def published(admin: asyncpg.Connection, schema: str, n: int, started: float) -> float:
-    """Wait until sharing holds n more entries with its outbox empty; seconds since `started`."""
+async def published(admin: asyncpg.Connection, svcs: dict[str, ServiceProcess], n: int, started: float) -> float:
+    """Wait until every imported entry is in sharing with its changes published: designation's
+    outbox relayed, sharing's group caught up and its outbox relayed (cheap reads, so the wait
+    takes nothing from the services; the count is checked once at the end). Seconds since
+    `started`."""
+    sharing = svcs["sharing"]
+    bootstrap = sharing.settings.kafka_bootstrap_servers
     with progress() as bar:
-        task = bar.add_task("on the lists and feeds", total=n)
+        task = bar.add_task("sharing behind", total=None)
         while True:
-            got = await admin.fetchval(f"SELECT count(*) FROM {schema}.entries")
-            bar.update(task, completed=got)
-            if got >= n and await admin.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0:
+            lag = await group_lag(bootstrap, sharing.group(), [topics.DESIGNATION_EVENTS])
+            bar.update(task, completed=lag)
+            if (
+                lag == 0
+                and await admin.fetchval(f"SELECT count(*) FROM {svcs['designation'].schema}.outbox") == 0
+                and await admin.fetchval(f"SELECT count(*) FROM {sharing.schema}.outbox") == 0
+                and await admin.fetchval(
+                    f"SELECT count(*) = 0 FROM (SELECT 1 FROM {sharing.schema}.entries OFFSET $1 LIMIT 1) e", n - 1
+                )
+                is False
+            ):
                 return time.perf_counter() - started
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(1.0)
 
 
 async def run(settings: Settings, n: int) -> list[Result]:
@@ -101,7 +116,7 @@ async def run(settings: Settings, n: int) -> list[Result]:
                 answered = time.perf_counter() - started
                 assert summary.complete, "the import stopped before every message was answered"
                 assert summary.imported == n, f"{len(summary.refused)} entries refused: {summary.refused[:3]}"
-                seconds = await published(admin, svcs["sharing"].schema, n, started)
+                seconds = await published(admin, svcs, n, started)
                 shares = cores.stop()
         finally:
             await asyncio.gather(*(svc.stop() for svc in svcs.values()))

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import cases, designation, foundation, imports, sharing, warning
+from . import cases, designation, foundation, imports, pipeline, sharing, warning
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-SUITES = ("foundation", "designation", "sharing", "warning", "cases", "import")
+SUITES = ("foundation", "designation", "sharing", "warning", "cases", "import", "pipeline")
 
 
 async def run_all(
@@ -34,6 +34,7 @@ async def run_all(
     cases_total: int = 1_000_000,
     indicator_seconds: float = 30.0,
     import_n: int = 1_000_000,
+    pipeline_n: int = 1_000_000,
     only: tuple[str, ...] = SUITES,
 ) -> list[Result]:
     settings = get_settings()
@@ -51,6 +52,8 @@ async def run_all(
         results += await cases.run(settings, cases_n, cases_total, indicator_seconds)
     if "import" in only:
         results += await imports.run(settings, import_n)
+    if "pipeline" in only:
+        results += await pipeline.run(settings, pipeline_n)
     write_csv(csv_path, results)
     return results
 
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases-total", type=int, default=1_000_000, help="cases recorded for the indicators")
     parser.add_argument("--indicator-seconds", type=float, default=30.0, help="seconds of indicator requests")
     parser.add_argument("--import-n", type=int, default=1_000_000, help="historic entries to import")
+    parser.add_argument("--pipeline-n", type=int, default=1_000_000, help="designate requests through all five")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
     results = asyncio.run(
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             cases_total=args.cases_total,
             indicator_seconds=args.indicator_seconds,
             import_n=args.import_n,
+            pipeline_n=args.pipeline_n,
             only=tuple(args.only),
         )
     )

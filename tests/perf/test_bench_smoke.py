@@ -29,6 +29,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         cases_total=5000,
         indicator_seconds=2,
         import_n=2000,
+        pipeline_n=2000,
     )
     cases = {r.case for r in results}
     assert cases == {
@@ -49,6 +50,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "cases_recording",
         "cases_indicators",
         "import_drain",
+        "pipeline_drain",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -81,4 +83,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     assert by_case["import_drain"]["baseline_case"] == "raw_asyncpg_copy_entries"
     import_extra = dict(kv.split("=", 1) for kv in by_case["import_drain"]["extra"].split(";"))
     assert float(import_extra["answered_s"]) <= float(import_extra["seconds"])
+    pipeline_extra = dict(kv.split("=", 1) for kv in by_case["pipeline_drain"]["extra"].split(";"))
+    caught_up = dict(kv.split(":") for kv in pipeline_extra["caught_up_s"].split(" "))
+    assert set(caught_up) == {"designation", "sharing", "warning", "objection", "cases"}
     assert int(indicators_extra["cases"]) >= 5000, "topped up to at least cases_total (a reused stack has more)"

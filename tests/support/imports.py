@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from stdnum.cn import ric
 
-from tests.support.subjects import new_resident_id, new_uscc
+from tests.support.subjects import new_uscc
 
 #: A national unit authorised for taxation: it may import red, black and key-scrutiny entries.
 UNIT = "100000-SAT"
@@ -20,9 +21,17 @@ STANDARDS = {"red": "taxation-red", "black": "taxation-black", "key_scrutiny": "
 LISTS = ("black", "key_scrutiny", "red")
 
 
-def subject(rng: random.Random, i: int) -> dict[str, Any]:
+def resident_id(k: int) -> str:
+    """The k-th of 25 million distinct valid resident identity numbers (random ones collide: a
+    million-entry file drew the same person twice 800 times, and the platform rightly refused)."""
+    born = date(1930, 1, 1) + timedelta(days=(k // 1000) % 25_000)
+    body = "110101" + born.strftime("%Y%m%d") + f"{k % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def subject(rng: random.Random, i: int, base: int = 0) -> dict[str, Any]:
     if i % 5 == 0:
-        return {"kind": "natural_person", "scheme": "resident_id", "id": new_resident_id(rng), "name": f"Zhao Lei {i}"}
+        return {"kind": "natural_person", "scheme": "resident_id", "id": resident_id(base + i), "name": f"Zhao Lei {i}"}
     return {
         "kind": "legal_person",
         "scheme": "uscc",
@@ -32,7 +41,7 @@ def subject(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
-def entry(rng: random.Random, i: int, today: date, *, prefix: str = "e") -> dict[str, Any]:
+def entry(rng: random.Random, i: int, today: date, *, prefix: str = "e", base: int = 0) -> dict[str, Any]:
     """The i-th entry: one in ten ended by its period, one in ten removed (revoked) early, the
     rest still on their lists today; every one under a taxation standard, a year long."""
     list_ = LISTS[i % 3]
@@ -47,7 +56,7 @@ def entry(rng: random.Random, i: int, today: date, *, prefix: str = "e") -> dict
         "ref": f"{prefix}-{i:07d}",
         "list": list_,
         "standard": STANDARDS[list_],
-        "subject": subject(rng, i),
+        "subject": subject(rng, i, base),
         "decision": {"document_no": f"税稽〔{start.year}〕{i}号", "decided_on": start.isoformat(), "facts": "Facts."},
         "effective_from": start.isoformat(),
         "effective_to": (start + timedelta(days=364)).isoformat(),
@@ -60,8 +69,9 @@ def entry(rng: random.Random, i: int, today: date, *, prefix: str = "e") -> dict
 
 def entries(n: int, today: date, *, seed: int = 7, prefix: str = "e") -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
+    base = (seed * 1_000_003) % 20_000_000  # files of other seeds name other people
     for i in range(n):
-        yield entry(rng, i, today, prefix=prefix)
+        yield entry(rng, i, today, prefix=prefix, base=base)
 
 
 def write_jsonl(path: Path, docs: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> Path:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from credit_common.settings import get_settings
 
-from . import cases, designation, foundation, imports, pipeline, sharing, warning
+from . import cases, consumers, designation, foundation, imports, pipeline, sharing, warning
 from .harness import Result, console, write_csv
 
 DEFAULT_CSV = Path(__file__).parent / "results" / "bench.csv"
 
 
-SUITES = ("foundation", "designation", "sharing", "warning", "cases", "import", "pipeline")
+SUITES = ("foundation", "designation", "sharing", "warning", "cases", "import", "pipeline", "consumers")
 
 
 async def run_all(
@@ -35,6 +35,7 @@ async def run_all(
     indicator_seconds: float = 30.0,
     import_n: int = 1_000_000,
     pipeline_n: int = 1_000_000,
+    consumers_n: int = 200_000,
     only: tuple[str, ...] = SUITES,
 ) -> list[Result]:
     settings = get_settings()
@@ -54,6 +55,8 @@ async def run_all(
         results += await imports.run(settings, import_n)
     if "pipeline" in only:
         results += await pipeline.run(settings, pipeline_n)
+    if "consumers" in only:
+        results += await consumers.run(settings, consumers_n)
     write_csv(csv_path, results)
     return results
 
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--indicator-seconds", type=float, default=30.0, help="seconds of indicator requests")
     parser.add_argument("--import-n", type=int, default=1_000_000, help="historic entries to import")
     parser.add_argument("--pipeline-n", type=int, default=1_000_000, help="designate requests through all five")
+    parser.add_argument("--consumers-n", type=int, default=200_000, help="events for warning, objection, cases alone")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     args = parser.parse_args(argv)
     results = asyncio.run(
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             indicator_seconds=args.indicator_seconds,
             import_n=args.import_n,
             pipeline_n=args.pipeline_n,
+            consumers_n=args.consumers_n,
             only=tuple(args.only),
         )
     )

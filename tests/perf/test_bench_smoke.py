@@ -30,6 +30,7 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         indicator_seconds=2,
         import_n=2000,
         pipeline_n=2000,
+        consumers_n=2000,
     )
     cases = {r.case for r in results}
     assert cases == {
@@ -51,6 +52,9 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
         "cases_indicators",
         "import_drain",
         "pipeline_drain",
+        "warning_projection",
+        "objection_projection",
+        "cases_projection",
     }
     rows = list(csv.DictReader(out.open()))
     assert [r["case"] for r in rows] == [r.case for r in results]
@@ -86,4 +90,8 @@ async def test_harness_writes_a_row_per_case(stack: object, tmp_path: Path) -> N
     pipeline_extra = dict(kv.split("=", 1) for kv in by_case["pipeline_drain"]["extra"].split(";"))
     caught_up = dict(kv.split(":") for kv in pipeline_extra["caught_up_s"].split(" "))
     assert set(caught_up) == {"designation", "sharing", "warning", "objection", "cases"}
+    for consumer in ("warning", "objection", "cases"):
+        row = by_case[f"{consumer}_projection"]
+        assert row["baseline_case"] == "raw_aiokafka_consume"
+        assert float(dict(kv.split("=", 1) for kv in row["extra"].split(";"))["of_db_floor"]) > 0
     assert int(indicators_extra["cases"]) >= 5000, "topped up to at least cases_total (a reused stack has more)"

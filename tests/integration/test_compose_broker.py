@@ -99,7 +99,7 @@ async def broker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> A
     try:
         python = sys.executable
         admin_step = "credit_common.security.kafka_acl"
-        await run(python, "-m", admin_step, "admin-password", "--set", password, "--protocol", "SASL_SSL", env=env)
+        await run(python, "-m", admin_step, "admin-password", f"--set={password}", "--protocol", "SASL_SSL", env=env)
         as_admin = {**env, "CREDIT_PRINCIPAL": "admin"}
         for _ in range(60):  # the broker takes a few seconds to listen
             proc_ = await asyncio.create_subprocess_exec(

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from . import store
 from .dashboard import panels
-from .handlers import EVENT_TYPES, DesignationHandlers, flush_batch, read_plan
+from .handlers import EVENT_TYPES, NOTICE_TYPES, DesignationHandlers, flush_batch, read_plan
 from .ledger import feedback_bus, own_answer
 
 NAME = "designation"
@@ -259,6 +259,7 @@ definition = ServiceDefinition(
     dashboard=panels,
     publishes={
         topics.DESIGNATION_EVENTS: list(EVENT_TYPES),
+        topics.SUBJECT_NOTICES: list(NOTICE_TYPES),
         **INGRESS,
     },
 )

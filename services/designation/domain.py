@@ -300,6 +300,14 @@ def remove_for(record: DesignationRecord | None, reason: str, at: datetime, rela
     return Removal(_removed(record, reason, at), reason, related_id)
 
 
+def restoration_from(record: DesignationRecord, std: StandardRecord | None) -> date | None:
+    """The first day the subject may apply for credit restoration of this entry (None where its
+    standard, or a red list, allows none)."""
+    if std is None or not std.restorable or record.list == "red":
+        return None
+    return record.effective_from + timedelta(days=std.min_days_before_restoration)
+
+
 def restoration_allowed(record: DesignationRecord, std: StandardRecord | None, decided_on: date) -> str | None:
     """Why an approved restoration may not remove this entry (None when it may)."""
     if std is None or not std.restorable:

@@ -42,12 +42,14 @@ from credit_common.service import Runtime
 from credit_common.telemetry.metrics import MS_BUCKETS
 from prometheus_client import Counter, Histogram
 
-from . import domain, imports
+from . import domain, emit, imports
 from .store import READ_FOR_BATCH, BatchWrite, DesignationStore, Store, record_of
 
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = (T.DESIGNATION_CREATED, T.DESIGNATION_AMENDED, T.DESIGNATION_REMOVED)
+#: What the subject is told (`credit.subject.notices.v1`, read by the portal, which delivers it).
+NOTICE_TYPES = (T.NOTICE_DESIGNATED, T.NOTICE_REMOVED)
 
 
 @dataclass
@@ -67,7 +69,7 @@ class BatchState:
         cached = self._docs.get(record.designation_id)
         if cached is not None and cached[0] is record:
             return cached[1]
-        doc = _record_json(record)
+        doc = emit.record_json(record)
         self._docs[record.designation_id] = (record, doc)
         return doc
 
@@ -163,10 +165,6 @@ def _subject_key(data: Designate | ImportEntry) -> str:
         return data.subject.id
 
 
-def _record_json(record: DesignationRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json", exclude_none=True)
-
-
 class DesignationHandlers:
     """The handlers of the designation service, bound to its runtime (catalogue, clock, metrics)."""
 
@@ -190,42 +188,20 @@ class DesignationHandlers:
     def catalog(self) -> Catalog:
         return self.rt.reference.catalog
 
-    # ------------------------------------------------------------------ emitting
+    def _removed(self, ctx: Context, removal: domain.Removal, **kw: Any) -> None:
+        emit.removed(ctx, removal, self.rt.name, **kw)
 
-    # The events carry the record as a validated `DesignationRecord` made it (dumped once per
-    # version, for the event and the row alike): `credit.designation.*` built from the contract.
-
-    def _emit_created(self, ctx: Context, record: DesignationRecord, doc: dict[str, Any] | None = None) -> None:
-        ctx.publish(
-            topics.DESIGNATION_EVENTS,
-            record.subject.id,
-            T.DESIGNATION_CREATED,
-            {"record": doc if doc is not None else _record_json(record)},
-            subject=record.subject.id,
-        )
-
-    def _emit_removed(
-        self,
-        ctx: Context,
-        removal: domain.Removal,
-        *,
-        at: datetime | None = None,
-        id: str | None = None,
-        doc: dict[str, Any] | None = None,
-    ) -> None:
-        record = doc if doc is not None else _record_json(removal.record)
-        data: dict[str, Any] = {"record": record, "reason": removal.reason}
-        if removal.related_id:
-            data["related_id"] = removal.related_id
-        ctx.publish(
-            topics.DESIGNATION_EVENTS,
-            removal.record.subject.id,
-            T.DESIGNATION_REMOVED,
-            data,
-            subject=removal.record.subject.id,
-            time=at,
-            id=id,
-        )
+    def _keep(self, ctx: Context, state: BatchState, result: domain.Designated, at: datetime, *, notify: bool) -> None:
+        """Store a new designation and the removals it causes, and announce them (and, for a
+        decision taken now rather than one imported from the past, tell the subject)."""
+        state.add(result.record, at)
+        doc = state.doc(result.record)
+        emit.created(ctx, result.record, doc)
+        if notify:
+            emit.designated_notice(ctx, result.record, doc, self.catalog.standard(result.record.standard))
+        for removal in result.removals:
+            state.put(removal.record, at)
+            self._removed(ctx, removal, doc=state.doc(removal.record))
 
     # ------------------------------------------------------------------ the batch
 
@@ -276,11 +252,7 @@ class DesignationHandlers:
             active_of_subject=state.active_of,
             lookup=state.lookup,
         )
-        state.add(result.record, at)
-        self._emit_created(ctx, result.record, state.doc(result.record))
-        for removal in result.removals:
-            state.put(removal.record, at)
-            self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+        self._keep(ctx, state, result, at, notify=True)
         state.accepted(inc, result.record.designation_id)
         return Accepted(result.record.designation_id)
 
@@ -299,7 +271,7 @@ class DesignationHandlers:
                 at,
             )
         )
-        self._emit_removed(ctx, removal)
+        self._removed(ctx, removal)
         state.accepted(inc, removal.record.designation_id)
         return Accepted(removal.record.designation_id)
 
@@ -316,17 +288,7 @@ class DesignationHandlers:
         state.audit.append(
             (inc.event.id, amended.record.designation_id, "amend", inc.unit, amended.changes, inc.data.reason, at)
         )
-        ctx.publish(
-            topics.DESIGNATION_EVENTS,
-            amended.record.subject.id,
-            T.DESIGNATION_AMENDED,
-            {
-                "record": _record_json(amended.record),
-                "changes": amended.changes,
-                "reason": inc.data.reason,
-            },
-            subject=amended.record.subject.id,
-        )
+        emit.amended(ctx, amended.record, amended.changes, inc.data.reason)
         state.accepted(inc, amended.record.designation_id)
         return Accepted(amended.record.designation_id)
 
@@ -359,11 +321,7 @@ class DesignationHandlers:
                 refused.append({"ref": entry.ref, "errors": [e.as_dict() for e in exc.errors]})
                 continue
             imported += 1
-            state.add(result.record, at)
-            self._emit_created(ctx, result.record, state.doc(result.record))
-            for removal in result.removals:
-                state.put(removal.record, at)
-                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+            self._keep(ctx, state, result, at, notify=False)
         state.accepted(inc, inc.event.id)
         ctx.after_commit(lambda: self.imported.inc(imported))
         return Accepted(inc.event.id, detail={"imported": imported, "refused": refused})
@@ -375,7 +333,7 @@ class DesignationHandlers:
             upheld = domain.remove_for(state.lookup(d.designation_id), "objection_upheld", at, d.objection_id)
             if upheld is not None:
                 state.put(upheld.record, at)
-                self._emit_removed(ctx, upheld, doc=state.doc(upheld.record))
+                self._removed(ctx, upheld, doc=state.doc(upheld.record))
 
     def restoration_resolved(self, inc: Incoming, ctx: Context, state: BatchState) -> None:
         self._restoration(inc, ctx, state, inc.at)
@@ -409,7 +367,7 @@ class DesignationHandlers:
         removal = domain.remove_for(record, "restored", at, d.application_id)
         if removal is not None:
             state.put(removal.record, at)
-            self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+            self._removed(ctx, removal, doc=state.doc(removal.record))
 
     async def _reference(self, inc: Incoming, ctx: Context, state: BatchState, store: Store, at: datetime) -> None:
         record = inc.data.root if hasattr(inc.data, "root") else inc.data
@@ -422,7 +380,7 @@ class DesignationHandlers:
             removal = domain.remove_for(entry, "standard_repealed", at, None)
             if removal is not None:
                 state.put(removal.record, at)
-                self._emit_removed(ctx, removal, doc=state.doc(removal.record))
+                self._removed(ctx, removal, doc=state.doc(removal.record))
 
     # ------------------------------------------------------------------ expiry timer
 
@@ -446,9 +404,9 @@ class DesignationHandlers:
                     expired = domain.remove_for(record, "expired", due_at, None)
                     assert expired is not None
                     removal = expired
-                    doc = _record_json(removal.record)
+                    doc = emit.record_json(removal.record)
                     updates.append((removal.record, doc, due_at))
-                    self._emit_removed(
+                    self._removed(
                         ctx,
                         removal,
                         at=due_at,

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from . import domain, store
 from .dashboard import panels
-from .handlers import EVENT_TYPES, INBOX_TYPES, ObjectionHandlers
+from .handlers import EVENT_TYPES, INBOX_TYPES, NOTICE_TYPES, ObjectionHandlers
 
 NAME = "objection"
 DEFAULT_PAGE = 100
@@ -227,6 +227,7 @@ definition = ServiceDefinition(
     publishes={
         topics.OBJECTION_EVENTS: list(EVENT_TYPES),
         topics.UNIT_INBOX: list(INBOX_TYPES),
+        topics.SUBJECT_NOTICES: list(NOTICE_TYPES),
     },
 )
 

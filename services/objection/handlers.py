@@ -42,6 +42,8 @@ EVENT_TYPES = (
     T.RESTORATION_RESOLVED,
 )
 INBOX_TYPES = (T.INBOX_OBJECTION, T.INBOX_RESTORATION, T.INBOX_ESCALATION)
+#: What the subject is told of each decision (`credit.subject.notices.v1`, for the portal).
+NOTICE_TYPES = (T.NOTICE_OBJECTION_RESOLVED, T.NOTICE_RESTORATION_RESOLVED)
 
 
 @dataclass
@@ -238,7 +240,21 @@ class ObjectionHandlers:
         state.put_objection(row)
         resolved = ev.ObjectionResolved.model_validate(self._resolved_data("objection_id", row, inc.unit))
         ctx.publish_event(resolved, key=row.subject_id, subject=row.subject_id)
+        self._notify(ctx, ev.NoticeObjectionResolved, row)
         return Accepted(row.objection_id)
+
+    @staticmethod
+    def _notify(
+        ctx: Context,
+        model: type[ev.NoticeObjectionResolved] | type[ev.NoticeRestorationResolved],
+        row: ObjectionRow | ApplicationRow,
+    ) -> None:
+        """Tell the entry's subject the outcome and the reasoning, whoever filed the item: a
+        unit's objection decides about the subject's entry too."""
+        notice = model.model_validate(
+            {"subject": row.record["subject"], "id": row.item_id, "outcome": row.outcome, "reasoning": row.reasoning}
+        )
+        ctx.publish_event(notice, key=row.subject_id, subject=row.subject_id)
 
     @staticmethod
     def _resolve(row: Item, inc: Incoming, outcome: str, reasoning: str, decided_on: date) -> None:
@@ -354,6 +370,7 @@ class ObjectionHandlers:
         state.put_application(row)
         resolved = ev.RestorationResolved.model_validate(self._resolved_data("application_id", row, inc.unit))
         ctx.publish_event(resolved, key=row.subject_id, subject=row.subject_id)
+        self._notify(ctx, ev.NoticeRestorationResolved, row)
         return Accepted(row.application_id)
 
     # ------------------------------------------------------------------ overdue timer

@@ -43,7 +43,8 @@ EXPECTED: dict[str, Allowed] = {
     "unit:110108-SAT": Allowed(UNIT_READS, REQUESTS, "unit.110108-SAT."),
     # made inactive in the catalogue: it still reads its answers, it may no longer write
     "unit:100000-CFDA": Allowed(UNIT_READS, (), "unit.100000-CFDA."),
-    "portal": Allowed((T.REFERENCE, T.FEEDBACK, T.LISTS_PUBLIC), (T.OBJECTION_REQUESTS,), None),
+    # the portal delivers the subject notices (contracts.md, Topics), reading them in its groups
+    "portal": Allowed((T.REFERENCE, T.FEEDBACK, T.LISTS_PUBLIC, T.SUBJECT_NOTICES), (T.OBJECTION_REQUESTS,), "portal."),
     "reference": Allowed((T.REFERENCE,), (T.REFERENCE,), None),
     "subscriber:local": Allowed((T.REFERENCE, T.LISTS_PUBLIC), (), "subscriber.local."),
     "operator:local": Allowed((T.REFERENCE, T.DEADLETTER), (), "operator.local."),

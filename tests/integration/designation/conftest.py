@@ -49,7 +49,10 @@ async def designation(stack: Settings) -> AsyncIterator[ServiceProcess]:
 
 @pytest.fixture(scope="package")
 async def collector(stack: Settings) -> AsyncIterator[Collector]:
-    c = Collector(stack.kafka_bootstrap_servers, [topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.DEADLETTER])
+    c = Collector(
+        stack.kafka_bootstrap_servers,
+        [topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.DEADLETTER, topics.SUBJECT_NOTICES],
+    )
     await c.start()
     yield c
     await c.stop()

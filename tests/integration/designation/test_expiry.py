@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from credit_common.clock import start_of_local_day
+from credit_common.outcomes import derived_id
 
 from tests.support.processes import ServiceProcess
 
@@ -68,6 +69,19 @@ async def test_entry_expires_after_its_last_day(departments: Departments, kind: 
         "removal_reason": "expired",
         "removed_at": data["record"]["removed_at"],
     }
+    # The subject is told, once, with an id derived from the removal's (whoever emits it, whenever).
+    (told,) = await departments.collector.wait_for(
+        "credit.subject.notices.v1",
+        lambda e: e["type"] == "credit.notice.removed" and e["data"]["designation_id"] == record["designation_id"],
+        timeout=60.0,
+    )
+    assert told["data"] == {
+        "subject": record["subject"],
+        "designation_id": record["designation_id"],
+        "reason": "expired",
+    }
+    assert told["id"] == derived_id(expired["id"], "designation", "credit.notice.removed")
+    assert (told["_key"], datetime.fromisoformat(told["time"])) == (record["subject"]["id"], due)
     current = await departments.record(record["designation_id"])
     assert current["status"] == "removed"
     assert current["removal_reason"] == "expired"

@@ -62,7 +62,7 @@ async def collector(stack: Settings) -> AsyncIterator[Collector]:
     """What the objection service publishes (and answers), and what the others do with it."""
     c = Collector(
         stack.kafka_bootstrap_servers,
-        [*OUTPUTS, topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.LISTS_CHANGES],
+        [*OUTPUTS, topics.FEEDBACK, topics.DESIGNATION_EVENTS, topics.LISTS_CHANGES, topics.SUBJECT_NOTICES],
     )
     await c.start()
     yield c

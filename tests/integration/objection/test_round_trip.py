@@ -1,13 +1,14 @@
 """The full round trip with the designation and sharing services running as processes (ports 18124
 and 18134), driven only through the topics as departments and the portal do: an objection flags
 the entry on the list feed, upholding it removes the entry (`objection_upheld`) and the flag goes;
-an approved restoration removes the entry (`restored`)."""
+an approved restoration removes the entry (`restored`). The subject is told each step on
+`credit.subject.notices.v1`: its designation with its rights, each decision, each removal."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -91,6 +92,19 @@ async def designated(kafka: AIOKafkaProducer, collector: Collector, stack: Setti
     return dict(created["data"]["record"])
 
 
+async def notice(collector: Collector, type_: str, subject_id: str, **match: Any) -> dict[str, Any]:
+    """The one notice of `type_` to the subject that matches, as the portal reads it."""
+
+    def hit(e: dict[str, Any]) -> bool:
+        return (
+            e["type"] == type_ and e["subject"] == subject_id and all(e["data"].get(k) == v for k, v in match.items())
+        )
+
+    (found,) = await collector.wait_for(topics.SUBJECT_NOTICES, hit, timeout=60)
+    assert found["source"] in ("platform/designation", "platform/objection")
+    return dict(found["data"])
+
+
 def changes(collector: Collector, entry_id: str) -> list[dict[str, Any]]:
     return collector.where(topics.LISTS_CHANGES, lambda e: e["data"]["entry"]["entry_id"] == entry_id)
 
@@ -120,6 +134,11 @@ async def test_objection_upheld_flags_then_removes_the_entry(
     rec = await designated(kafka, collector, stack, designate("black", "taxation-black", subject, "110108-SAT", 30))
     did = rec["designation_id"]
     await wait_change(collector, did, "credit.list.entry_added", under_objection=False)
+    told = await notice(collector, "credit.notice.designated", subject["id"], designation_id=did)
+    assert (told["list"], told["unit"], told["standard"]) == ("black", "110108-SAT", "taxation-black")
+    assert told["subject"]["name"] == subject["name"]  # unmasked: the portal is the subject's channel
+    assert told["rights"]["objection"] is True
+    assert told["effective_to"] == rec["effective_to"]
 
     filing = file_objection(rec)
     await accepted(kafka, collector, filing)
@@ -135,6 +154,9 @@ async def test_objection_upheld_flags_then_removes_the_entry(
     assert gone["data"]["reason"] == "objection_upheld"
     assert gone["data"]["related_id"] == filing["id"]
     removed = await wait_change(collector, did, "credit.list.entry_removed", reason="objection_upheld")
+    decided = await notice(collector, "credit.notice.objection_resolved", subject["id"], id=filing["id"])
+    assert decided["outcome"] == "upheld"
+    await notice(collector, "credit.notice.removed", subject["id"], designation_id=did, reason="objection_upheld")
     # The flag is gone: the resolution took it off (as an update, or on the removal itself).
     assert removed["data"]["entry"]["under_objection"] is False, changes(collector, did)
 
@@ -166,6 +188,13 @@ async def test_restoration_approved_removes_the_entry(
     assert gone["data"]["reason"] == "restored"
     assert gone["data"]["related_id"] == application["id"]
     await wait_change(collector, did, "credit.list.entry_removed", reason="restored")
+    told = await notice(collector, "credit.notice.designated", subject["id"], designation_id=did)
+    # taxation-key_scrutiny: restoration from 180 days on the list
+    restorable = (date.fromisoformat(rec["effective_from"]) + timedelta(days=180)).isoformat()
+    assert told["rights"] == {"objection": True, "restoration_from": restorable}
+    decided = await notice(collector, "credit.notice.restoration_resolved", subject["id"], id=application["id"])
+    assert decided["outcome"] == "approved"
+    await notice(collector, "credit.notice.removed", subject["id"], designation_id=did, reason="restored")
     # Exactly one answer to the decision: the designation service had nothing to refuse.
     answers = collector.where(topics.FEEDBACK, lambda e: e["data"]["request_id"] == decision["id"])
     assert len(answers) == 1

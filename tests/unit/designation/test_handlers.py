@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from credit_common.contracts import types as T
+from credit_common.contracts.registry import model_for
 from credit_common.deps import StaticDeps
 from credit_common.messaging.memory import Harness
 from credit_common.messaging.unit_of_work import Context
@@ -80,6 +81,34 @@ async def test_designate_revoke_and_amend_are_accepted_with_their_events(
     assert removed["reason"] == "revoked"
     assert store.record(first).status == "removed"
     assert {a[2] for a in store.audit} == {"revoke", "amend"}
+
+
+async def test_the_subject_is_told_of_its_designation_its_rights_and_every_removal(
+    designation: Harness, store: MemoryStore
+) -> None:
+    subject = company()
+    red = await designation.accepted(
+        T.DESIGNATION_DESIGNATE, designate("red", "taxation-red", subject=subject), source=PROVINCIAL_SAT
+    )
+    black = await designation.accepted(
+        T.DESIGNATION_DESIGNATE, designate(subject=subject, effective_from="2026-06-01"), source=SAT
+    )
+    told = [p for p in designation.published if p.topic == "credit.subject.notices.v1"]
+    assert {p.key for p in told} == {subject["id"]}
+    first, second = designation.events(T.NOTICE_DESIGNATED)
+    assert (first["designation_id"], first["list"], first["unit"]) == (red, "red", "110000-SAT")
+    assert first["rights"] == {"objection": True, "restoration_from": None}  # a red entry: nothing to restore
+    assert (second["designation_id"], second["standard"], second["subject"]) == (black, "taxation-black", subject)
+    assert second["effective_from"] == "2026-06-01"
+    assert second["effective_to"] == store.record(black).effective_to.isoformat()
+    # taxation-black: restorable after 365 days on the list
+    assert second["rights"] == {"objection": True, "restoration_from": "2027-06-01"}
+    (superseded,) = designation.events(T.NOTICE_REMOVED)
+    assert superseded == {"subject": subject, "designation_id": red, "reason": "superseded"}
+    await designation.accepted(T.DESIGNATION_REMOVE, revoke(black), source=SAT)
+    assert [n["reason"] for n in designation.events(T.NOTICE_REMOVED)] == ["superseded", "revoked"]
+    for notice in told + [p for p in designation.published if p.topic == "credit.subject.notices.v1"][len(told) :]:
+        model_for(notice.type).model_validate(notice.data)  # each as the contract gives it
 
 
 async def test_a_black_designation_supersedes_the_red_entry(designation: Harness, store: MemoryStore) -> None:

@@ -81,6 +81,9 @@ async def test_an_objection_is_routed_to_the_designating_unit_and_decided(object
     (resolved,) = objection.events(T.OBJECTION_RESOLVED)
     assert resolved["outcome"] == "upheld"
     assert resolved["decided_by"] == "110108-SAT"
+    (told,) = [p for p in objection.published if p.type == T.NOTICE_OBJECTION_RESOLVED]
+    assert (told.topic, told.key) == ("credit.subject.notices.v1", rec["subject"]["id"])
+    assert told.data == {"subject": rec["subject"], "id": objection_id, "outcome": "upheld", "reasoning": "Examined."}
 
 
 async def test_a_restoration_is_applied_for_and_approved(objection: Harness, store: MemoryStore) -> None:
@@ -93,6 +96,8 @@ async def test_a_restoration_is_applied_for_and_approved(objection: Harness, sto
     await objection.accepted(T.RESTORATION_DECIDE, restoration_decision(application_id), source=SAT)
     (resolved,) = objection.events(T.RESTORATION_RESOLVED)
     assert resolved["outcome"] == "approved"
+    (told,) = objection.events(T.NOTICE_RESTORATION_RESOLVED)
+    assert told == {"subject": rec["subject"], "id": application_id, "outcome": "approved", "reasoning": "Done."}
 
 
 async def test_a_removed_entry_closes_what_waits_on_it(objection: Harness, store: MemoryStore) -> None:

@@ -55,7 +55,9 @@ SERVICE_TOPICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 UNIT_READS = (topics.FEEDBACK, topics.UNIT_INBOX, topics.LISTS_CHANGES, topics.LISTS_PUBLIC)
-PORTAL_READS = (topics.FEEDBACK, topics.LISTS_PUBLIC)
+#: The portal also reads the subject notices it delivers (contracts.md, Topics: "read by the
+#: public portal"), in consumer groups prefixed `portal.`.
+PORTAL_READS = (topics.FEEDBACK, topics.LISTS_PUBLIC, topics.SUBJECT_NOTICES)
 #: Users this module owns: their ACLs are pruned to the table. Anything else on the broker (a
 #: managed cluster's own users) is left alone.
 MANAGED_PREFIXES = ("unit-", "service-", "subscriber-", "operator-")
@@ -104,6 +106,7 @@ def grants(units: Iterable[UnitRecord]) -> list[Grant]:
         groups(p, f"unit.{unit.code}.")
     read("portal", topics.REFERENCE, *PORTAL_READS)
     write("portal", topics.OBJECTION_REQUESTS)
+    groups("portal", "portal.")
     read("reference", topics.REFERENCE)
     write("reference", topics.REFERENCE)
     read("subscriber:local", topics.REFERENCE, topics.LISTS_PUBLIC)

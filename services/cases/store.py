@@ -175,12 +175,19 @@ class CasesStore:
             key = (applied_on.year, applied_on.month, c[12], c[11], c[5], c[4], c[9], c[10])
             t = tallies.setdefault(key, [0, 0, 0])
             t[0] += 1
-            t[1] += 1 if c[18] else 0
+            t[1] += 1 if provincial_media(c[17]) else 0
             t[2] += 1 if c[16] else 0
         keys = sorted(tallies)
         columns: list[list[Any]] = [[k[i] for k in keys] for i in range(len(TALLY_KEY))]
         columns += [[tallies[k][i] for k in keys] for i in range(3)]
         await self.conn.execute(ADD_CASE_TALLIES, *columns)
+
+
+def provincial_media(media: Sequence[dict[str, Any]]) -> bool:
+    """Whether a case counts for the media indicator: reported by a provincial media platform
+    (the notice counts "typical cases reported by provincial media platforms"); national and
+    local outlets are kept with the case but do not count."""
+    return any(m.get("level") == "provincial" for m in media)
 
 
 # ------------------------------------------------------------------------------------- reads

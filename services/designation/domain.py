@@ -128,7 +128,7 @@ def designate(
 
     removals: list[Removal] = []
     if req.transfer_from is not None:
-        removals.append(_transfer(req, subject_id, lookup, at, designation_id, std.field))
+        removals.append(_transfer(req, subject_id, lookup, at, designation_id, std.field, catalog, unit_code))
     if req.list in ("black", "key_scrutiny"):
         removals.extend(
             Removal(_removed(r, "superseded", at), "superseded", designation_id) for r in active if r.list == "red"
@@ -180,9 +180,17 @@ def _period_errors(std: StandardRecord, start: date, end: date, today: date) -> 
 
 
 def _transfer(
-    req: Designate, subject_id: str, lookup: Lookup, at: datetime, designation_id: str, std_field: str | None = None
+    req: Designate,
+    subject_id: str,
+    lookup: Lookup,
+    at: datetime,
+    designation_id: str,
+    std_field: str | None = None,
+    catalog: Catalog | None = None,
+    unit_code: str | None = None,
 ) -> Removal:
-    """A black designation naming `transfer_from` removes that key-scrutiny entry (`transferred`)."""
+    """A black designation naming `transfer_from` removes that key-scrutiny entry (`transferred`).
+    Only the unit that designated the entry, or its parent, transfers it (as only they revoke)."""
     assert req.transfer_from is not None
     if req.list != "black":
         raise Rejected(_err("list_mismatch", "only a black designation may transfer an entry", "transfer_from"))
@@ -200,7 +208,16 @@ def _transfer(
         raise Rejected(
             _err(
                 "list_mismatch",
-                f"{source.designation_id} is in field {source.field}; the black standard is in {std_field}",
+                f"field mismatch: {source.designation_id} is a key-scrutiny entry in field {source.field}, "
+                f"the black standard {req.standard} is in field {std_field}; a transfer stays in its field",
+                "transfer_from",
+            )
+        )
+    if catalog is not None and not _may_act_on(catalog, unit_code, source):
+        raise Rejected(
+            _err(
+                "not_designating_unit",
+                f"{source.designation_id} was designated by {source.unit}; {unit_code} may not transfer it",
                 "transfer_from",
             )
         )

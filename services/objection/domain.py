@@ -105,19 +105,20 @@ def file_objection(
     filed_day: date,
     calendar: WorkingDayCalendar,
     working_days: int = OBJECTION_DUE_WORKING_DAYS,
+    sender_unit: str | None = None,
 ) -> Filing:
     """Accept an objection or raise `Rejected` with every rule it breaks: the entry exists and is
-    on its list; the objector is the entry's subject or a known, active unit; that objector has no
+    on its list; the objector is the entry's subject, or a known, active unit that is the one
+    sending the request (`sender_unit`: a unit objects only in its own name); that objector has no
     open objection on the entry (`has_open(objector_key)`). Due `working_days` after filing."""
     target = _target(req.designation_id, entry)
     errors: list[ErrorItem] = []
     objector = req.objector.model_dump(mode="json", exclude_none=True)
     if req.objector.kind == "subject":
         if not _same_subject(target, req.objector.id):
-            # The contract has no code of its own for "not this entry's subject".
             errors.append(
                 _err(
-                    "invalid_identifier",
+                    "not_subject",
                     f"a subject may object only to its own entry; {target.designation_id} is about another subject",
                     "objector.id",
                 )
@@ -125,7 +126,11 @@ def file_objection(
         objector["id"] = target.subject_id
     else:
         unit = catalog.unit(req.objector.id)
-        if unit is None:
+        if req.objector.id != sender_unit:
+            sender = f"unit {sender_unit}" if sender_unit else "a sender that is not a unit"
+            message = f"an objection in the name of unit {req.objector.id} must come from that unit, not {sender}"
+            errors.append(_err("not_subject", message, "objector.id"))
+        elif unit is None:
             message = f"no unit {req.objector.id!r} in the reference catalogue"
             errors.append(_err("unknown_unit", message, "objector.id"))
         elif not unit.active:

@@ -185,6 +185,7 @@ class ObjectionHandlers:
             filed_day=local_day(inc.at),
             calendar=self.rt.reference.calendar,
             working_days=self.objection_days,
+            sender_unit=inc.unit,
         )
         assert entry is not None
         objection_id = inc.event.id

@@ -29,6 +29,14 @@ class Entry:
     designation_id: str
     field: str
     unit: str
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+    def in_period(self, day: date) -> bool:
+        """Whether `day` lies within the entry's effective period (unknown bounds do not limit)."""
+        return (self.effective_from is None or self.effective_from <= day) and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +125,7 @@ def validate_report(req: ReportConduct, *, unit_code: str | None, catalog: Catal
         errors.append(_err("unit_inactive", f"unit {unit.code} is not active", "source"))
     field = catalog.field(req.field)
     if field is None:
-        # The contract has no `unknown_field` code: a field that does not exist is one no unit is
-        # authorised for.
-        errors.append(_err("field_not_authorised", f"no field {req.field!r} in the reference catalogue", "field"))
+        errors.append(_err("unknown_field", f"no field {req.field!r} in the reference catalogue", "field"))
     elif unit is not None and req.field not in unit.authorised_fields:
         errors.append(
             _err("field_not_authorised", f"unit {unit.code} is not authorised for field {req.field}", "field")
@@ -165,6 +171,7 @@ def recommend(
     report_id: str,
     field: str,
     serious: bool,
+    occurred_on: date,
     entries: Iterable[Entry],
     pending: Callable[[str], bool],
     report_day: date,
@@ -172,11 +179,16 @@ def recommend(
     working_days: int = DEFAULT_DUE_WORKING_DAYS,
 ) -> list[Recommendation]:
     """The recommendations a conduct report makes: one per active key-scrutiny entry of the
-    subject in the report's field, if the report is serious, unless one for that entry is still
-    pending (open or overdue: the unit has it already)."""
+    subject in the report's field, if the report is serious and the conduct `occurred_on` within
+    that entry's effective period (the notice: conduct "during the period of key scrutiny";
+    conduct before the entry began was what put the subject under scrutiny), unless one for that
+    entry is still pending (open or overdue: the unit has it already)."""
     if not serious:
         return []
-    hits = sorted((e for e in entries if e.field == field and not pending(e.designation_id)), key=_by_id)
+    hits = sorted(
+        (e for e in entries if e.field == field and e.in_period(occurred_on) and not pending(e.designation_id)),
+        key=_by_id,
+    )
     if not hits:
         return []
     due = due_on(report_day, calendar, working_days)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from credit_common.clock import local_day, local_today
@@ -98,8 +98,20 @@ class BatchState:
         return bool(f is not None and f.key_field)
 
     def entries_of(self, subject_id: str) -> list[domain.Entry]:
-        ids = sorted(self.by_subject.get(subject_id, ()))
-        return [domain.Entry(i, self.entries[i].field, self.entries[i].unit) for i in ids]
+        out = []
+        for i in sorted(self.by_subject.get(subject_id, ())):
+            row = self.entries[i]
+            start, end = row.record.get("effective_from"), row.record.get("effective_to")
+            out.append(
+                domain.Entry(
+                    i,
+                    row.field,
+                    row.unit,
+                    date.fromisoformat(start) if start else None,
+                    date.fromisoformat(end) if end else None,
+                )
+            )
+        return out
 
     def subjects_in_field(self, code: str) -> list[str]:
         return sorted({e.subject_id for e in self.entries.values() if e.field == code})
@@ -335,6 +347,7 @@ class WarningHandlers:
             report_id=report_id,
             field=req.field,
             serious=req.serious,
+            occurred_on=req.occurred_on,
             entries=state.entries_of(subject_id),
             pending=state.has_pending,
             report_day=local_day(at),

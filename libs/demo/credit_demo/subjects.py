@@ -19,6 +19,20 @@ DISTRICTS: dict[str, list[tuple[str, str]]] = {
     "510000": [("510104", "Chengdu"), ("510107", "Chengdu"), ("510703", "Mianyang")],
 }
 PROVINCES = tuple(DISTRICTS)
+PERSON_FIELDS = frozenset(
+    {"court_enforcement", "taxation", "finance", "transport", "e_commerce", "food_drug", "labour_social_security"}
+)
+ORG_FIELDS = frozenset({"taxation", "labour_social_security", "food_drug", "market_regulation", "statistics"})
+
+
+def fits(kind: str, field_: str) -> bool:
+    """Whether subjects of `kind` are designated in `field_` (companies everywhere)."""
+    if kind == "natural_person":
+        return field_ in PERSON_FIELDS
+    if kind == "other_org":
+        return field_ in ORG_FIELDS
+    return True
+
 
 _BRANDS = (
     "Huaxin", "Zhongtai", "Hengda", "Jinlong", "Xinyuan", "Tianrui", "Dongfang", "Ruifeng", "Hongda", "Yongsheng",

@@ -61,10 +61,6 @@ LISTS = {"black": 0.40, "key_scrutiny": 0.38, "red": 0.22}
 SERIAL_SHARE = 0.01  # designations that put a repeat offender on a key-scrutiny list in one more key field
 WARNING_FIELDS = 3  # key fields that put a subject on the warning list (design.md 4)
 REUSE_SHARE = 0.4  # designations of a subject designated before
-PERSON_FIELDS = frozenset(
-    {"court_enforcement", "taxation", "finance", "transport", "e_commerce", "food_drug", "labour_social_security"}
-)
-ORG_FIELDS = frozenset({"taxation", "labour_social_security", "food_drug", "market_regulation", "statistics"})
 SUBJECT_POOL = 50_000  # subjects kept for reuse (the oldest are forgotten)
 
 
@@ -101,7 +97,7 @@ class Traffic:
                 if std.field in unit.authorised_fields and level_at_least(unit.level, std.min_level):
                     self._pairs_of.setdefault((std.field, std.list), []).append((unit, std))
                     for kind in ("legal_person", "natural_person", "other_org"):
-                        if _fits(kind, std.field):
+                        if subjects.fits(kind, std.field):
                             self._pairs.setdefault((kind, std.list), []).append((unit, std))
         self._serial_fields = sorted(f for f in self.key_fields if (f, "key_scrutiny") in self._pairs_of)
         # Enforcement: the measures of MOUs covering a list and field, with the units implementing each.
@@ -296,9 +292,12 @@ class Traffic:
             black = self._pairs_of.get((entry.field, "black"))
             if not self._usable(entry, now) or entry.busy or not black:
                 continue
-            own = [p for p in black if p[0].code == entry.unit.code]
-            unit, std = self.rng.choice(own or black)
-            if std.code in entry.subject.entries:
+            # Only the designating unit, or its parent, transfers its entry.
+            own = [p for p in black if p[0].code == entry.unit.code] or [
+                p for p in black if p[0].code == entry.unit.parent
+            ]
+            unit, std = self.rng.choice(own) if own else (None, None)
+            if std is None or unit is None or std.code in entry.subject.entries:
                 continue
             return self._designation(now, entry.subject, unit, std, transfer_from=entry)
         return None
@@ -462,11 +461,13 @@ class Traffic:
         if not reporters:
             return None
         unit = rng.choice(reporters)
+        occurred_on = today - timedelta(days=rng.randint(1, 60))  # in the entry's period, if any:
+        occurred_on = max(occurred_on, entry.effective_from) if entry is not None else occurred_on
         data = {
             "subject": dict(subject.data),
             "field": field_,
             "serious": serious,
-            "occurred_on": (today - timedelta(days=rng.randint(1, 60))).isoformat(),
+            "occurred_on": occurred_on.isoformat(),
             "document_no": self._document_no(unit, "检", today),
             "description": rng.choice(texts.SERIOUS_CONDUCT if serious else texts.CONDUCT),
         }
@@ -566,15 +567,6 @@ class Traffic:
         eid = id or self._uuid7(now)
         event = malformed.envelope(eid, type_, source, subject_id, data, now)
         return Message(type_, topic_for(type_), subject_id.encode(), dumps(event), eid)
-
-
-def _fits(kind: str, field_: str) -> bool:
-    """Whether subjects of `kind` are designated in `field_` (companies everywhere)."""
-    if kind == "natural_person":
-        return field_ in PERSON_FIELDS
-    if kind == "other_org":
-        return field_ in ORG_FIELDS
-    return True
 
 
 def _today(now: datetime) -> date:

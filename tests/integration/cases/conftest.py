@@ -100,6 +100,7 @@ def report(
     *,
     typical: bool = False,
     media: int = 0,
+    media_level: str = "provincial",
     at: datetime | None = None,
     source: str | None = None,
     **data: Any,
@@ -115,8 +116,8 @@ def report(
         "typical": typical,
         "media": [
             {
-                "outlet": f"Provincial Daily {i}",
-                "level": "provincial",
+                "outlet": f"{media_level.title()} Daily {i}",
+                "level": media_level,
                 "url": f"https://news.example.cn/{rec['designation_id']}/{i}",
                 "published_on": day.isoformat(),
             }

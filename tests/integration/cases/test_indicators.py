@@ -107,8 +107,17 @@ async def test_indicators_efficacy_and_tallies_match_the_hand_count(
     reports = [
         report(b1, "440000-GAC", "tax-black-customs-inspection", d(y, 12, 31), media=1),  # GD, Y
         report(b2, "440000-MOT", "court-black-high-consumption", d(y, 12, 25), media=1),  # GD, Y
-        report(b1, "110105-SAMR", "tax-black-legal-representative-ban", d(z, 1, 1), typical=True),  # BJ, Y+1
-        report(b4, "110105-SAMR", "tax-black-legal-representative-ban", d(z, 1, 5)),  # BJ, Y+1
+        # BJ, Y+1, reported by national and local media: kept with the case, not counted (provincial only)
+        report(
+            b1,
+            "110105-SAMR",
+            "tax-black-legal-representative-ban",
+            d(z, 1, 1),
+            typical=True,
+            media=1,
+            media_level="national",
+        ),
+        report(b4, "110105-SAMR", "tax-black-legal-representative-ban", d(z, 1, 5), media=2, media_level="local"),
         report(b2, "440106-SPC", "court-black-high-consumption", d(z, 3, 1)),  # GD, Y+1
         report(k1, "440100-MEE", "env-ks-more-inspections", d(z, 1, 15)),  # GD, Y+1 (key scrutiny)
         *(report(b2, "440106-SPC", "court-black-high-consumption", day, media=1) for day in media_gd),

@@ -135,9 +135,9 @@ async def test_filing_checks(
         ("unknown_designation", "designation_id")
     ]
     other = {"kind": "subject", "id": new_uscc(), "name": "Another Co."}
-    assert await rejected(kafka, collector, file_objection(rec, objector=other)) == [
-        ("invalid_identifier", "objector.id")
-    ]
+    assert await rejected(kafka, collector, file_objection(rec, objector=other)) == [("not_subject", "objector.id")]
+    samr = {"kind": "unit", "id": "110000-SAMR", "name": "Beijing AMR"}  # filed by the portal in a unit's name
+    assert await rejected(kafka, collector, file_objection(rec, objector=samr)) == [("not_subject", "objector.id")]
     unknown = {"kind": "unit", "id": "999999-NONE", "name": "Nobody"}
     assert await rejected(kafka, collector, file_objection(rec, source="unit/999999-NONE", objector=unknown)) == [
         ("unknown_unit", "objector.id")

@@ -6,7 +6,7 @@ the due time and escalated to the designating unit's parent."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -46,7 +46,12 @@ async def recommend(
     (received then, by `received_by` with its clock at that time, when given): returns (entry,
     report, its credit.transfer.recommended)."""
     subject = company()
-    entry = record(subject, "taxation", unit=unit)
+    # in force when the conduct occurred (three days before the report): a transfer is recommended
+    # only for conduct within the entry's period
+    day = reported_at.date()
+    entry = record(
+        subject, "taxation", unit=unit, effective_from=day - timedelta(days=30), effective_to=day + timedelta(days=300)
+    )
     await publish(kafka, created(entry))
     ev = conduct_report(subject, "taxation", unit="110000-SAT", at=reported_at)
     if received_by is None:

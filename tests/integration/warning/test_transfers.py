@@ -4,7 +4,7 @@ unit's inbox, and what closes it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +106,14 @@ def _all_at_once() -> dict[str, Any]:
         (_inactive_unit, {("unit_inactive", "source")}),
         (_bad_checksum, {("invalid_checksum", "subject.id")}),
         (_scheme_of_another_kind, {("invalid_identifier", "subject.id")}),
-        (_unknown_field, {("field_not_authorised", "field")}),
+        (_unknown_field, {("unknown_field", "field")}),
         (_field_of_another_unit, {("field_not_authorised", "field")}),
         (_missing_seriousness, {("schema_violation", "serious")}),
         (_misspelt_field, {("schema_violation", "sereous")}),
         (_not_a_request_type, {("schema_violation", "type")}),
         (
             _all_at_once,
-            {("unknown_unit", "source"), ("invalid_checksum", "subject.id"), ("field_not_authorised", "field")},
+            {("unknown_unit", "source"), ("invalid_checksum", "subject.id"), ("unknown_field", "field")},
         ),
     ],
 )
@@ -146,10 +146,13 @@ async def test_a_serious_report_recommends_a_transfer_to_the_designating_unit(
     for rec in (entry, other):
         await publish(kafka, created(rec))
 
-    # Not serious, or serious in a field without an entry: accepted, nothing recommended.
+    # Not serious, serious in a field without an entry, or serious but before the entry's period
+    # began (what put the subject under scrutiny): accepted, nothing recommended.
+    before = (date.fromisoformat(entry["effective_from"]) - timedelta(days=1)).isoformat()
     for ev in (
         conduct_report(subject, "taxation", serious=False),
         conduct_report(subject, "environment", unit="110000-MEE"),
+        conduct_report(subject, "taxation", occurred_on=before),
     ):
         answer = await report(kafka, collector, ev)
         assert answer["type"] == "credit.request.accepted"

@@ -16,7 +16,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
-from tests.support.events import company, event, poll, publish
+from tests.support.events import company, event, poll, publish, today
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
@@ -83,7 +83,8 @@ async def test_designations_list_a_subject_and_a_transfer_closes_the_recommendat
     assert sorted(e["designation_id"] for e in body["entries"]) == sorted(ids.values())
     assert all(e["status"] == "active" and e["list"] == "key_scrutiny" for e in body["entries"])
 
-    serious = conduct_report(subject, "taxation", unit="110000-SAT")
+    # the conduct occurred today, within the entries' period (which began today)
+    serious = conduct_report(subject, "taxation", unit="110000-SAT", occurred_on=today().isoformat())
     assert (await report(kafka, collector, serious))["type"] == "credit.request.accepted"
     (rec,) = await collector.wait_for(
         topics.WARNING_EVENTS,

@@ -166,6 +166,30 @@ def test_transfer_from_key_scrutiny_to_black() -> None:
     assert codes(exc) == {"unknown_designation"}
 
 
+def test_only_the_designating_unit_or_its_parent_transfers_an_entry() -> None:
+    subject = {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": "Example Co."}
+    ks = run(req("key_scrutiny", "taxation-key_scrutiny", subject), unit="110000-SAT", designation_id="ks-2").record
+    transfer = req("black", "taxation-black", subject, transfer_from="ks-2")
+    for unit in ("110000-SAT", "100000-SAT"):  # the designating unit, its parent
+        assert [x.reason for x in run(transfer, unit=unit, active=[ks]).removals] == ["transferred"]
+    with pytest.raises(Rejected) as exc:
+        run(transfer, unit="440000-SAT", active=[ks])  # another province's tax service
+    assert [(e.code, e.field) for e in exc.value.errors] == [("not_designating_unit", "transfer_from")]
+
+
+def test_a_transfer_across_fields_says_so() -> None:
+    subject = {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": "Example Co."}
+    ks = _active("key_scrutiny", "taxation-key_scrutiny", subject, "ks-3")
+    other = CATALOG.standard("customs-black")
+    assert other is not None
+    assert other.field != "taxation"
+    with pytest.raises(Rejected) as exc:
+        run(req("black", "customs-black", subject, transfer_from="ks-3"), unit="100000-GAC", active=[ks])
+    (error,) = exc.value.errors
+    assert (error.code, error.field) == ("list_mismatch", "transfer_from")
+    assert error.message.startswith("field mismatch: ks-3 is a key-scrutiny entry in field taxation")
+
+
 def test_revoke_and_amend_only_by_the_designating_unit_or_its_parent() -> None:
     subject = {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": "Example Co."}
     rec = _active("black", "taxation-black", subject, "bl-9")

@@ -76,8 +76,16 @@ def filing(kind: str = "subject", id_: str | None = None) -> FileObjection:
 
 
 def file(req: FileObjection, e: Entry | None, *, has_open: bool = False, day: date = date(2026, 9, 30)) -> Any:
+    """Filed as the portal files for subjects, or, for a unit objector, by that unit itself."""
+    sender = req.objector.id if req.objector.kind == "unit" else None
     return domain.file_objection(
-        req, entry=e, catalog=CATALOG, has_open=lambda _k: has_open, filed_day=day, calendar=CALENDAR
+        req,
+        entry=e,
+        catalog=CATALOG,
+        has_open=lambda _k: has_open,
+        filed_day=day,
+        calendar=CALENDAR,
+        sender_unit=sender,
     )
 
 
@@ -106,7 +114,7 @@ def test_an_objection_by_a_unit() -> None:
     [
         (filing(), None, [("unknown_designation", "designation_id")]),
         (filing(), entry(status="removed", removal_reason="revoked"), [("not_active", "designation_id")]),
-        (filing("subject", new_uscc()), entry(), [("invalid_identifier", "objector.id")]),
+        (filing("subject", new_uscc()), entry(), [("not_subject", "objector.id")]),
         (filing("unit", "999999-XYZ"), entry(), [("unknown_unit", "objector.id")]),
         (filing("unit", "100000-CFDA"), entry(), [("unit_inactive", "objector.id")]),
     ],
@@ -115,6 +123,21 @@ def test_filing_checks(req: FileObjection, e: Entry | None, expected: list[tuple
     with pytest.raises(Rejected) as exc:
         file(req, e)
     assert codes(exc) == expected
+
+
+@pytest.mark.parametrize("sender", ["110108-SAT", None])  # another unit; the portal
+def test_a_unit_objects_only_in_its_own_name(sender: str | None) -> None:
+    with pytest.raises(Rejected) as exc:
+        domain.file_objection(
+            filing("unit", "110000-SAMR"),
+            entry=entry(),
+            catalog=CATALOG,
+            has_open=lambda _k: False,
+            filed_day=date(2026, 9, 30),
+            calendar=CALENDAR,
+            sender_unit=sender,
+        )
+    assert codes(exc) == [("not_subject", "objector.id")]
 
 
 def test_a_second_open_objection_by_the_same_objector_is_a_duplicate() -> None:

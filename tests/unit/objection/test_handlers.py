@@ -117,7 +117,7 @@ async def test_a_removed_entry_closes_what_waits_on_it(objection: Harness, store
         ("file_twice", "duplicate_objection"),
         ("file_as_unknown_unit", "unknown_unit"),
         ("file_as_inactive_unit", "unit_inactive"),
-        ("file_for_another_subject", "invalid_identifier"),
+        ("file_for_another_subject", "not_subject"),
         ("decide_unknown", "unknown_objection"),
         ("decide_as_another_unit", "not_designating_unit"),
         ("apply_unknown_designation", "unknown_designation"),

@@ -31,7 +31,7 @@ def is_key(code: str) -> bool:
 
 
 def e(designation_id: str, field: str, unit: str = "100000-SAT") -> Entry:
-    return Entry(designation_id, field, unit)
+    return Entry(designation_id, field, unit, date(2026, 1, 1), date(2027, 12, 31))
 
 
 # ---------------------------------------------------------------------- the warning list
@@ -175,8 +175,8 @@ def test_a_valid_report_gives_the_normalised_subject() -> None:
         ("999999-XYZ", "taxation", {("unknown_unit", "source")}),
         ("100000-CFDA", "food_drug", {("unit_inactive", "source")}),
         ("110000-SAT", "customs", {("field_not_authorised", "field")}),
-        ("110000-SAT", "no_such_field", {("field_not_authorised", "field")}),
-        ("999999-XYZ", "no_such_field", {("unknown_unit", "source"), ("field_not_authorised", "field")}),
+        ("110000-SAT", "no_such_field", {("unknown_field", "field")}),
+        ("999999-XYZ", "no_such_field", {("unknown_unit", "source"), ("unknown_field", "field")}),
     ],
 )
 def test_unit_and_field_rules(unit: str | None, field: str, expected: set[tuple[str, str | None]]) -> None:
@@ -207,6 +207,7 @@ def test_a_serious_report_recommends_a_transfer_of_each_entry_in_its_field() -> 
         report_id="r1",
         field="taxation",
         serious=True,
+        occurred_on=date(2026, 11, 20),
         entries=entries,
         pending=lambda d: False,
         report_day=date(2026, 11, 25),
@@ -222,10 +223,41 @@ def test_a_serious_report_recommends_a_transfer_of_each_entry_in_its_field() -> 
 
 def test_no_recommendation_without_seriousness_a_matching_entry_or_when_one_is_pending() -> None:
     entries = [e("d1", "taxation")]
-    common: dict[str, Any] = {"report_id": "r", "entries": entries, "report_day": TODAY, "calendar": CALENDAR}
+    common: dict[str, Any] = {
+        "report_id": "r",
+        "entries": entries,
+        "report_day": TODAY,
+        "calendar": CALENDAR,
+        "occurred_on": date(2026, 11, 20),
+    }
     assert domain.recommend(field="taxation", serious=False, pending=lambda d: False, **common) == []
     assert domain.recommend(field="customs", serious=True, pending=lambda d: False, **common) == []
     assert domain.recommend(field="taxation", serious=True, pending=lambda d: d == "d1", **common) == []
+
+
+@pytest.mark.parametrize(
+    ("occurred_on", "recommended"),
+    [
+        (date(2025, 12, 31), False),  # before the entry began: what put the subject under scrutiny
+        (date(2026, 1, 1), True),  # its first day
+        (date(2027, 12, 31), True),  # its last day
+        (date(2028, 1, 1), False),  # after its period (a late report about an entry still active)
+    ],
+)
+def test_a_transfer_is_recommended_only_for_conduct_within_the_entrys_period(
+    occurred_on: date, recommended: bool
+) -> None:
+    recs = domain.recommend(
+        report_id="r",
+        field="taxation",
+        serious=True,
+        occurred_on=occurred_on,
+        entries=[e("d1", "taxation")],
+        pending=lambda d: False,
+        report_day=TODAY,
+        calendar=CALENDAR,
+    )
+    assert bool(recs) is recommended
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ async def test_conduct_that_is_not_serious_recommends_nothing(warning: Harness) 
     [
         ("unknown_unit", "unknown_unit"),
         ("unit_inactive", "unit_inactive"),
-        ("no_such_field", "field_not_authorised"),
+        ("no_such_field", "unknown_field"),
         ("field_of_another_unit", "field_not_authorised"),
         ("not_an_identifier", "invalid_identifier"),
         ("check_character", "invalid_checksum"),

@@ -59,6 +59,7 @@ class Portal:
         out = {
             "subject": (await self.http.get(f"/v1/public/subjects/{rid}", params={"as_of": "2025-06-01"})).text,
             "changes": (await self.http.get("/v1/public/changes", params={**params, "after": self.after})).text,
+            "search": (await self.http.get("/v1/public/search", params={"q": masked(rid), "limit": 100})).text,
         }
         for list_ in ("black", "key_scrutiny"):
             out[f"list {list_}"] = (await self.http.get(f"/v1/public/lists/{list_}", params=params)).text
@@ -102,6 +103,7 @@ async def one_person(kafka: AIOKafkaProducer, lists: Collector, portal: Portal, 
         assert hidden["designation_id"] not in text, f"a non-public entry in the public {where}"
     for where in ("subject", "list black", "jsonl black", "csv black", "changes"):
         assert masked(rid) in texts[where], f"{masked(rid)} not in the public {where}"
+    assert shown["designation_id"] in texts["search"]  # found by the masked number
     # (hypothesis repeats numbers across examples: the person may have entries of earlier ones)
     subject_view = {e["entry"]["entry_id"]: e["entry"] for e in orjson.loads(texts["subject"])["entries"]}
     assert subject_view[shown["designation_id"]]["subject"] == {**subject, "id": masked(rid)}

@@ -12,6 +12,8 @@ import re
 import asyncpg
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,58}$")
+#: The schema of the extensions the services' migrations use (pg_trgm), shared by all.
+EXTENSIONS = "credit_ext"
 
 
 def _ident(name: str) -> str:
@@ -68,6 +70,10 @@ async def _ensure_service_schema(admin: asyncpg.Connection, schema: str, passwor
         await _login_role(admin, owner, owner_password)
         await _login_role(admin, role, password)
         await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}")
+        # The extensions a service's migrations may use (a service's roles may create none):
+        # pg_trgm, for the public search's trigram index (sharing).
+        await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {EXTENSIONS}")
+        await admin.execute(f"CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA {EXTENSIONS}")
         if await admin.fetchval(
             "SELECT 1 FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner"
             " WHERE n.nspname = $1 AND r.rolname = $2",
@@ -82,6 +88,7 @@ async def _ensure_service_schema(admin: asyncpg.Connection, schema: str, passwor
             await admin.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{db}" TO {r}')
             # Nothing in public for service roles (PostgreSQL 15 already withholds CREATE there).
             await admin.execute(f"REVOKE ALL ON SCHEMA public FROM {r}")
+            await admin.execute(f"GRANT USAGE ON SCHEMA {EXTENSIONS} TO {r}")
         await admin.execute(f"REVOKE CREATE ON SCHEMA {schema} FROM {role}")
         await admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
         rows, seqs = "SELECT, INSERT, UPDATE, DELETE", "USAGE, SELECT, UPDATE"

@@ -176,6 +176,7 @@ async def accepted(request_id: str) -> dict[str, Any]:
 def test_every_example_is_run_or_skipped_for_a_reason() -> None:
     run = {("Sending a request", 0), ("Sending a request", 1), ("Sending a request", 2)}
     run |= {("Following the lists", 0), ("Following the lists", 1), ("Reference data", 0), ("Historical import", 0)}
+    run |= {("The public view", 0)}
     assert {(b.heading, b.index) for b in blocks()} == run | set(SKIPPED)
 
 
@@ -200,6 +201,28 @@ async def test_sending_a_request_over_http_and_kafka(services: None, stack: Sett
     (tmp_path / "send.py").write_text(send_script(stack))
     await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
     await accepted(doc["id"])
+
+
+async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) -> None:
+    """The public examples without a token: the search finds a company designated just now (by
+    a part of its code: the README's name is every run's), the standards and memorandums."""
+    doc = fresh_request(tmp_path)
+    (tmp_path / "send.py").write_text(send_script(stack))
+    await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
+    await accepted(doc["id"])
+    await wait_caught_up(
+        stack.kafka_bootstrap_servers,
+        deployment(INSTANCE).group_of("sharing"),
+        ["credit.designation.events.v1"],
+        timeout=600,
+    )
+    search, standards, mous = [ports(c) for c in commands(block("The public view", "bash"))]
+    assert json.loads(await shell(search, tmp_path))["entries"] is not None
+    mine = json.loads(await shell(search.replace("q=Example%20Trading", f"q={doc['subject'][2:12]}"), tmp_path))
+    assert [e["entry_id"] for e in mine["entries"]] == [doc["id"]]
+    assert "facts" not in mine["entries"][0]["decision"]
+    assert "taxation-black" in {s["code"] for s in json.loads(await shell(standards, tmp_path))["standards"]}
+    assert all("taxation" in m["fields"] for m in json.loads(await shell(mous, tmp_path))["mous"])
 
 
 async def test_following_the_lists_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:

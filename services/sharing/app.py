@@ -20,7 +20,7 @@ from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
 from fastapi import FastAPI, Query
 
-from . import domain, public, queries, store
+from . import domain, public, publication, queries, store
 from .dashboard import panels
 from .exports import ListExport
 from .fastpath import SubjectLookups
@@ -77,6 +77,7 @@ def _decode_cursor(cursor: str, scope: dict[str, Any]) -> tuple[int, str]:
 def routes(app: FastAPI, rt: Runtime) -> None:
     export_slots = asyncio.Semaphore(EXPORTS_AT_ONCE)
     public.routes(app, rt)  # search, standards, memorandums
+    publication.routes(app, rt)  # publication delay, public statistics
 
     async def subject(subject_id: str, as_of: str | None, known_at: str | None, public: bool) -> dict[str, Any]:
         try:

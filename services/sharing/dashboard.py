@@ -1,21 +1,24 @@
 """The sharing service's panels of the operator dashboard (GET /): the size of every list in the
-current view, the last seq, and the latest changes."""
+current view, the last seq, the latest changes, and the publication delay per unit with the
+entries published more than 7 days after their decision."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
-from . import domain, store
+from . import domain, publication, store
 
 RECENT = 12
 MIX_OF = 1000  # the latest changes the mix is counted over
 RECOUNT_S = 600.0
+DELAY_EVERY_S = 60.0  # the delays are an aggregate over every addition: read once a minute
 SHORT = {domain.ENTRY_ADDED: "added", domain.ENTRY_UPDATED: "updated", domain.ENTRY_REMOVED: "removed"}
 
 
@@ -41,6 +44,40 @@ class ListSizes:
                 self.sizes[name] = self.sizes.get(name, 0) + delta
         self.seq, self.mark = seq, mark
         return {name: self.sizes.get(name, 0) for name in domain.LISTS}
+
+
+async def _delays(rt: Runtime) -> dict[str, Any]:
+    cached = rt.extras.get("dashboard_delays")
+    if cached is None or time.monotonic() - cached[0] > DELAY_EVERY_S:
+        cached = (time.monotonic(), await publication.by_unit(rt.db, None, None, RECENT))
+        rt.extras["dashboard_delays"] = cached
+    return dict(cached[1])
+
+
+def _delay_panels(delays: dict[str, Any]) -> list[Panel]:
+    late = publication.LATE_DAYS
+    units = sorted(delays["units"], key=lambda u: (-u["late"], -u["max_days"], u["unit"]))
+    return [
+        Table(
+            "publication",
+            "Publication delay per unit (days from decision to publication)",
+            ["unit", "entries", "p50", "p90", "max", f"later than {late} days"],
+            [[u["unit"], u["entries"], u["p50_days"], u["p90_days"], u["max_days"], u["late"]] for u in units],
+            href="/v1/stats/publication",
+            empty="nothing published yet",
+        ),
+        Table(
+            "late",
+            f"Latest entries published more than {late} days after their decision",
+            ["entry", "list", "unit", "decided on", "published at", "days"],
+            [
+                [e["entry_id"], e["list"], e["unit"], e["decided_on"], e["published_at"], e["days"]]
+                for e in delays["late"]
+            ],
+            href="/v1/stats/publication",
+            empty=f"none later than {late} days",
+        ),
+    ]
 
 
 async def panels(rt: Runtime) -> Sequence[Panel]:
@@ -96,4 +133,5 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
             ],
             href="/v1/changes",
         ),
+        *_delay_panels(await _delays(rt)),
     ]

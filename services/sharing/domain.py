@@ -106,18 +106,29 @@ class Change:
     previous: Version | None
     reason: str | None
 
-    def data(self, seq: int) -> dict[str, Any]:
-        """The `credit.list.*` data of this change (the internal, full view)."""
+    def data(self, seq: int, published_at: datetime | None = None) -> dict[str, Any]:
+        """The `credit.list.*` data of this change (the internal, full view), with the date of
+        the entry's decision (none on the warning list) and when the platform published it."""
         doc: dict[str, Any] = {"seq": seq, "list": self.version.list, "entry": self.version.entry}
         if self.reason is not None:
             doc["reason"] = self.reason
         doc["at"] = json_time(self.version.recorded_at)
+        decided_on = self.decided_on
+        if decided_on is not None:
+            doc["decided_on"] = decided_on
+        if published_at is not None:
+            doc["published_at"] = json_time(published_at)
         return doc
 
-    def public_data(self, seq: int) -> dict[str, Any] | None:
+    @property
+    def decided_on(self) -> str | None:
+        decision = self.version.entry.get("decision")
+        return None if decision is None else decision.get("decided_on")
+
+    def public_data(self, seq: int, published_at: datetime | None = None) -> dict[str, Any] | None:
         """The public topic's document of this change, or None when the public does not get it:
         an entry of a non-public standard, or an update invisible in the public view (facts)."""
-        doc = public_change(self.data(seq), public=self.version.public)
+        doc = public_change(self.data(seq, published_at), public=self.version.public)
         previous = self.previous
         if doc is None or self.type != ENTRY_UPDATED or previous is None:
             return doc

@@ -123,6 +123,19 @@ class BatchState:
         return open_id
 
 
+def imported(inc: Incoming) -> bool:
+    """Whether an entry came in by a historical import: the contract names a new designation
+    after its request (`id`), an imported one after its unit's `ref`, so its created event's
+    cause is not its own id. Its delay from decision to publication here is not a publication
+    delay (it was published, elsewhere, when it was decided)."""
+    data = inc.data
+    return (
+        isinstance(data, DesignationCreated)
+        and inc.event.causationid is not None
+        and inc.event.causationid != data.record.designation_id
+    )
+
+
 class SharingHandlers:
     """The sharing consumer, bound to its runtime."""
 
@@ -193,6 +206,7 @@ class SharingHandlers:
         if not changes:
             return []
         first = await store.allocate(len(changes))
+        published_at = ctx.clock.now()  # publication delay: decided_on to this, per change
         rows: list[ChangeRow] = []
         for n, (inc, change) in enumerate(changes):
             seq = first + n
@@ -202,9 +216,9 @@ class SharingHandlers:
             # same documents). They are built from validated records in the contract's own form,
             # not validated again here: that was two fifths of the projection's CPU (profiled).
             # tests/unit/sharing/test_change_documents.py holds every kind of change to the model.
-            data = change.data(seq)
-            public = change.public_data(seq)
-            rows.append(ChangeRow(seq, event_id, change, inc.event.id, data, public))
+            data = change.data(seq, published_at)
+            public = change.public_data(seq, published_at)
+            rows.append(ChangeRow(seq, event_id, change, inc.event.id, data, public, published_at, imported(inc)))
             with ctx.handling(inc):
                 ctx.publish(
                     topics.LISTS_CHANGES,

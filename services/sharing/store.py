@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -90,6 +90,9 @@ CHANGE_COLUMNS = [
     "cause",
     "public_sent",
     "data",
+    "decided_on",
+    "published_at",
+    "imported",
 ]
 
 # "Was X on a list at A, as known at K" in one query: the version known at K (recorded at or before
@@ -222,6 +225,10 @@ def version_of(row: asyncpg.Record) -> tuple[Version, int | None]:
     return version, row["seq"]
 
 
+def _date(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
     """A change as it is stored and published."""
@@ -232,6 +239,8 @@ class ChangeRow:
     cause: str
     data: dict[str, Any]
     public_data: dict[str, Any] | None
+    published_at: datetime | None = None
+    imported: bool = False  # an entry of a historical import: its publication delay is not one
 
 
 class Store(Protocol):
@@ -376,6 +385,9 @@ class SharingStore:
                         r.cause,
                         r.public_data is not None,
                         r.data,
+                        _date(r.change.decided_on),
+                        r.published_at,
+                        r.imported,
                     )
                     for r in rows
                 ],

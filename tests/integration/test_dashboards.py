@@ -252,6 +252,12 @@ async def sharing_shows(svc: ServiceProcess, http: httpx.AsyncClient, entry_id: 
         (c["seq"], short[c["type"]], c["list"], c["entry"]["entry_id"]) for c in listed
     ]
     await check_list_sizes(http, doc)
+    # The publication delay per unit, as GET /v1/stats/publication gives it (read once a minute).
+    delays = {u["unit"]: u for u in (await http.get("/v1/stats/publication")).json()["units"]}
+    shown = panel(doc, "publication")
+    assert shown["columns"][:5] == ["unit", "entries", "p50", "p90", "max"]
+    for unit, entries, *_ in shown["rows"]:
+        assert entries <= delays[unit]["entries"]
 
 
 async def pages_of_changes(http: httpx.AsyncClient, list_: str) -> list[dict[str, Any]]:

@@ -216,13 +216,16 @@ async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) 
         ["credit.designation.events.v1"],
         timeout=600,
     )
-    search, standards, mous = [ports(c) for c in commands(block("The public view", "bash"))]
+    search, standards, mous, stats = [ports(c) for c in commands(block("The public view", "bash"))]
     assert json.loads(await shell(search, tmp_path))["entries"] is not None
     mine = json.loads(await shell(search.replace("q=Example%20Trading", f"q={doc['subject'][2:12]}"), tmp_path))
     assert [e["entry_id"] for e in mine["entries"]] == [doc["id"]]
     assert "facts" not in mine["entries"][0]["decision"]
     assert "taxation-black" in {s["code"] for s in json.loads(await shell(standards, tmp_path))["standards"]}
     assert all("taxation" in m["fields"] for m in json.loads(await shell(mous, tmp_path))["mous"])
+    year = json.loads(await shell(stats, tmp_path))
+    assert year["year"] == 2026
+    assert {"on_lists", "by_month", "publication"} <= set(year)
 
 
 async def test_following_the_lists_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:

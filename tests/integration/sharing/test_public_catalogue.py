@@ -15,9 +15,14 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from credit_common.clock import SHANGHAI
+from credit_common.contracts.envelope import new_id
+from credit_common.contracts.events import ListChange
+from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from services.sharing import public
+from tests.support.collector import Collector
 
 from .conftest import caught_up, company, created, person, publish, record, removed
 
@@ -145,3 +150,59 @@ async def test_the_standards_and_memorandums_in_force_are_published(http: httpx.
     taxation = (await http.get("/v1/public/mous", params={"field": "taxation"})).json()["mous"]
     assert taxation
     assert all("taxation" in m["fields"] for m in taxation)
+
+
+async def test_publication_delay_per_unit_and_the_public_statistics(
+    stack: Settings, http: httpx.AsyncClient, kafka: AIOKafkaProducer, lists: Collector
+) -> None:
+    """Three entries of one unit decided 2, 10 and 12 days ago, published now, and one of its
+    historical import decided a year ago: the delays (p50, p90, max) and the two late entries,
+    every change carrying `decided_on` and `published_at`; the public statistics count them."""
+    unit, region = f"T-{uuid.uuid4().hex[:10]}", "960101"
+    today = datetime.now(SHANGHAI).date()
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    recs = [
+        record(company(f"Delay {d} Co."), unit=unit, region=region, decided_on=today - timedelta(days=d))
+        for d in (2, 10, 12)
+    ]
+    for rec in recs:
+        await publish(kafka, created(rec, at))
+    old = record(company("Imported Co."), unit=unit, region=region, decided_on=today - timedelta(days=365))
+    imported = created(old, at)
+    imported["causationid"] = new_id()  # an import request: its entries are named after their refs
+    await publish(kafka, imported)
+    await caught_up(stack)
+
+    ids = {r["designation_id"] for r in (*recs, old)}
+    added = await lists.wait_for(
+        topics.LISTS_PUBLIC,
+        lambda e: e["type"] == "credit.list.entry_added" and e["data"]["entry"]["entry_id"] in ids,
+        count=4,
+        timeout=60,
+    )
+    for change in added:
+        data = change["data"]
+        assert data["decided_on"] == data["entry"]["decision"]["decided_on"]
+        assert datetime.fromisoformat(data["published_at"]) >= at
+        ListChange.model_validate(data)
+
+    days = {r["designation_id"]: d for r, d in zip(recs, (2, 10, 12), strict=True)}
+    body = (await http.get("/v1/stats/publication", params={"unit": unit})).json()
+    (row,) = body["units"]
+    # published today (a change made just after midnight, Shanghai, is a day later)
+    assert row["entries"] == 3
+    assert row["p50_days"] in (10, 11)
+    assert row["max_days"] in (12, 13)
+    assert row["late"] == 2
+    assert body["late_after_days"] == 7
+    assert sorted(e["entry_id"] for e in body["late"]) == sorted(i for i, d in days.items() if d > 7)
+    async with httpx.AsyncClient(base_url=str(http.base_url)) as anonymous:
+        assert (await anonymous.get("/v1/stats/publication")).status_code == 401  # internal
+        assert (await anonymous.get("/v1/public/stats")).status_code == 200  # open
+
+    stats = (await http.get("/v1/public/stats", params={"year": today.year})).json()
+    mine = [r for r in stats["on_lists"] if r["province"] == "960000"]
+    assert mine == [{"list": "black", "field": "work_safety", "province": "960000", "entries": 4}]
+    assert stats["publication"]["entries"] >= 3
+    month = today.strftime("%Y-%m")
+    assert any(m["month"] == month and m["list"] == "black" and m["added"] >= 4 for m in stats["by_month"])

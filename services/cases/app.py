@@ -15,7 +15,7 @@ from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
 from fastapi import FastAPI, Query
 
-from . import domain, store
+from . import campaigns, domain, store
 from .dashboard import panels
 from .handlers import CasesHandlers
 from .indicators import indicator_report
@@ -50,6 +50,8 @@ def _case_doc(row: Any) -> dict[str, Any]:
 
 
 def routes(app: FastAPI, rt: Runtime) -> None:
+    campaigns.routes(app, rt)
+
     def year_or_now(year: int | None) -> int:
         return year if year is not None else local_today(rt.clock).year
 

@@ -1,5 +1,6 @@
 """The cases service's panels of the operator dashboard (GET /): this year's cases and their
-indicators per province with status, cases per measure, and the latest cases applied. Everything
+indicators per province with status, cases per measure, the latest cases applied, and the
+campaigns' progress against their targets. Everything
 but the latest cases comes from the tallies (a few hundred rows whatever the number of cases)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from credit_common.clock import local_today
 from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
-from . import store
+from . import campaigns, store
 from .indicators import indicator_report  # the same answer as GET /v1/indicators
 
 RECENT = 10
@@ -33,6 +34,7 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
     designations = totals.value["designations"]
     measures = sorted(by.value["measure"], key=lambda r: (-r["cases"], r["key"]))[:MEASURES_SHOWN]
     recent = await store.recent_cases(rt.db, RECENT, today)
+    progress = await rt.dashboard.cached("campaigns", lambda: campaigns.report(rt))
     return [
         KeyValues(
             "year",
@@ -96,5 +98,27 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
                 for r in recent
             ],
             empty="no case yet",
+        ),
+        Table(
+            "campaigns",
+            "Campaigns of special handling: progress against targets",
+            ["campaign", "period", "elapsed", "designations", "target", "status", "cases", "target", "status"],
+            [
+                [
+                    Link(c["code"], f"/v1/campaigns/{c['code']}"),
+                    f"{c['starts_on']} to {c['ends_on']}",
+                    c["elapsed_fraction"],
+                    c["designations"]["value"],
+                    c["designations"].get("target"),
+                    c["designations"].get("status"),
+                    c["cases"]["value"],
+                    c["cases"].get("target"),
+                    c["cases"].get("status"),
+                ]
+                for c in progress.value
+            ],
+            href="/v1/campaigns",
+            note=progress.note,
+            empty="no campaign in the catalogue",
         ),
     ]

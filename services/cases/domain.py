@@ -111,7 +111,8 @@ def check_report(
     - the measure exists in an MOU that covers the entry's list and field;
     - the reporting unit implements the measure (one of its authorised fields is among the
       measure's implementing fields);
-    - no punishment while an objection is open on the entry."""
+    - no punishment while an objection is open on the entry;
+    - a campaign named covers the entry's field and the unit's region, `applied_on` in its period."""
     errors: list[ErrorItem] = []
     unit = catalog.unit(unit_code) if unit_code else None
     if unit is None:
@@ -163,6 +164,16 @@ def check_report(
                     "designation_id",
                 )
             )
+    if req.campaign is not None and entry is not None and unit is not None:
+        campaign = catalog.campaign(req.campaign)
+        # The contract has no code of its own for a campaign refused: `schema_violation`.
+        refused: str | None = (
+            f"no campaign {req.campaign!r} in the reference catalogue"
+            if campaign is None
+            else campaign.refusal(field=entry.field, region=unit.region, day=req.applied_on, what="a case")
+        )
+        if refused is not None:
+            errors.append(_err("schema_violation", refused, "campaign"))
     if found is not None and unit is not None and not catalog.unit_implements(unit.code, req.measure):
         errors.append(
             _err(

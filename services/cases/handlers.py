@@ -204,6 +204,7 @@ class CasesHandlers:
                 bool(media),
                 inc.event.source,
                 inc.at,
+                req.campaign,
             )
         )
         return Accepted(case_id)

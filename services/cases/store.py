@@ -75,6 +75,7 @@ CASE_COLUMNS = (
     "media_reported",
     "reported_by",
     "recorded_at",
+    "campaign",
 )
 TALLY_KEY = ("year", "month", "province", "unit", "field", "list", "measure", "measure_kind")
 

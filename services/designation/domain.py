@@ -98,6 +98,8 @@ def designate(
         if effective_to is None:
             effective_to = effective_from + timedelta(days=std.default_period_days - 1)
         errors.extend(_period_errors(std, effective_from, effective_to, today))
+    if req.campaign is not None and std is not None and unit is not None:
+        errors.extend(_campaign_errors(catalog, req.campaign, std.field, unit.region, req.decision.decided_on))
     if errors:
         raise Rejected(errors)
 
@@ -153,12 +155,24 @@ def designate(
             "public": std.public,
             "status": "active",
             "transfer_from": req.transfer_from,
+            "campaign": req.campaign,
             "checksum_override": req.checksum_override.model_dump()
             if ident.checksum_overridden and req.checksum_override
             else None,
         }
     )
     return Designated(record, removals)
+
+
+def _campaign_errors(catalog: Catalog, code: str, field_: str, region: str, decided_on: date) -> list[ErrorItem]:
+    """A designation may name a campaign (special handling of prominent problems, section VI) that
+    covers its field and its unit's region, decided within the campaign's period. The contract
+    has no code of its own for a campaign refused: `schema_violation` on `campaign`."""
+    campaign = catalog.campaign(code)
+    if campaign is None:
+        return [_err("schema_violation", f"no campaign {code!r} in the reference catalogue", "campaign")]
+    why = campaign.refusal(field=field_, region=region, day=decided_on, what="a decision")
+    return [] if why is None else [_err("schema_violation", why, "campaign")]
 
 
 def _period_errors(std: StandardRecord, start: date, end: date, today: date) -> list[ErrorItem]:

@@ -47,11 +47,10 @@ class ListSizes:
 
 
 async def _delays(rt: Runtime) -> dict[str, Any]:
-    cached = rt.extras.get("dashboard_delays")
-    if cached is None or time.monotonic() - cached[0] > DELAY_EVERY_S:
-        cached = (time.monotonic(), await publication.by_unit(rt.db, None, None, RECENT))
-        rt.extras["dashboard_delays"] = cached
-    return dict(cached[1])
+    cached = await rt.dashboard.cached(
+        "publication", lambda: publication.by_unit(rt.db, None, None, RECENT), min_ttl=DELAY_EVERY_S
+    )
+    return cached.value
 
 
 def _delay_panels(delays: dict[str, Any]) -> list[Panel]:

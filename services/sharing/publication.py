@@ -22,9 +22,12 @@ from credit_common.http.responses import JsonResponse
 from credit_common.service import Runtime
 from fastapi import FastAPI, Query
 
+from . import domain
+
 LATE_DAYS = 7
+_ADDED_TYPE, _REMOVED_TYPE = domain.ENTRY_ADDED, domain.ENTRY_REMOVED
 _DAYS = "((c.published_at AT TIME ZONE 'Asia/Shanghai')::date - c.decided_on)"
-_ADDED = "c.type = 'credit.list.entry_added' AND c.decided_on IS NOT NULL AND NOT c.imported"
+_ADDED = f"c.type = '{_ADDED_TYPE}' AND c.decided_on IS NOT NULL AND NOT c.imported"
 
 BY_UNIT = f"""
 SELECT c.unit, count(*) AS entries,
@@ -48,10 +51,10 @@ SELECT list, field, left(region, 2) || '0000' AS province, count(*) AS entries
   FROM entries WHERE public AND status = 'active'
  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
-BY_MONTH = """
+BY_MONTH = f"""
 SELECT to_char(c.at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, c.list,
-       count(*) FILTER (WHERE c.type = 'credit.list.entry_added') AS added,
-       count(*) FILTER (WHERE c.type = 'credit.list.entry_removed') AS removed
+       count(*) FILTER (WHERE c.type = '{_ADDED_TYPE}') AS added,
+       count(*) FILTER (WHERE c.type = '{_REMOVED_TYPE}') AS removed
   FROM changes c
  WHERE c.public_sent AND c.at >= $1::date AND c.at < $2::date
  GROUP BY 1, 2 ORDER BY 1, 2

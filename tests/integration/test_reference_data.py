@@ -140,7 +140,7 @@ async def test_a_cache_started_after_publishing_holds_exactly_the_catalogue(
     assert len(cache.catalog) == len(shipped)
     by_kind = Counter(r.kind for r in cache.catalog.records().values())
     assert by_kind == Counter(r.kind for r in shipped)
-    assert by_kind == {"field": 14, "unit": 64, "standard": 39, "mou": 8, "calendar": 1}
+    assert by_kind == {"field": 14, "unit": 64, "standard": 39, "mou": 8, "calendar": 1, "campaign": 2}
 
     catalog = cache.catalog
     # A unit's parent: an authorised association escalates to the department that authorised it.

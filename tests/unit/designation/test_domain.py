@@ -190,6 +190,40 @@ def test_a_transfer_across_fields_says_so() -> None:
     assert error.message.startswith("field mismatch: ks-3 is a key-scrutiny entry in field taxation")
 
 
+def test_a_designation_names_a_campaign_that_covers_it() -> None:
+    """The shipped catalogue: 2026-false-invoices (taxation, nationwide, 2026), 2026-gd-food-safety
+    (food and drug, Guangdong); the decision is of 20 Nov 2026."""
+    named = run(req(campaign="2026-false-invoices"))
+    assert named.record.campaign == "2026-false-invoices"
+    for campaign, message in (
+        ("no-such-campaign", "no campaign 'no-such-campaign'"),
+        ("2026-gd-food-safety", "campaign 2026-gd-food-safety covers the fields food_drug, not taxation"),
+    ):
+        with pytest.raises(Rejected) as exc:
+            run(req(campaign=campaign))
+        (error,) = exc.value.errors
+        assert (error.code, error.field) == ("schema_violation", "campaign")
+        assert error.message.startswith(message)
+    late = req(campaign="2026-false-invoices")
+    late = late.model_copy(update={"decision": late.decision.model_copy(update={"decided_on": date(2025, 12, 31)})})
+    with pytest.raises(Rejected) as exc:
+        run(late, today=date(2026, 1, 5))
+    assert [e.message for e in exc.value.errors if e.field == "campaign"] == [
+        "a decision of 2025-12-31 is outside campaign 2026-false-invoices (2026-01-01 to 2026-12-31)"
+    ]
+
+
+def test_a_campaign_covers_the_regions_under_its_own() -> None:
+    gd = CATALOG.campaign("2026-gd-food-safety")
+    assert gd is not None
+    assert gd.covers_region("440000")
+    assert gd.covers_region("440106")
+    assert not gd.covers_region("110108")
+    national = CATALOG.campaign("2026-false-invoices")
+    assert national is not None
+    assert national.covers_region("650102")
+
+
 def test_revoke_and_amend_only_by_the_designating_unit_or_its_parent() -> None:
     subject = {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": "Example Co."}
     rec = _active("black", "taxation-black", subject, "bl-9")

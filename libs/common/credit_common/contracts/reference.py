@@ -183,6 +183,31 @@ class CampaignRecord(ReferenceModel):
             raise ValueError("ends_on must not be before starts_on")
         return self
 
+    def covers_region(self, region: str) -> bool:
+        """Whether a unit of `region` works in this campaign: no regions is nationwide; a province
+        (`440000`) or prefecture (`440100`) covers the divisions under it."""
+        if not self.regions:
+            return True
+        for r in self.regions:
+            if (
+                r == region
+                or (r.endswith("0000") and r[:2] == region[:2])
+                or (r.endswith("00") and r[:4] == region[:4])
+            ):
+                return True
+        return False
+
+    def refusal(self, *, field: str, region: str, day: date, what: str) -> str | None:
+        """Why a designation or case (`what`) of `field`, by a unit of `region`, on `day` may not
+        be counted in this campaign (None when it may)."""
+        if field not in self.fields:
+            return f"campaign {self.code} covers the fields {', '.join(self.fields)}, not {field}"
+        if not self.covers_region(region):
+            return f"campaign {self.code} does not cover region {region}"
+        if not self.starts_on <= day <= self.ends_on:
+            return f"{what} of {day} is outside campaign {self.code} ({self.starts_on} to {self.ends_on})"
+        return None
+
 
 ReferenceRecord = Annotated[
     FieldRecord | UnitRecord | StandardRecord | MouRecord | CalendarRecord | KeyRecord | CampaignRecord,

@@ -23,6 +23,7 @@ from credit_common.contracts.reference import (
     MODEL_BY_KIND,
     REFERENCE_KINDS,
     CalendarRecord,
+    CampaignRecord,
     FieldRecord,
     MouRecord,
     ReferenceRecord,
@@ -291,6 +292,10 @@ def _cross_check(entries: list[_Entry]) -> list[Problem]:
                 problems.extend(_check_mou(e, mou, fields, seen_measures))
             case CalendarRecord() as calendar:
                 problems.extend(_check_calendar(e, calendar))
+            case CampaignRecord() as campaign:
+                problems.extend(_unknown_fields(e, campaign.fields, fields, "fields"))
+                if not campaign.fields:
+                    problems.append(Problem(e.file, e.line("fields"), f"campaign {campaign.code}: no field"))
             case FieldRecord() | None:
                 pass
     problems.extend(_check_parent_cycles(declared["unit"], units))

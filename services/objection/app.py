@@ -76,6 +76,8 @@ _LIFE = (
     "status",
     "due_on",
     "escalated_to",
+    "escalations",
+    "escalation_due_on",
     "overdue_at",
     "outcome",
     "reasoning",

@@ -1,18 +1,20 @@
 """The objection service's panels of the operator dashboard (GET /): open and overdue objections
-and restoration applications, in all and per designating unit, the overdue ones (escalated) and
-the latest filed."""
+and restoration applications, in all and per designating unit, every item open past its due date
+with its age and how far up the chain it was escalated, and the latest filed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from credit_common.clock import local_today
 from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
 from . import store
 
 RECENT = 10
+OVERDUE_SHOWN = 100
 UNITS_SHOWN = 25
 # One bar series per (kind, status) of a pending item, in this order.
 SERIES = ("objection_open", "objection_overdue", "restoration_open", "restoration_overdue")
@@ -42,7 +44,9 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
     totals = {s: sum(u[s] for u in units.values()) for s in SERIES}
     history = await rt.dashboard.cached("history", lambda: _history(rt))
     decided = {(r["kind"], r["status"]): int(r["n"]) for r in history.value["counts"]}
-    overdue = await store.overdue_items(rt.db, RECENT)
+    overdue_count, overdue = await store.overdue_items(rt.db, OVERDUE_SHOWN)
+    more = f", the {OVERDUE_SHOWN} oldest shown" if overdue_count > OVERDUE_SHOWN else ""
+    today = local_today(rt.clock)
     busiest = sorted(units.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:UNITS_SHOWN]
     return [
         KeyValues(
@@ -68,8 +72,8 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
         ),
         Table(
             "overdue",
-            "Overdue, escalated to the parent unit",
-            ["item", "kind", "designation", "unit", "escalated to", "was due"],
+            "Open past the due date, escalated up the chain (oldest first)",
+            ["item", "kind", "designation", "unit", "escalated to", "steps", "was due", "days past due", "next step"],
             [
                 [
                     _item(r["kind"], r["item_id"]),
@@ -77,10 +81,14 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
                     _designation(r["designation_id"]),
                     r["unit"],
                     r["escalated_to"],
+                    r["escalations"],
                     r["due_on"],
+                    (today - r["due_on"]).days,
+                    r["escalation_due_on"] or "top of the chain",
                 ]
                 for r in overdue
             ],
+            note=f"{overdue_count} overdue{more}",
             empty="nothing overdue",
         ),
         Table(

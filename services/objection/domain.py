@@ -106,11 +106,15 @@ def file_objection(
     calendar: WorkingDayCalendar,
     working_days: int = OBJECTION_DUE_WORKING_DAYS,
     sender_unit: str | None = None,
+    rejected_evidence: Callable[[str], set[str] | None] = lambda _key: None,
 ) -> Filing:
     """Accept an objection or raise `Rejected` with every rule it breaks: the entry exists and is
     on its list; the objector is the entry's subject, or a known, active unit that is the one
     sending the request (`sender_unit`: a unit objects only in its own name); that objector has no
-    open objection on the entry (`has_open(objector_key)`). Due `working_days` after filing."""
+    open objection on the entry (`has_open(objector_key)`); after a rejected objection of that
+    objector on the entry (`rejected_evidence(objector_key)`: the evidence it brought), only with
+    new evidence: the same grounds again would hold the punishment off once more for nothing.
+    Due `working_days` after filing."""
     target = _target(req.designation_id, entry)
     errors: list[ErrorItem] = []
     objector = req.objector.model_dump(mode="json", exclude_none=True)
@@ -144,6 +148,16 @@ def file_objection(
                 "designation_id",
             )
         )
+    previous = rejected_evidence(key) if not errors else None
+    if previous is not None and not set(req.evidence) - previous:
+        errors.append(
+            _err(
+                "duplicate_objection",
+                f"{objector['id']}'s objection to {target.designation_id} was rejected; "
+                "a new one needs evidence the rejected one did not have",
+                "evidence",
+            )
+        )
     if errors:
         raise Rejected(errors)
     return Filing(key, objector, calendar.add_working_days(filed_day, working_days))
@@ -160,16 +174,17 @@ class Pending:
     unit: str
     status: str
     escalated_to: str | None
+    chain: tuple[str, ...] = ()  # the units above `unit` it was escalated through, up to escalated_to
 
 
 def check_decider(
     item: Pending | None, *, item_id: str, decider: str | None, unknown_code: str, id_field: str, what: str
 ) -> Pending:
-    """A decision is taken by the designating unit, or by its parent once the item was escalated
-    to it, on an item still pending."""
+    """A decision is taken by the designating unit, or by a unit above it the item was escalated
+    to (each overdue step takes it one level up the chain), on an item still pending."""
     if item is None:
         raise Rejected(_err(unknown_code, f"no {what} {item_id}", id_field))
-    may = decider is not None and decider in (item.unit, item.escalated_to)
+    may = decider is not None and decider in (item.unit, item.escalated_to, *item.chain)
     if not may:
         who = f"{item.unit} (or {item.escalated_to}, to which it was escalated)" if item.escalated_to else item.unit
         raise Rejected(_err("not_designating_unit", f"{what} {item_id} is decided by {who}, not {decider}", "source"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from credit_common.clock import local_day, local_today
@@ -75,6 +75,15 @@ class BatchState:
             o.designation_id == designation_id and o.objector_key == objector_key and o.status in domain.PENDING
             for o in self.objections.values()
         )
+
+    def rejected_evidence_of(self, designation_id: str, objector_key: str) -> set[str] | None:
+        """The evidence of the objector's rejected objections on the entry (None: none rejected)."""
+        rejected = [
+            o
+            for o in self.objections.values()
+            if o.designation_id == designation_id and o.objector_key == objector_key and o.outcome == "rejected"
+        ]
+        return {e for o in rejected for e in o.evidence} if rejected else None
 
     def close_pending(self, designation_id: str, reason: str, at: datetime, by: str) -> None:
         """The entry left its list: items still waiting on it are closed (nothing left to decide)."""
@@ -186,6 +195,7 @@ class ObjectionHandlers:
             calendar=self.rt.reference.calendar,
             working_days=self.objection_days,
             sender_unit=inc.unit,
+            rejected_evidence=lambda key: state.rejected_evidence_of(req.designation_id, key),
         )
         assert entry is not None
         objection_id = inc.event.id
@@ -229,7 +239,7 @@ class ObjectionHandlers:
         req: DecideObjection = inc.data
         row = state.objections.get(req.objection_id)
         domain.check_decider(
-            domain.Pending(row.objection_id, row.unit, row.status, row.escalated_to) if row else None,
+            self._pending(row.objection_id, row) if row else None,
             item_id=req.objection_id,
             decider=inc.unit,
             unknown_code="unknown_objection",
@@ -243,6 +253,17 @@ class ObjectionHandlers:
         ctx.publish_event(resolved, key=row.subject_id, subject=row.subject_id)
         self._notify(ctx, ev.NoticeObjectionResolved, row)
         return Accepted(row.objection_id)
+
+    def _pending(self, item_id: str, row: ObjectionRow | ApplicationRow) -> domain.Pending:
+        """The item as a decision sees it, with the units above its designating unit it climbed."""
+        chain: list[str] = []
+        unit: str | None = row.unit
+        while row.escalated_to is not None and unit is not None and unit != row.escalated_to:
+            unit = self.catalog.parent_of(unit)
+            if unit is None or unit in chain:
+                break
+            chain.append(unit)
+        return domain.Pending(item_id, row.unit, row.status, row.escalated_to, tuple(chain))
 
     @staticmethod
     def _notify(
@@ -355,7 +376,7 @@ class ObjectionHandlers:
         req: DecideRestoration = inc.data
         row = state.applications.get(req.application_id)
         domain.check_decider(
-            domain.Pending(row.application_id, row.unit, row.status, row.escalated_to) if row else None,
+            self._pending(row.application_id, row) if row else None,
             item_id=req.application_id,
             decider=inc.unit,
             unknown_code="unknown_application",
@@ -408,22 +429,39 @@ class ObjectionHandlers:
         id_name: str,
         model: type[ev.ObjectionOverdue] | type[ev.RestorationOverdue],
     ) -> None:
-        at = domain.overdue_at(row.due_on)
-        parent = self.catalog.parent_of(row.unit)
-        row.status, row.escalated_to, row.overdue_at = "overdue", parent, at
+        """One step up the chain: an open item past its due day goes to the designating unit's
+        parent; an overdue one whose unit above let its own time pass goes one level further, up
+        to the national unit (then nobody is above, and it stays there, on every dashboard)."""
+        first = row.status == "open"
+        missed = row.due_on if first else row.escalation_due_on
+        assert missed is not None
+        at = domain.overdue_at(missed)
+        parent = self.catalog.parent_of(row.unit if first else (row.escalated_to or row.unit))
+        row.status, row.overdue_at = "overdue", row.overdue_at or at
+        row.escalations += 1
+        if parent is not None:
+            row.escalated_to = parent
+        # The unit above has its own time, as the designating unit had: the same working days
+        # (an application's applicant is also owed an answer by notify_by, which caps it).
+        days = self.objection_days if kind == "objection" else self.restoration_days
+        due = self.rt.reference.calendar.add_working_days(missed + timedelta(days=1), days) if parent else None
+        if due is not None and isinstance(row, ApplicationRow) and row.notify_by > missed:
+            due = min(due, row.notify_by)
+        row.escalation_due_on = due if parent is not None and self.catalog.parent_of(parent) is not None else None
         overdue = model.model_validate(
             {
                 id_name: row.item_id,
                 "designation_id": row.designation_id,
                 "unit": row.unit,
-                "due_on": row.due_on,
+                "due_on": missed,
                 "escalated_to": parent,
             }
         )
         name = self.rt.name
         type_ = T.OBJECTION_OVERDUE if model is ev.ObjectionOverdue else T.RESTORATION_OVERDUE
+        step = () if first else (row.escalations,)  # the first step keeps the ids it always had
         ctx.publish_event(
-            overdue, key=row.subject_id, subject=row.subject_id, time=at, id=derived_id(row.item_id, name, type_)
+            overdue, key=row.subject_id, subject=row.subject_id, time=at, id=derived_id(row.item_id, name, type_, *step)
         )
         if parent is None:
             return
@@ -433,7 +471,7 @@ class ObjectionHandlers:
                 "item_id": row.item_id,
                 "unit": row.unit,
                 "escalated_to": parent,
-                "due_on": row.due_on,
+                "due_on": missed,
                 "designation": row.record,
             }
         )
@@ -442,5 +480,5 @@ class ObjectionHandlers:
             key=parent,
             subject=row.subject_id,
             time=at,
-            id=derived_id(row.item_id, name, T.INBOX_ESCALATION),
+            id=derived_id(row.item_id, name, T.INBOX_ESCALATION, *step),
         )

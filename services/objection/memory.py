@@ -37,7 +37,7 @@ class MemoryStore:
         out.objections = [
             copy.deepcopy(self.objections[i])
             for i in sorted((oids | on) & self.objections.keys())
-            if i in oids or self.objections[i].status in PENDING
+            if i in oids or self.objections[i].status in PENDING or self.objections[i].outcome == "rejected"
         ]
         out.applications = [
             copy.deepcopy(self.applications[i])

@@ -49,6 +49,8 @@ OBJECTION_COLUMNS = (
     "closed_at",
     "closed_reason",
     "closed_by",
+    "escalations",
+    "escalation_due_on",
 )
 APPLICATION_COLUMNS = (
     "application_id",
@@ -75,11 +77,15 @@ APPLICATION_COLUMNS = (
     "closed_at",
     "closed_reason",
     "closed_by",
+    "escalations",
+    "escalation_due_on",
 )
 # What changes after filing: the life-cycle columns.
 _MUTABLE = (
     "status",
     "escalated_to",
+    "escalations",
+    "escalation_due_on",
     "overdue_at",
     "outcome",
     "reasoning",
@@ -111,8 +117,10 @@ OBJECTIONS_BY_ID = "SELECT * FROM objections WHERE objection_id = ANY($1::text[]
 APPLICATIONS_BY_ID = """
 SELECT * FROM applications WHERE application_id = ANY($1::text[]) ORDER BY application_id FOR UPDATE
 """
+# Pending objections, and rejected ones (a new objection of the same objector needs new evidence).
 PENDING_OBJECTIONS = """
-SELECT * FROM objections WHERE designation_id = ANY($1::text[]) AND status IN ('open', 'overdue')
+SELECT * FROM objections
+ WHERE designation_id = ANY($1::text[]) AND (status IN ('open', 'overdue') OR outcome = 'rejected')
  ORDER BY objection_id FOR UPDATE
 """
 PENDING_APPLICATIONS = """
@@ -125,13 +133,17 @@ INSERT INTO restoration_measures (application_id, position, designation_id, subj
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (application_id, position) DO NOTHING
 """
+# Items whose due day is over: open ones (first escalation), and overdue ones whose unit above has
+# let its own time pass too (the next step up the chain).
 CLAIM_OVERDUE_OBJECTIONS = """
-SELECT * FROM objections WHERE status = 'open' AND due_on < $1
- ORDER BY due_on, objection_id LIMIT $2 FOR UPDATE SKIP LOCKED
+SELECT * FROM objections
+ WHERE (status = 'open' AND due_on < $1) OR (status = 'overdue' AND escalation_due_on < $1)
+ ORDER BY objection_id LIMIT $2 FOR UPDATE SKIP LOCKED
 """
 CLAIM_OVERDUE_APPLICATIONS = """
-SELECT * FROM applications WHERE status = 'open' AND due_on < $1
- ORDER BY due_on, application_id LIMIT $2 FOR UPDATE SKIP LOCKED
+SELECT * FROM applications
+ WHERE (status = 'open' AND due_on < $1) OR (status = 'overdue' AND escalation_due_on < $1)
+ ORDER BY application_id LIMIT $2 FOR UPDATE SKIP LOCKED
 """
 
 # ---------------------------------------------------------------------- reads for HTTP
@@ -204,12 +216,18 @@ SELECT * FROM (
 """
 OVERDUE_ITEMS = """
 SELECT * FROM (
-    SELECT 'objection' AS kind, objection_id AS item_id, designation_id, unit, escalated_to, due_on, overdue_at
+    SELECT 'objection' AS kind, objection_id AS item_id, designation_id, unit, escalated_to, escalations, due_on,
+           escalation_due_on, overdue_at
       FROM objections WHERE status = 'overdue'
     UNION ALL
-    SELECT 'restoration', application_id, designation_id, unit, escalated_to, due_on, overdue_at
+    SELECT 'restoration', application_id, designation_id, unit, escalated_to, escalations, due_on,
+           escalation_due_on, overdue_at
       FROM applications WHERE status = 'overdue'
 ) AS items ORDER BY due_on, item_id LIMIT $1
+"""
+OVERDUE_COUNT = """
+SELECT (SELECT count(*) FROM objections WHERE status = 'overdue')
+     + (SELECT count(*) FROM applications WHERE status = 'overdue')
 """
 
 
@@ -221,6 +239,8 @@ class Item:
 
     status: str = "open"
     escalated_to: str | None = None
+    escalations: int = 0  # steps up the chain so far
+    escalation_due_on: date | None = None  # by when the unit it was escalated to decides (None: the top)
     overdue_at: datetime | None = None
     outcome: str | None = None
     reasoning: str | None = None
@@ -422,5 +442,7 @@ async def recent_items(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await pool.fetch(RECENT_ITEMS, limit)]
 
 
-async def overdue_items(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
-    return [dict(r) for r in await pool.fetch(OVERDUE_ITEMS, limit)]
+async def overdue_items(pool: asyncpg.Pool, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many items are overdue, and the `limit` oldest."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        return int(await conn.fetchval(OVERDUE_COUNT)), [dict(r) for r in await conn.fetch(OVERDUE_ITEMS, limit)]

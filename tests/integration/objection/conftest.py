@@ -17,6 +17,7 @@ from credit_common.contracts.envelope import CloudEvent, new_id
 from credit_common.contracts.registry import model_for
 from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
+from credit_common.outcomes import derived_id
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
@@ -219,6 +220,17 @@ async def rejected(kafka: AIOKafkaProducer, collector: Collector, ev: dict[str, 
 
 
 # ------------------------------------------------------------------------------- what it publishes
+
+
+async def first_overdue(collector: Collector, type_: str, key: str, item_id: str, timeout: float = 30.0) -> dict:
+    """The first step up the chain of an item (`credit.objection.overdue` or
+    `credit.restoration.overdue`): an item long past due climbs further at once."""
+    first = derived_id(item_id, "objection", type_)
+    (found,) = await collector.wait_for(
+        topics.OBJECTION_EVENTS, lambda e: e["type"] == type_ and e["id"] == first, timeout=timeout
+    )
+    assert found["data"][key] == item_id
+    return conforming(found)
 
 
 async def one(collector: Collector, topic: str, type_: str, key: str, value: str, timeout: float = 30.0) -> dict:

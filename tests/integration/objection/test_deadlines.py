@@ -30,19 +30,21 @@ from .conftest import (
     decide_objection,
     designated,
     file_objection,
-    inbox_item,
+    first_overdue,
     one,
     record,
 )
 
 pytestmark = pytest.mark.integration
+NATIONAL = "100000-SAT"
 
 
 async def overdue_of(
     collector: Collector, type_: str, id_name: str, item_id: str, timeout: float = 30.0
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    overdue = await one(collector, topics.OBJECTION_EVENTS, type_, id_name, item_id, timeout=timeout)
-    escalation = await inbox_item(collector, "credit.inbox.escalation", "item_id", item_id, timeout=timeout)
+    overdue = await first_overdue(collector, type_, id_name, item_id, timeout=timeout)
+    first = derived_id(item_id, "objection", "credit.inbox.escalation")  # the first step's
+    (escalation,) = await collector.wait_for(topics.UNIT_INBOX, lambda e: e["id"] == first, timeout=timeout)
     return overdue, escalation
 
 
@@ -89,18 +91,41 @@ async def test_national_day_2026_and_a_working_saturday_then_overdue_escalated_a
     assert datetime.fromisoformat(overdue["time"]) == datetime(2026, 10, 11, tzinfo=SHANGHAI)
     assert escalation["data"]["kind"] == "restoration"
 
+    # Up the chain: the parent had 10 working days of its own (22 Oct to 4 Nov) and let them
+    # pass too, so the objection went to the national unit at midnight on 5 Nov; the application's
+    # parent had 3 (12 to 14 Oct). The national unit is the top: the item stays with it.
+    def step(type_: str, id_name: str, item_id: str) -> Any:
+        return collector.wait_for(
+            topics.OBJECTION_EVENTS,
+            lambda e: (
+                e["type"] == type_ and e["data"][id_name] == item_id and e["data"].get("escalated_to") == NATIONAL
+            ),
+        )
+
+    (second,) = await step("credit.objection.overdue", "objection_id", oid)
+    assert second["data"]["due_on"] == "2026-11-04"
+    assert datetime.fromisoformat(second["time"]) == datetime(2026, 11, 5, tzinfo=SHANGHAI)
+    assert second["id"] == derived_id(oid, "objection", "credit.objection.overdue", 2)
+    (national,) = await collector.wait_for(
+        topics.UNIT_INBOX, lambda e: e["data"].get("item_id") == oid and e["data"]["escalated_to"] == NATIONAL
+    )
+    assert national["_key"] == NATIONAL
+    (second,) = await step("credit.restoration.overdue", "application_id", aid)
+    assert second["data"]["due_on"] == "2026-10-14"
+
     body = (await http.get(f"/v1/objections/{oid}")).json()
-    assert (body["status"], body["escalated_to"]) == ("overdue", "110000-SAT")
-    assert datetime.fromisoformat(body["overdue_at"]) == datetime(2026, 10, 21, tzinfo=SHANGHAI)
+    assert (body["status"], body["escalated_to"], body["escalations"]) == ("overdue", NATIONAL, 2)
+    assert body["escalation_due_on"] is None  # nobody above the national unit
+    assert datetime.fromisoformat(body["overdue_at"]) == datetime(2026, 10, 21, tzinfo=SHANGHAI)  # first overdue
 
     async def escalated_items() -> list[dict[str, Any]]:
-        page = await http.get("/v1/units/110000-SAT/inbox", params={"status": "overdue", "limit": 1000})
+        page = await http.get(f"/v1/units/{NATIONAL}/inbox", params={"status": "overdue", "limit": 1000})
         return [i for i in page.json()["items"] if i["item_id"] in (oid, aid)]
 
     items = await poll(escalated_items)
     assert {(i["kind"], i["role"]) for i in items} == {("objection", "escalated"), ("restoration", "escalated")}
 
-    # Escalated: the parent decides now.
+    # Any unit of the chain it climbed may decide: here the provincial one it passed through.
     await accepted(kafka, collector, decide_objection(oid, "110000-SAT", "partially_upheld"))
     resolved = await one(collector, topics.OBJECTION_EVENTS, "credit.objection.resolved", "objection_id", oid)
     assert (resolved["data"]["outcome"], resolved["data"]["decided_by"]) == ("partially_upheld", "110000-SAT")

@@ -109,7 +109,7 @@ async def test_a_subject_objects_the_unit_is_told_and_upholds_it(
     assert await rejected(kafka, collector, again) == [("not_active", "objection_id")]
 
 
-async def test_a_unit_objects_and_the_unit_rejects_it_then_the_same_unit_may_object_again(
+async def test_a_unit_objects_and_the_unit_rejects_it_then_the_same_unit_may_object_again_with_new_evidence(
     objection: ServiceProcess, stack: Settings, kafka: AIOKafkaProducer, collector: Collector
 ) -> None:
     rec = await designated(kafka, stack, record())
@@ -124,7 +124,16 @@ async def test_a_unit_objects_and_the_unit_rejects_it_then_the_same_unit_may_obj
     await accepted(kafka, collector, decide_objection(first["id"], "110108-SAT", "rejected"))
     resolved = await one(collector, topics.OBJECTION_EVENTS, "credit.objection.resolved", "objection_id", first["id"])
     assert resolved["data"]["outcome"] == "rejected"
-    await accepted(kafka, collector, file_objection(rec, source="unit/110000-SAMR", objector=objector))
+    # The same grounds again would hold the punishment off once more: refused, and nothing opens.
+    same = file_objection(rec, source="unit/110000-SAMR", objector=objector)
+    assert await rejected(kafka, collector, same) == [("duplicate_objection", "evidence")]
+    await accepted(
+        kafka, collector, file_objection(rec, source="unit/110000-SAMR", objector=objector, evidence=["NEW-1"])
+    )
+    assert not collector.where(
+        topics.OBJECTION_EVENTS,
+        lambda e: e["type"] == "credit.objection.opened" and e["data"]["objection_id"] == same["id"],
+    )
 
 
 async def test_filing_checks(

@@ -33,7 +33,7 @@ from .conftest import (
     designated,
     file_objection,
     filing_time,
-    one,
+    first_overdue,
     record,
     rejected,
 )
@@ -67,7 +67,7 @@ async def test_replay_from_earliest_changes_nothing_and_publishes_nothing(
     late = file_objection(rec, at=datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI))
     async with platform_clock_at(objection, filing_time(late), CLERK_PORT):
         await accepted(kafka, collector, late)
-    await one(collector, topics.OBJECTION_EVENTS, "credit.objection.overdue", "objection_id", late["id"])
+    await first_overdue(collector, "credit.objection.overdue", "objection_id", late["id"])
     await accepted(kafka, collector, decide_objection(late["id"], "110000-SAT", "rejected"))
     application = apply_restoration(rec)
     await accepted(kafka, collector, application)

@@ -160,6 +160,15 @@ def decide(item: Pending | None, decider: str | None) -> Pending:
     )
 
 
+def test_every_unit_of_the_chain_an_item_climbed_may_decide_it() -> None:
+    top = Pending("o-1", "110108-SAT", "overdue", "100000-SAT", ("110000-SAT", "100000-SAT"))
+    for unit in ("110108-SAT", "110000-SAT", "100000-SAT"):
+        assert decide(top, unit) is top
+    with pytest.raises(Rejected) as exc:
+        decide(top, "440000-SAT")
+    assert codes(exc) == [("not_designating_unit", "source")]
+
+
 def test_the_designating_unit_decides_and_its_parent_only_once_escalated() -> None:
     open_ = Pending("o-1", "110108-SAT", "open", None)
     assert decide(open_, "110108-SAT") is open_

@@ -168,3 +168,18 @@ async def test_an_escalated_objection_may_be_decided_by_the_parent(objection: Ha
     row = store.objections[objection_id]
     row.status, row.escalated_to = "overdue", "110000-SAT"  # as the overdue timer leaves it
     await objection.accepted(T.OBJECTION_DECIDE, decision(objection_id), source=PARENT)
+
+
+async def test_after_a_rejection_the_same_objector_objects_again_only_with_new_evidence(objection: Harness) -> None:
+    rec = await designated(objection)
+    first = await objection.accepted(T.OBJECTION_FILE, filing(rec), source=PORTAL)
+    await objection.accepted(T.OBJECTION_DECIDE, decision(first, "rejected"), source=SAT)
+    opened = len(objection.events(T.OBJECTION_OPENED))
+    assert await objection.rejected(T.OBJECTION_FILE, filing(rec), source=PORTAL) == ["duplicate_objection"]
+    assert len(objection.events(T.OBJECTION_OPENED)) == opened  # refused: nothing suspended
+    renewed = {**filing(rec), "evidence": ["E-1", "E-2 (new)"]}
+    second = await objection.accepted(T.OBJECTION_FILE, renewed, source=PORTAL)
+    assert second != first
+    # A unit's objection is its own: the subject's rejection does not bar it.
+    samr = filing(rec, kind="unit", id="110000-SAMR", name="AMR")
+    await objection.accepted(T.OBJECTION_FILE, samr, source="unit/110000-SAMR")

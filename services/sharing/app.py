@@ -18,9 +18,9 @@ from credit_common.http.responses import JsonResponse
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.service import ConsumerSpec, Runtime, ServiceDefinition, run
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 
-from . import domain, public, publication, queries, store
+from . import directory, domain, public, publication, queries, store
 from .dashboard import panels
 from .exports import ListExport
 from .fastpath import SubjectLookups
@@ -78,6 +78,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
     export_slots = asyncio.Semaphore(EXPORTS_AT_ONCE)
     public.routes(app, rt)  # search, standards, memorandums
     publication.routes(app, rt)  # publication delay, public statistics
+    directory.routes(app, rt)  # liaisons, downloads
 
     async def subject(subject_id: str, as_of: str | None, known_at: str | None, public: bool) -> dict[str, Any]:
         try:
@@ -122,12 +123,23 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         limit: int,
         cursor: str | None,
         public: bool,
+        request: Request,
     ) -> dict[str, Any]:
         list_ = _list_name(list_name)
         filters = _filters(field, unit, region, public)
         scope = {"list": list_, "field": field, "unit": unit, "region": region, "public": public}
         seq, after = _decode_cursor(cursor, scope) if cursor else (None, "")
         snapshot_seq, rows = await store.snapshot_page(rt.db, list_, filters, seq, after, limit)
+        if cursor is None:  # a snapshot taken (its later pages are the same snapshot)
+            await directory.record(
+                rt.db,
+                at=rt.clock.now(),
+                principal=directory.who(request.scope),
+                kind="snapshot",
+                list_=list_,
+                filters=filters,
+                snapshot_seq=snapshot_seq,
+            )
         entries = []
         for r in rows:
             entry = domain.public_view(r["entry"], public=r["public"]) if public else r["entry"]
@@ -167,6 +179,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         summary="A page of a list's snapshot, consistent with its snapshot_seq",
     )
     async def get_list(
+        request: Request,
         list_name: str,
         field: FieldQ = None,
         unit: UnitQ = None,
@@ -174,7 +187,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> JsonResponse:
-        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, public=False))
+        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, False, request))
 
     @app.get(
         "/v1/changes",
@@ -194,12 +207,12 @@ def routes(app: FastAPI, rt: Runtime) -> None:
     @app.get("/v1/export/{list_name}.jsonl", summary="The whole list, one entry a line (streamed)")
     async def export_jsonl(list_name: str, field: FieldQ = None, unit: UnitQ = None, region: RegionQ = None) -> Any:
         filters = _filters(field, unit, region, False)
-        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "jsonl")
+        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "jsonl", rt.clock.now)
 
     @app.get("/v1/export/{list_name}.csv", summary="The whole list as CSV (streamed)")
     async def export_csv(list_name: str, field: FieldQ = None, unit: UnitQ = None, region: RegionQ = None) -> Any:
         filters = _filters(field, unit, region, False)
-        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "csv")
+        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "csv", rt.clock.now)
 
     # ---------------------------------------------------------------- public (the portal)
 
@@ -219,6 +232,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         summary="Public: a page of a list's public snapshot",
     )
     async def get_public_list(
+        request: Request,
         list_name: str,
         field: FieldQ = None,
         unit: UnitQ = None,
@@ -226,7 +240,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: str | None = None,
     ) -> JsonResponse:
-        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, public=True))
+        return JsonResponse(await snapshot(list_name, field, unit, region, limit, cursor, True, request))
 
     @app.get("/v1/public/changes", response_class=JsonResponse, summary="Public: changes of public entries after a seq")
     async def get_public_changes(
@@ -244,14 +258,14 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         list_name: str, field: FieldQ = None, unit: UnitQ = None, region: RegionQ = None
     ) -> Any:
         filters = _filters(field, unit, region, True)
-        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "jsonl")
+        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "jsonl", rt.clock.now)
 
     @app.get("/v1/public/export/{list_name}.csv", summary="Public: the whole public list as CSV")
     async def public_export_csv(
         list_name: str, field: FieldQ = None, unit: UnitQ = None, region: RegionQ = None
     ) -> Any:
         filters = _filters(field, unit, region, True)
-        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "csv")
+        return ListExport(rt.db, export_slots, _list_name(list_name), filters, "csv", rt.clock.now)
 
     @app.get("/v1/stats", response_class=JsonResponse, summary="Entries per list and status, and the last seq")
     async def get_stats() -> JsonResponse:

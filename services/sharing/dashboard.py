@@ -1,6 +1,6 @@
 """The sharing service's panels of the operator dashboard (GET /): the size of every list in the
-current view, the last seq, the latest changes, and the publication delay per unit with the
-entries published more than 7 days after their decision."""
+current view, the last seq, the latest changes, the publication delay per unit with the entries
+published more than 7 days after their decision, and the latest downloads (who, what, when)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import asyncpg
 from credit_common.http.panels import Bar, BarChart, KeyValues, Link, Panel, Stat, Table
 from credit_common.service import Runtime
 
-from . import domain, publication, store
+from . import directory, domain, publication, store
 
 RECENT = 12
 MIX_OF = 1000  # the latest changes the mix is counted over
@@ -133,4 +133,25 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
             href="/v1/changes",
         ),
         *_delay_panels(await _delays(rt)),
+        Table(
+            "downloads",
+            "Latest exports and snapshots downloaded",
+            ["at", "who", "what", "list", "format", "public", "seq", "bytes", "outcome"],
+            [
+                [
+                    d["at"],
+                    d["principal"],
+                    d["kind"],
+                    d["list"],
+                    d["format"],
+                    d["public"],
+                    d["snapshot_seq"],
+                    d["bytes"],
+                    d["outcome"],
+                ]
+                for d in await directory.latest(rt.db, None, None, None, RECENT)
+            ],
+            href="/v1/downloads",
+            empty="nothing downloaded yet",
+        ),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import asyncpg
 import orjson
@@ -15,7 +16,7 @@ from credit_common.telemetry.logging import get_logger
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import csv_format, domain
+from . import csv_format, directory, domain
 from .store import CURRENT_SEQ, EXPORT, EXPORT_CSV, EXPORT_TEXT, SNAPSHOT, Filters
 
 CHUNK_BYTES = 256 * 1024
@@ -41,6 +42,7 @@ class ListExport(Response):
         list_: str,
         filters: Filters,
         fmt: str,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(status_code=200)
         self.pool = pool
@@ -48,6 +50,9 @@ class ListExport(Response):
         self.list = list_
         self.filters = filters
         self.fmt = fmt
+        self.now = now  # the platform clock: each export is recorded (who, what, when) when given
+        self.seq: int | None = None
+        self.sent = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The headers go out with the first chunk, not before: an export that fails before it has
@@ -63,9 +68,12 @@ class ListExport(Response):
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 started = True
             await send({"type": "http.response.body", "body": body, "more_body": more})
+            self.sent += len(body)
 
+        complete = False
         try:
             await self._stream(headers, emit)
+            complete = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -74,6 +82,20 @@ class ListExport(Response):
                 raise  # the server cuts the connection: no clean end of the chunked body
             log.error("export_failed", list=self.list, fmt=self.fmt, error=type(exc).__name__)
             raise Problem(503, "Export failed", "the export could not be read; try again") from exc
+        finally:
+            if self.now is not None:
+                await directory.record(
+                    self.pool,
+                    at=self.now(),
+                    principal=directory.who(scope),
+                    kind="export",
+                    list_=self.list,
+                    filters=self.filters,
+                    fmt=self.fmt,
+                    snapshot_seq=self.seq,
+                    size=self.sent,
+                    complete=complete,
+                )
 
     async def _stream(self, headers: list[tuple[bytes, bytes]], emit: Emit) -> None:
         public = self.filters.public_only
@@ -87,7 +109,7 @@ class ListExport(Response):
             # A snapshot holds back vacuum for the whole database while it is open: bounded, and
             # given up by the server too if the client stops reading.
             await conn.execute(SNAPSHOT_LIMITS)
-            seq = int(await conn.fetchval(CURRENT_SEQ))
+            seq = self.seq = int(await conn.fetchval(CURRENT_SEQ))
             filename = f"{prefix}{self.list}-{seq}.{self.fmt}"
             headers += [
                 (b"content-type", MEDIA_TYPES[self.fmt].encode()),

@@ -241,7 +241,7 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
     )
 
     as_operator, *reads = [ports(c) for c in commands(block("Following the lists", "bash"))]
-    snapshot, page, changes, subject, export = [in_shell_of(as_operator, c) for c in reads]
+    snapshot, page, changes, subject, export, liaisons, downloads = [in_shell_of(as_operator, c) for c in reads]
     first = json.loads(await shell(snapshot, tmp_path))
     assert isinstance(first["snapshot_seq"], int)
     if first["next_cursor"]:
@@ -256,6 +256,9 @@ async def test_following_the_lists_over_http_and_kafka(services: None, stack: Se
     assert "entries" in known
     await shell(export, tmp_path)
     assert (tmp_path / "black.csv").read_text().splitlines()[0].startswith("entry_id")
+    assert {row["region"][:2] for row in json.loads(await shell(liaisons, tmp_path))["liaisons"]} == {"44"}
+    taken = json.loads(await shell(downloads, tmp_path))["downloads"]
+    assert {"export", "snapshot"} <= {d["kind"] for d in taken}  # the two just above
 
     # The subscriber example, in a consumer group of its own, until it has printed a change.
     group = f"subscriber.local.readme-{new_id()}"

@@ -5,6 +5,7 @@ from at random. No I/O."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -111,3 +112,11 @@ class Pool(Generic[T]):
 
 
 Pair = tuple[UnitRecord, StandardRecord]
+
+
+def uuid7(rng: random.Random, now: datetime) -> str:
+    """A UUIDv7 of `now` whose random bits come from the seeded generator (reproducible)."""
+    ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
+    rand = rng.getrandbits(74)
+    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))

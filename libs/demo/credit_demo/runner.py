@@ -44,6 +44,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from credit_demo.history import UNIT, import_history
 from credit_demo.malformed import MALFORMED
 from credit_demo.model import Message
 from credit_demo.offline import dry_run, offline_run
@@ -252,6 +253,7 @@ async def run(opts: Options) -> int:
         f"[bold]Demo traffic[/] to {bootstrap}: {opts.total:,} requests at {opts.rate:g}/s for "
         f"{opts.minutes:g} min, seed {opts.seed} (--seed {opts.seed} gives the same subjects and mix)"
     )
+    console.print(f"[bold]Historical import[/] ({UNIT}): {await import_history(settings, opts.run_dir)}")
     rss = Rss(opts.run_dir)
     lag = GroupLag(bootstrap, client_id="credit-demo-lag")
     answers = Answers(bootstrap)

@@ -14,7 +14,6 @@ have applied the designation before a request about it arrives on another topic.
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -29,8 +28,8 @@ from credit_common.json import dumps
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import MAX_PERIOD_DAYS
 
-from credit_demo import malformed, subjects, texts
-from credit_demo.model import RESTORABLE_LISTS, Entry, Message, Pair, Pool, Subject
+from credit_demo import campaigns, malformed, subjects, texts
+from credit_demo.model import RESTORABLE_LISTS, Entry, Message, Pair, Pool, Subject, uuid7
 
 DESIGNATE = ct.DESIGNATION_DESIGNATE
 REMOVE = ct.DESIGNATION_REMOVE
@@ -262,6 +261,8 @@ class Traffic:
             effective_to = decided_on + timedelta(days=rng.randint(shortest, limit) - 1)
             data["effective_from"] = decided_on.isoformat()
             data["effective_to"] = effective_to.isoformat()
+        if campaign := campaigns.campaign_for(self.catalog, rng, std.field, unit.region, decided_on):
+            data["campaign"] = campaign
         if transfer_from is not None:
             data["transfer_from"] = transfer_from.designation_id
         elif subject.reusable and not subject.entries and subject.data["scheme"] == "uscc" and rng.random() < 0.003:
@@ -505,6 +506,8 @@ class Traffic:
             "typical": typical,
             "media": media,
         }
+        if campaign := campaigns.campaign_for(self.catalog, rng, entry.field, unit.region, applied_on):
+            data["campaign"] = campaign
         return self._event(ENFORCEMENT, f"unit/{unit.code}", entry.subject.id, data, now, id=case_id)
 
     # --- malformed messages --------------------------------------------------------------------
@@ -555,11 +558,7 @@ class Traffic:
         return texts.document_no(unit.code, kind, today.year, self._doc_seq[key])
 
     def _uuid7(self, now: datetime) -> str:
-        """A UUIDv7 of `now` whose random bits come from the seeded generator (reproducible)."""
-        ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
-        rand = self.rng.getrandbits(74)
-        value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
-        return str(uuid.UUID(int=value))
+        return uuid7(self.rng, now)
 
     def _event(
         self, type_: str, source: str, subject_id: str, data: dict[str, Any], now: datetime, *, id: str | None = None

@@ -19,7 +19,7 @@ MAX_LINES = 500
 # Modules over the limit that wait for their own split, at most as long as they are now (a ratchet:
 # they may shrink, never grow; a new long module fails): the demo's generator.
 LONG_FOR_NOW = {
-    "libs/demo/credit_demo/traffic.py": 573,
+    "libs/demo/credit_demo/traffic.py": 572,
 }
 
 # What a service's domain rules may import: the contract, the outcomes, the clock, the calendar

@@ -189,6 +189,20 @@ def test_enforcement_reports_include_typical_cases_and_media_reports(requests: l
     assert levels == {"national", "provincial", "local"}
 
 
+def test_designations_and_cases_name_the_campaigns_that_cover_them(requests: list[CloudEvent]) -> None:
+    """The sample catalogue's campaigns (taxation nationwide; food and drug in Guangdong): what
+    they cover names them about half the time, and nothing else does (the platform accepts it all,
+    above)."""
+    named = [e.data for e in requests if e.data.get("campaign")]
+    kinds = {e.type for e in requests if e.data.get("campaign")}
+    assert kinds == {"credit.designation.designate", "credit.enforcement.report"}
+    assert {d["campaign"] for d in named} <= {c.code for c in CATALOG.campaigns()}
+    designations = [e.data for e in requests if e.type == "credit.designation.designate"]
+    taxation = [d for d in designations if d["standard"].startswith("taxation-")]
+    share = sum(bool(d.get("campaign")) for d in taxation) / len(taxation)
+    assert 0.35 < share < 0.65, share
+
+
 def test_conduct_reports_include_serious_ones_about_key_scrutiny_entries(
     requests: list[CloudEvent], platform: InMemoryPlatform
 ) -> None:

@@ -50,6 +50,13 @@ CHROMIUM_ARGS = [
 ]
 INSTANCE = new_instance()  # this module's deployment of the five services
 GROUPS = {name: deployment(INSTANCE).group_of(name) for name in PORTS}
+OWN_TOPIC = {
+    "designation": topics.DESIGNATION_EVENTS,
+    "sharing": topics.LISTS_PUBLIC,
+    "warning": topics.WARNING_EVENTS,
+    "objection": topics.OBJECTION_EVENTS,
+    "cases": topics.CASES_EVENTS,
+}
 READ_NUMBERS = "els => els.map(e => [e.dataset.metric, e.dataset.value])"
 
 
@@ -130,6 +137,39 @@ async def api_agrees(name: str, shown: dict[str, Any], doc: dict[str, Any], http
         shown["domain.year.cases"] == national["cases"]
         and shown["domain.year.red_black_designations"] == national["red_black_designations"]
     )
+
+
+@pytest.mark.timeout(300)
+async def test_the_api_documentation_renders_with_no_route_to_the_internet(
+    platform: dict[str, ServiceProcess],
+) -> None:
+    """Swagger UI and the AsyncAPI viewer of every service, in a Chromium that can resolve no host
+    but this one: each renders the service's operations and messages from its own assets, and
+    not one request leaves the host."""
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: `deploy/stack.sh browser` installs it"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    offline = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+    outside: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=offline)
+        page = await browser.new_page(viewport={"width": 1400, "height": 1800}, extra_http_headers=auth_headers())
+        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:")) else outside.append(r.url))
+        for name in PORTS:
+            await page.goto(f"{BASE[name]}/docs")
+            await page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert await page.locator(".swagger-ui .opblock").count() > 3, name
+            await page.screenshot(path=str(ARTIFACTS / f"{name}-docs.png"))
+            await page.goto(f"{BASE[name]}/docs/asyncapi")
+            await page.wait_for_selector("#asyncapi .aui-root", timeout=30_000)
+            text = await page.inner_text("#asyncapi")
+            assert f"credit.{name}" in text, name  # the document's title, rendered
+            assert OWN_TOPIC[name] in text, name  # and its channels
+            await page.screenshot(path=str(ARTIFACTS / f"{name}-asyncapi.png"))
+        await browser.close()
+    assert outside == []
 
 
 @pytest.mark.timeout(600)

@@ -16,7 +16,7 @@ from credit_common.http.guard import HostileInputMiddleware
 from credit_common.service import build_app, served
 from credit_common.settings import SERVICE_PORTS, Settings
 from fastapi import FastAPI
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from tests.support.tokens import auth_headers
 
@@ -36,6 +36,9 @@ def _walk(found: Iterable[BaseRoute], prefix: str) -> Iterator[tuple[str, str]]:
         included = getattr(route, "original_router", None)  # a router included whole (FastAPI)
         if included is not None:
             yield from _walk(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+            continue
+        if isinstance(route, Mount) and route.path == "/docs/assets":  # static files: read like a route
+            yield "GET", route.path + "/{path}"
             continue
         assert isinstance(route, Route), f"{route!r}: a mount or a websocket the table does not know"
         for method in sorted(route.methods or ()):

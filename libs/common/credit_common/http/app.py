@@ -10,11 +10,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from credit_common import docs_assets
 from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.guard import HostileInputMiddleware
 from credit_common.http.health import HealthChecks, health_router
@@ -79,7 +82,7 @@ def create_http_app(
         title=title,
         description=description,
         version=version,
-        docs_url="/docs",
+        docs_url=None,  # served below, with its assets from this service (docs_assets)
         openapi_url="/openapi.json",
         redoc_url=None,
         lifespan=lifespan,
@@ -97,7 +100,28 @@ def create_http_app(
     # Added last, so it is outermost and also times the 500s the problem middleware answers.
     app.add_middleware(RequestTimingMiddleware, histogram=metrics.http_request_seconds)
     app.include_router(health_router(checks, registry))
+    mount_docs(app, title)
     return app
+
+
+def mount_docs(app: FastAPI, title: str) -> None:
+    """Swagger UI at `/docs` with its script, styles and icon from `/docs/assets` (the pinned npm
+    packages `make deps` fetched: credit_common.docs_assets), not from a CDN."""
+    directory = docs_assets.assets_dir()
+
+    async def swagger() -> HTMLResponse:
+        if not docs_assets.present(directory):
+            return HTMLResponse(docs_assets.missing_page(f"{title}: API documentation"), status_code=503)
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title}: API documentation",
+            swagger_js_url=docs_assets.SWAGGER_JS,
+            swagger_css_url=docs_assets.SWAGGER_CSS,
+            swagger_favicon_url=docs_assets.SWAGGER_ICON,
+        )
+
+    app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
+    app.mount(docs_assets.PREFIX, StaticFiles(directory=directory, check_dir=False), name="docs-assets")
 
 
 def mount_asyncapi(app: FastAPI, html: str, json_doc: dict[str, Any]) -> None:
@@ -105,6 +129,8 @@ def mount_asyncapi(app: FastAPI, html: str, json_doc: dict[str, Any]) -> None:
     `/docs/asyncapi.json` (both outside the OpenAPI document)."""
 
     async def asyncapi_html() -> HTMLResponse:
+        if not docs_assets.present():
+            return HTMLResponse(docs_assets.missing_page("AsyncAPI documentation"), status_code=503)
         return HTMLResponse(html)
 
     async def asyncapi_json() -> JSONResponse:

@@ -5,6 +5,7 @@ topics the service consumes and publishes and the envelope-with-data model of ea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Union
 
@@ -13,7 +14,9 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from pydantic import BaseModel, create_model
 
-from credit_common.contracts.envelope import CloudEvent
+from credit_common import docs_assets
+from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
+from credit_common.messaging.topics import KEYS, REQUEST_TOPICS
 
 _ENVELOPES: dict[str, type[BaseModel]] = {}
 
@@ -44,6 +47,9 @@ def _payload(types: Sequence[str]) -> Any:
     return Union[tuple(models)]  # noqa: UP007
 
 
+_EXTERNAL_ICON = re.compile(r'\s*<link rel="icon"[^>]*href="https?://[^"]*"[^>]*>')
+
+
 def build_asyncapi(
     service: str,
     title: str,
@@ -54,14 +60,45 @@ def build_asyncapi(
     """(HTML page, JSON document) of the service's AsyncAPI 3.0 description."""
     broker = KafkaBroker(bootstrap, apply_types=True)
     for topic, types in consumes.items():
-        payload = _payload(types)
 
-        async def handler(body: payload) -> None:  # type: ignore[valid-type]  # pragma: no cover
+        async def handler(body: Any) -> None:  # pragma: no cover
             return None
 
+        # The payload of THIS topic: set on the function itself, not through the annotation
+        # (under `from __future__ import annotations` that names the loop variable, which
+        # FastStream resolved later to the last topic's types for every subscriber).
+        handler.__annotations__ = {"body": _payload(types), "return": None}
         handler.__name__ = f"consume_{topic.replace('.', '_')}"
         broker.subscriber(topic, group_id=service, title=f"{topic}:consume", description=", ".join(types))(handler)
     for topic, types in publishes.items():
         broker.publisher(topic, title=f"{topic}:publish", description=", ".join(types), schema=_payload(types))
     spec = AsyncAPI(broker, title=f"{title} (credit.{service})", version="1.0.0").to_specification()
-    return get_asyncapi_html(spec, try_it_out_path=None), spec.to_jsonable()
+    # The viewer's script and styles from the service itself (docs_assets), and no icon fetched
+    # from asyncapi.com: the page works without internet.
+    html = get_asyncapi_html(
+        spec, try_it_out_path=None, asyncapi_js_url=docs_assets.ASYNCAPI_JS, asyncapi_css_url=docs_assets.ASYNCAPI_CSS
+    )
+    html = _EXTERNAL_ICON.sub("", html)
+    return html, _as_sent(spec.to_jsonable())
+
+
+def _as_sent(doc: dict[str, Any]) -> dict[str, Any]:
+    """The messages as they travel (contracts.md, Envelope and Topics): each record's key, and its
+    `content-type` header (the platform writes structured CloudEvents only; a request may also
+    come in binary mode, its attributes in `ce_*` headers). No message carries FastStream's
+    `correlation_id` header: the correlation is the envelope's `correlationid` attribute."""
+    for name, message in doc.get("components", {}).get("messages", {}).items():
+        topic, _, direction = name.partition(":")
+        message.pop("correlationId", None)
+        content_type: dict[str, Any] = {"type": "string", "description": "the envelope's media type"}
+        if direction.startswith("publish") or topic not in REQUEST_TOPICS:
+            content_type["const"] = CONTENT_TYPE
+        message["headers"] = {
+            "type": "object",
+            "properties": {"content-type": content_type},
+            "required": ["content-type"] if "const" in content_type else [],
+        }
+        message["bindings"] = {
+            "kafka": {"key": {"type": "string", "description": KEYS.get(topic, "")}, "bindingVersion": "0.5.0"}
+        }
+    return doc

@@ -54,6 +54,25 @@ SUBJECT_NOTICES = "credit.subject.notices.v1"
 FEEDBACK = "credit.feedback.v1"
 DEADLETTER = "credit.deadletter.v1"
 
+#: What each topic's record key is (contracts.md, Topics).
+KEYS: dict[str, str] = {
+    REFERENCE: "<kind>:<code> of the record",
+    DESIGNATION_REQUESTS: "the subject's id",
+    DESIGNATION_EVENTS: "the subject's id",
+    OBJECTION_REQUESTS: "the subject's id",
+    OBJECTION_EVENTS: "the subject's id",
+    CONDUCT_REPORTS: "the subject's id",
+    WARNING_EVENTS: "the subject's id",
+    ENFORCEMENT_ACTIONS: "the subject's id",
+    CASES_EVENTS: "the subject's id",
+    LISTS_CHANGES: "the subject's id",
+    LISTS_PUBLIC: "the subject's id (a natural person's masked)",
+    UNIT_INBOX: "the code of the unit that must act",
+    SUBJECT_NOTICES: "the subject's id",
+    FEEDBACK: "the code of the unit of the request's source",
+    DEADLETTER: "the original record's key",
+}
+
 #: The topics departments and the portal write: every message on them is a signed request.
 REQUEST_TOPICS = frozenset({DESIGNATION_REQUESTS, OBJECTION_REQUESTS, CONDUCT_REPORTS, ENFORCEMENT_ACTIONS})
 

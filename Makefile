@@ -19,6 +19,7 @@ deps: ## install uv (if missing) and the locked Python environment
 	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || { echo "[deps] installing uv from PyPI"; python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv; }
 	@$(UV) sync --frozen --quiet
 	@.venv/bin/python -m credit_common.docs_assets >/dev/null  # Swagger UI and the AsyncAPI viewer, pinned (deploy/docs-assets.json)
+	@[ -d deploy/tools/node_modules/@asyncapi/parser ] || npm ci --prefix deploy/tools --no-audit --no-fund --silent  # the AsyncAPI parser the tests run
 
 stack: deps ## start Kafka and PostgreSQL (or reuse what runs)
 	@deploy/stack.sh up

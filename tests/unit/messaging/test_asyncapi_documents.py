@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,8 @@ from credit_common.messaging import topics
 from credit_common.service import build_app
 from credit_common.settings import SERVICE_PORTS, Settings
 from fastapi.routing import APIRoute
+
+TOOLS = Path(__file__).resolve().parents[3] / "deploy" / "tools"
 
 
 def document(name: str) -> dict[str, Any]:
@@ -58,3 +63,24 @@ def test_warning_and_cases_read_designation_events_as_designation_events() -> No
         doc = document(name)
         message = doc["components"]["messages"][f"{topics.DESIGNATION_EVENTS}:consume:SubscribeMessage"]
         assert payload_types(doc, message) >= {"credit.designation.created", "credit.designation.removed"}
+
+
+def test_every_document_parses_cleanly_with_the_official_asyncapi_parser(tmp_path: Path) -> None:
+    """`@asyncapi/parser` (npm, pinned in deploy/tools, installed by make deps) on every service's
+    document: parsed, no error and no warning."""
+    node = shutil.which("node")
+    assert node, "Node.js is missing: the official AsyncAPI parser runs on it"
+    assert (TOOLS / "node_modules" / "@asyncapi" / "parser").is_dir(), "run `make deps` (npm ci in deploy/tools)"
+    files = []
+    for name in SERVICE_PORTS:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(document(name)))
+        files.append(str(path))
+    run = subprocess.run([node, str(TOOLS / "asyncapi-check.mjs"), *files], capture_output=True, text=True, timeout=120)
+    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert len(results) == len(files), run.stderr
+    for r in results:
+        assert r["parsed"], r
+        assert r["errors"] == [], r
+        assert r["warnings"] == [], r
+    assert run.returncode == 0, run.stderr

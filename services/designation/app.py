@@ -12,6 +12,7 @@ from credit_common.contracts import binary
 from credit_common.contracts.envelope import CONTENT_TYPE, MAX_MESSAGE_BYTES, CloudEvent, nul_field
 from credit_common.contracts.registry import REGISTRY
 from credit_common.db.prune import RETAINED, prune_ledger
+from credit_common.http import openapi
 from credit_common.http.auth import require_owner
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
@@ -112,6 +113,10 @@ def _binary_envelope(headers: Sequence[tuple[bytes, bytes]], body: bytes) -> dic
 
 
 def routes(app: FastAPI, rt: Runtime) -> None:
+    # The body: one of the request envelopes the platform takes over HTTP, each with its data.
+    body_schema, components = openapi.request_body(sorted(t for types in INGRESS.values() for t in types))
+    app.state.openapi_components = {**getattr(app.state, "openapi_components", {}), **components}
+
     @app.post(
         "/v1/requests",
         status_code=202,
@@ -129,7 +134,7 @@ def routes(app: FastAPI, rt: Runtime) -> None:
         },
         # The body is read raw below, so that a body that is not even JSON is a 400 problem like
         # any other malformed request (a declared Body parameter made FastAPI answer 422 first).
-        openapi_extra={"requestBody": {"required": True, "content": {CONTENT_TYPE: {"schema": {"type": "object"}}}}},
+        openapi_extra={"requestBody": {"required": True, "content": {CONTENT_TYPE: {"schema": body_schema}}}},
     )
     async def submit(request: Request) -> JSONResponse:
         raw = await request.body()

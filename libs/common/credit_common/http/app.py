@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_common import docs_assets
+from credit_common.http import openapi
 from credit_common.http.auth import Authenticator, AuthMiddleware
 from credit_common.http.guard import HostileInputMiddleware
 from credit_common.http.health import HealthChecks, health_router
@@ -101,6 +102,7 @@ def create_http_app(
     app.add_middleware(RequestTimingMiddleware, histogram=metrics.http_request_seconds)
     app.include_router(health_router(checks, registry))
     mount_docs(app, title)
+    openapi.install(app)
     return app
 
 

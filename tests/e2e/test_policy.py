@@ -277,7 +277,7 @@ async def test_the_policy_from_start_to_end(platform: Platform) -> None:
             "subject": d,
             "field": "taxation",
             "serious": True,
-            "occurred_on": (today() - timedelta(days=2)).isoformat(),
+            "occurred_on": today().isoformat(),  # during the key scrutiny: the entries began today
             "document_no": f"CR-{uuid.uuid4().hex[:8]}",
             "description": "Issued false invoices while under key scrutiny.",
         },

@@ -52,7 +52,17 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
         Table(
             "indicators",
             f"Indicators per province, {year} (as of {report['as_of']})",
-            ["province", "cases", "designations", "share", "share status", "media", "projection", "media status"],
+            [
+                "province",
+                "cases",
+                "designations",
+                "share",
+                "share status",
+                "media",
+                "projection",
+                "media status",
+                "in words",
+            ],
             [
                 [
                     Link(s["province"], f"/v1/indicators?year={year}&province={s['province']}"),
@@ -63,6 +73,7 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
                     s["media_reported_cases"],
                     (_indicator(s, "media_reported_cases") or {}).get("projection"),
                     (_indicator(s, "media_reported_cases") or {}).get("status"),
+                    " · ".join(i["in_words"] for i in s["indicators"]),
                 ]
                 for s in provinces
             ],

@@ -264,7 +264,28 @@ class ScopeCounts:
 
 
 CASE_SHARE = ("case_share", "Cases shared / red and black designations made")
-MEDIA_CASES = ("media_reported_cases", "Media-reported cases")
+MEDIA_CASES = ("media_reported_cases", "Cases reported by provincial media platforms")
+
+
+def in_words(indicator: dict[str, Any], year: int, where: str) -> str:
+    """What the figure counts and of what, in words beside the number (the notice words its
+    indicators so; a reader should not have to guess the numerator and the denominator)."""
+    status = str(indicator["status"]).replace("_", " ")
+    if indicator["code"] == CASE_SHARE[0]:
+        cases, made = indicator["numerator"], indicator["denominator"]
+        head = f"{cases} enforcement cases shared {where} in {year}"
+        if not made:
+            return f"{head}, and no red or black designation made: no share yet (target at least 10%; {status})"
+        return (
+            f"{head} ÷ {made} red and black designations made {where} in {year} = {indicator['value']:.1%} "
+            f"(target at least 10%; {status})"
+        )
+    projection = indicator["projection"]
+    projected = "" if projection is None else f", {projection:g} projected for the whole year"
+    return (
+        f"{indicator['value']} enforcement cases {where} reported by provincial media platforms in {year}"
+        f"{projected} (target {indicator['target']:g} a year; {status})"
+    )
 
 
 def indicators(scope: str, province: str | None, counts: ScopeCounts, year: int, today: date) -> dict[str, Any]:
@@ -275,6 +296,9 @@ def indicators(scope: str, province: str | None, counts: ScopeCounts, year: int,
     ]
     if scope == "province":
         out.append(count_indicator(*MEDIA_CASES, counts.media_cases, MEDIA_CASES_TARGET, year, today))
+    where = f"in province {province}" if province else "nationally"
+    for indicator in out:
+        indicator["in_words"] = in_words(indicator, year, where)
     return {
         "scope": scope,
         "province": province,

@@ -140,11 +140,16 @@ async def test_indicators_efficacy_and_tallies_match_the_hand_count(
     assert body["elapsed_fraction"] == 1.0
     national = scope_of(body, None)
     assert (national["cases"], national["media_reported_cases"], national["red_black_designations"]) == (2, 2, 3)
-    assert indicator(national, "case_share") | {"title": None} == {
-        "code": "case_share", "title": None, "target": 0.1, "value": round(2 / 3, 4), "projection": round(2 / 3, 4),
+    assert indicator(national, "case_share") | {"title": None, "in_words": None} == {
+        "code": "case_share", "title": None, "in_words": None, "target": 0.1, "value": round(2 / 3, 4),
+        "projection": round(2 / 3, 4),
         "status": "met", "numerator": 2, "denominator": 3,
     }  # fmt: skip
     assert [i["code"] for i in national["indicators"]] == ["case_share"]  # the media target is a province's
+    assert indicator(national, "case_share")["in_words"] == (
+        f"2 enforcement cases shared nationally in {y} ÷ 3 red and black designations made nationally in {y} "
+        "= 66.7% (target at least 10%; met)"
+    )
     bj, gd = scope_of(body, "110000"), scope_of(body, "440000")
     assert (bj["cases"], bj["media_reported_cases"], bj["red_black_designations"]) == (0, 0, 2)
     assert indicator(bj, "case_share")["value"] == 0.0
@@ -152,8 +157,9 @@ async def test_indicators_efficacy_and_tallies_match_the_hand_count(
     assert (gd["cases"], gd["media_reported_cases"], gd["red_black_designations"]) == (2, 2, 1)
     assert indicator(gd, "case_share")["value"] == 2.0
     assert indicator(gd, "case_share")["status"] == "met"
-    assert indicator(gd, "media_reported_cases") | {"title": None} == {
-        "code": "media_reported_cases", "title": None, "target": 30, "value": 2, "projection": 2.0, "status": "missed",
+    assert indicator(gd, "media_reported_cases") | {"title": None, "in_words": None} == {
+        "code": "media_reported_cases", "title": None, "in_words": None, "target": 30, "value": 2, "projection": 2.0,
+        "status": "missed",
     }  # fmt: skip
 
     # ---- year Y+1, as of 1 July
@@ -165,8 +171,9 @@ async def test_indicators_efficacy_and_tallies_match_the_hand_count(
     assert (bj["cases"], bj["media_reported_cases"], bj["red_black_designations"]) == (33, 31, 1)
     assert indicator(bj, "case_share")["value"] == 33.0
     assert indicator(bj, "case_share")["status"] == "on_track"  # a ratio is met only once the year is over
-    assert indicator(bj, "media_reported_cases") | {"title": None} == {
-        "code": "media_reported_cases", "title": None, "target": 30, "value": 31, "projection": round(31 / f, 1),
+    assert indicator(bj, "media_reported_cases") | {"title": None, "in_words": None} == {
+        "code": "media_reported_cases", "title": None, "in_words": None, "target": 30, "value": 31,
+        "projection": round(31 / f, 1),
         "status": "met",
     }  # fmt: skip
     assert (gd["cases"], gd["media_reported_cases"], gd["red_black_designations"]) == (18, 16, 1)

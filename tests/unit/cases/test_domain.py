@@ -161,3 +161,17 @@ def test_progress_lists_fields_with_a_signed_mou_and_no_designation_and_units_wi
     units = {u["unit"] for u in domain.units_without_liaison(CATALOG)}
     assert "440106-SPC" in units
     assert "100000-CFDA" not in units  # inactive
+
+
+def test_each_indicator_states_its_numerator_and_denominator_in_words() -> None:
+    counts = domain.ScopeCounts(cases=5, media_cases=12, designations=40)
+    scope = domain.indicators("province", "440000", counts, 2026, date(2026, 7, 2))
+    share, media = scope["indicators"]
+    assert share["in_words"] == (
+        "5 enforcement cases shared in province 440000 in 2026 ÷ 40 red and black designations made in "
+        "province 440000 in 2026 = 12.5% (target at least 10%; on track)"
+    )
+    assert media["in_words"].startswith("12 enforcement cases in province 440000 reported by provincial media")
+    assert "target 30 a year" in media["in_words"]
+    none = domain.indicators("national", None, domain.ScopeCounts(cases=1), 2026, date(2026, 7, 2))
+    assert "no red or black designation made" in none["indicators"][0]["in_words"]

@@ -75,7 +75,8 @@ def truthful(doc: dict[str, Any]) -> dict[str, Any]:
             needed = ["400"]
             if rule_for(method.upper(), path).access is not Access.OPEN:
                 needed += ["401", "403"]
-            if "{" in path or path.startswith(("/v1/lists/", "/v1/public/lists/")):
+            names = {p.get("name") for p in op.get("parameters", [])}
+            if "{" in path or "list" in names:  # a path naming something, or a list by name
                 needed.append("404")
             if method in ("post", "put", "patch"):
                 needed += ["413", "422"]

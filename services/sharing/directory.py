@@ -15,6 +15,7 @@ from credit_common.telemetry.logging import get_logger
 from fastapi import FastAPI, Query
 from starlette.types import Scope
 
+from . import queries
 from .store import Filters
 
 log = get_logger(__name__)
@@ -85,7 +86,7 @@ def liaisons(rt: Runtime, region: str | None, field: str | None) -> list[dict[st
     for u in sorted(rt.reference.catalog.units(), key=lambda u: u.code):
         if not u.active or u.liaison is None:
             continue
-        if region is not None and not _within(u.region, region):
+        if region is not None and not u.region.startswith(str(queries.region_prefix(region))):
             continue
         if field is not None and field not in u.authorised_fields:
             continue
@@ -100,15 +101,6 @@ def liaisons(rt: Runtime, region: str | None, field: str | None) -> list[dict[st
             }
         )
     return out
-
-
-def _within(unit_region: str, region: str) -> bool:
-    """A province (`440000`) or prefecture (`440100`) code covers the divisions under it."""
-    if region.endswith("0000"):
-        return unit_region[:2] == region[:2]
-    if region.endswith("00"):
-        return unit_region[:4] == region[:4]
-    return unit_region == region
 
 
 def routes(app: FastAPI, rt: Runtime) -> None:

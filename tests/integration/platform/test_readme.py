@@ -203,9 +203,8 @@ async def test_sending_a_request_over_http_and_kafka(services: None, stack: Sett
     await accepted(doc["id"])
 
 
-async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) -> None:
-    """The public examples without a token: the search finds a company designated just now (by
-    a part of its code: the README's name is every run's), the standards and memorandums."""
+async def designated_and_shared(stack: Settings, tmp_path: Path) -> dict[str, Any]:
+    """The README's request, fresh, sent by its Python example and on the lists (sharing caught up)."""
     doc = fresh_request(tmp_path)
     (tmp_path / "send.py").write_text(send_script(stack))
     await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
@@ -216,6 +215,13 @@ async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) 
         ["credit.designation.events.v1"],
         timeout=600,
     )
+    return doc
+
+
+async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) -> None:
+    """The public examples without a token: the search finds a company designated just now (by
+    a part of its code: the README's name is every run's), the standards and memorandums."""
+    doc = await designated_and_shared(stack, tmp_path)
     search, standards, mous, stats = [ports(c) for c in commands(block("The public view", "bash"))]
     assert json.loads(await shell(search, tmp_path))["entries"] is not None
     mine = json.loads(await shell(search.replace("q=Example%20Trading", f"q={doc['subject'][2:12]}"), tmp_path))
@@ -229,16 +235,7 @@ async def test_the_public_view(services: None, stack: Settings, tmp_path: Path) 
 
 
 async def test_following_the_lists_over_http_and_kafka(services: None, stack: Settings, tmp_path: Path) -> None:
-    doc = fresh_request(tmp_path)
-    (tmp_path / "send.py").write_text(send_script(stack))
-    await shell(f"{shlex.quote(sys.executable)} send.py", tmp_path)
-    await accepted(doc["id"])
-    await wait_caught_up(
-        stack.kafka_bootstrap_servers,
-        deployment(INSTANCE).group_of("sharing"),
-        ["credit.designation.events.v1"],
-        timeout=600,
-    )
+    doc = await designated_and_shared(stack, tmp_path)
 
     as_operator, *reads = [ports(c) for c in commands(block("Following the lists", "bash"))]
     snapshot, page, changes, subject, export, liaisons, downloads = [in_shell_of(as_operator, c) for c in reads]

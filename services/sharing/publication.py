@@ -17,7 +17,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
-from credit_common.clock import local_today
+from credit_common.clock import local_today, start_of_local_day
 from credit_common.http.responses import JsonResponse
 from credit_common.service import Runtime
 from fastapi import FastAPI, Query
@@ -36,14 +36,14 @@ SELECT c.unit, count(*) AS entries,
        max({_DAYS}) AS max_days,
        count(*) FILTER (WHERE {_DAYS} > {LATE_DAYS}) AS late
   FROM changes c
- WHERE {_ADDED} AND ($1::date IS NULL OR c.published_at >= $1::date) AND ($2::text IS NULL OR c.unit = $2)
+ WHERE {_ADDED} AND ($1::timestamptz IS NULL OR c.published_at >= $1) AND ($2::text IS NULL OR c.unit = $2)
  GROUP BY c.unit ORDER BY c.unit
 """
 LATE = f"""
 SELECT c.entry_id, c.list, c.unit, c.decided_on, c.published_at, {_DAYS} AS days
   FROM changes c
  WHERE {_ADDED} AND {_DAYS} > {LATE_DAYS}
-   AND ($1::date IS NULL OR c.published_at >= $1::date) AND ($2::text IS NULL OR c.unit = $2)
+   AND ($1::timestamptz IS NULL OR c.published_at >= $1) AND ($2::text IS NULL OR c.unit = $2)
  ORDER BY c.published_at DESC, c.entry_id LIMIT $3
 """
 ON_LISTS = """
@@ -56,29 +56,40 @@ SELECT to_char(c.at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month, c.list,
        count(*) FILTER (WHERE c.type = '{_ADDED_TYPE}') AS added,
        count(*) FILTER (WHERE c.type = '{_REMOVED_TYPE}') AS removed
   FROM changes c
- WHERE c.public_sent AND c.at >= $1::date AND c.at < $2::date
+ WHERE c.public_sent AND c.at >= $1 AND c.at < $2
  GROUP BY 1, 2 ORDER BY 1, 2
 """
 MEDIAN_DELAY = f"""
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {_DAYS}) AS median_days, count(*) AS entries
   FROM changes c
- WHERE {_ADDED} AND c.public_sent AND c.published_at >= $1::date AND c.published_at < $2::date
+ WHERE {_ADDED} AND c.public_sent AND c.published_at >= $1 AND c.published_at < $2
 """
 
 
 async def by_unit(pool: asyncpg.Pool, since: date | None, unit: str | None, late_limit: int) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        units = [dict(r) for r in await conn.fetch(BY_UNIT, since, unit)]
-        late = [dict(r) for r in await conn.fetch(LATE, since, unit, late_limit)]
+        return await by_unit_in(conn, since, unit, late_limit)
+
+
+async def by_unit_in(conn: asyncpg.Connection, since: date | None, unit: str | None, late_limit: int) -> dict[str, Any]:
+    """`since` is a day of Asia/Shanghai: from its midnight there, whatever the session's zone."""
+    start = None if since is None else start_of_local_day(since)
+    units = [dict(r) for r in await conn.fetch(BY_UNIT, start, unit)]
+    late = [dict(r) for r in await conn.fetch(LATE, start, unit, late_limit)]
     return {"late_after_days": LATE_DAYS, "units": units, "late": late}
 
 
 async def public_stats(pool: asyncpg.Pool, year: int) -> dict[str, Any]:
-    start, end = date(year, 1, 1), date(year + 1, 1, 1)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        on_lists = [dict(r) for r in await conn.fetch(ON_LISTS)]
-        months = [dict(r) for r in await conn.fetch(BY_MONTH, start, end)]
-        delay = await conn.fetchrow(MEDIAN_DELAY, start, end)
+        return await public_stats_in(conn, year)
+
+
+async def public_stats_in(conn: asyncpg.Connection, year: int) -> dict[str, Any]:
+    """The year runs from midnight of 1 January, Asia/Shanghai (not the session's zone)."""
+    start, end = start_of_local_day(date(year, 1, 1)), start_of_local_day(date(year + 1, 1, 1))
+    on_lists = [dict(r) for r in await conn.fetch(ON_LISTS)]
+    months = [dict(r) for r in await conn.fetch(BY_MONTH, start, end)]
+    delay = await conn.fetchrow(MEDIAN_DELAY, start, end)
     median = delay["median_days"]
     return {
         "year": year,

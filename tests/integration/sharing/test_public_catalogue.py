@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from credit_common.contracts.events import ListChange
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
-from services.sharing import public
+from services.sharing import public, publication
 from tests.support.collector import Collector
 
 from .conftest import caught_up, company, created, person, publish, record, removed
@@ -206,3 +206,41 @@ async def test_publication_delay_per_unit_and_the_public_statistics(
     assert stats["publication"]["entries"] >= 3
     month = today.strftime("%Y-%m")
     assert any(m["month"] == month and m["list"] == "black" and m["added"] >= 4 for m in stats["by_month"])
+
+
+async def test_the_statistics_count_days_and_years_from_midnight_in_shanghai(stack: Settings) -> None:
+    """A change published at 00:30 on 1 January, Shanghai (16:30 the day before in UTC), is of the
+    new year and of that day, whatever the database session's zone. The rows go in a transaction
+    that is rolled back, so no other test sees them."""
+    unit = f"T-{uuid.uuid4().hex[:10]}"
+    before = datetime(2019, 12, 31, 23, 30, tzinfo=SHANGHAI)
+    after = datetime(2020, 1, 1, 0, 30, tzinfo=SHANGHAI)
+    db = await asyncpg.connect(stack.database_url)
+    try:
+        async with db.transaction():
+            await db.execute("SET LOCAL search_path = sharing; SET LOCAL TimeZone = 'UTC'")
+            for seq, at in ((-900_000_001, before), (-900_000_002, after)):
+                await db.execute(
+                    """INSERT INTO changes (seq, event_id, type, list, entry_id, subject_id, field, unit, region,
+                                            public, at, cause, public_sent, data, decided_on, published_at)
+                       VALUES ($1, $2, 'credit.list.entry_added', 'black', $2, $2, 'taxation', $3, '960101',
+                               true, $4, 'test', true, '{}', '2019-12-20', $4)""",
+                    seq,
+                    new_id(),
+                    unit,
+                    at,
+                )
+            (row,) = (await publication.by_unit_in(db, date(2020, 1, 1), unit, 10))["units"]
+            assert row["entries"] == 1  # the one published on 1 January, Shanghai
+            stats = await publication.public_stats_in(db, 2020)
+            assert [(m["month"], m["added"]) for m in stats["by_month"] if m["list"] == "black"] == [("2020-01", 1)]
+            assert stats["publication"]["entries"] == 1
+            raise Rollback
+    except Rollback:
+        pass
+    finally:
+        await db.close()
+
+
+class Rollback(Exception):
+    """Leaves the test's rows out of the shared database."""

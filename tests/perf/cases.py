@@ -31,7 +31,7 @@ from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
 from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console, envelope_bytes
-from .sharing import RawHttp, percentiles, steady
+from .reads import RawHttp, percentiles, steady
 
 PORT = 28105
 DESIGNATIONS = 20_000  # the reports name these (fewer for a short run: a tenth of the reports)

@@ -22,44 +22,22 @@ import asyncpg
 from credit_common.messaging import topics
 from credit_common.settings import Settings
 
-from tests.support.kafka_admin import end_offsets, group_lag, start_at
-from tests.support.processes import ServiceProcess, consumer_groups, deployment, new_instance
+from tests.support.processes import ServiceProcess, deployment, new_instance
 
 from . import designation
 from .foundation import progress, raw_consume
+from .groups import begin_at_the_end, behind
 from .harness import CpuShare, Result, RssSampler, console
 
 PORTS = {"designation": 28121, "sharing": 28122, "warning": 28123, "objection": 28124, "cases": 28125}
 GOAL_PER_S = 3_333
 
 
-async def begin_at_the_end(settings: Settings) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Every consumer group of every service of the deployment, committed at its topics' ends (the
-    reference topic excepted: it is state, read whole). Returns service -> group -> topics."""
-    groups = {name: consumer_groups(name, settings) for name in PORTS}
-    for by_group in groups.values():
-        for group, group_topics in by_group.items():
-            offsets = await end_offsets(
-                settings.kafka_bootstrap_servers, [t for t in group_topics if t != topics.REFERENCE]
-            )
-            await start_at(settings.kafka_bootstrap_servers, group, offsets)
-    return groups
-
-
-async def behind(bootstrap: str, by_group: dict[str, tuple[str, ...]]) -> int:
-    """Records a service's groups have still to read (the reference topic aside)."""
-    lags = [
-        await group_lag(bootstrap, group, [t for t in group_topics if t != topics.REFERENCE])
-        for group, group_topics in by_group.items()
-    ]
-    return sum(lags)
-
-
 async def run(settings: Settings, n: int) -> list[Result]:
     console.print(f"[bold]pipeline[/] benchmark: {n:,} designate requests through all five services (one process each)")
     instance = new_instance()
     deployed = deployment(instance)
-    groups = await begin_at_the_end(deployed)
+    groups = await begin_at_the_end(deployed, PORTS)
     await designation.fill(settings.kafka_bootstrap_servers, n)
     consume_rate = await raw_consume(settings.kafka_bootstrap_servers, topics.DESIGNATION_REQUESTS, n)
     svcs = {name: ServiceProcess(name, port, instance=instance) for name, port in PORTS.items()}

@@ -29,6 +29,7 @@ async def run_all(
     sharing_n: int = 200_000,
     sharing_entries: int = 2_000_000,
     lookup_seconds: float = 30.0,
+    read_rounds: int = 1,
     warning_seconds: float = 60.0,
     cases_n: int = 200_000,
     cases_total: int = 1_000_000,
@@ -46,7 +47,7 @@ async def run_all(
     if "designation" in only:
         results += await designation.run(settings, designation_n, latency_seconds, designation_instances)
     if "sharing" in only:
-        results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds)
+        results += await sharing.run(settings, sharing_n, sharing_entries, lookup_seconds, read_rounds)
     if "warning" in only:
         results += await warning.run(settings, warning_seconds)
     if "cases" in only:
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sharing-n", type=int, default=200_000, help="designation events to project")
     parser.add_argument("--sharing-entries", type=int, default=2_000_000, help="active entries for the reads")
     parser.add_argument("--lookup-seconds", type=float, default=30.0, help="seconds of steady 1,000 lookups/s")
+    parser.add_argument(
+        "--read-rounds", type=int, default=5, help="consecutive rounds of the read path (lookups and exports)"
+    )
     parser.add_argument("--warning-seconds", type=float, default=60.0, help="seconds of warning listings")
     parser.add_argument("--cases-n", type=int, default=200_000, help="enforcement reports to record")
     parser.add_argument("--cases-total", type=int, default=1_000_000, help="cases recorded for the indicators")
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             sharing_n=args.sharing_n,
             sharing_entries=args.sharing_entries,
             lookup_seconds=args.lookup_seconds,
+            read_rounds=args.read_rounds,
             warning_seconds=args.warning_seconds,
             cases_n=args.cases_n,
             cases_total=args.cases_total,

@@ -28,7 +28,7 @@ from .designation import Service as DesignationService
 from .designation import designate_request
 from .foundation import PARTITIONS, progress
 from .harness import Result, ServiceUnderTest, console, driver_gc_paused, envelope_bytes
-from .sharing import percentiles
+from .reads import percentiles
 
 PORT = 28103
 BACKGROUND_RATE = 500

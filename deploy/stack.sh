@@ -41,6 +41,19 @@ die() {
   exit 1
 }
 
+# A port this stack needs, held by another process (another checkout's stack, most often: a
+# fresh clone's `make test` leaves its stack up): say who holds it, and where it runs from.
+port_free() {
+  local port=$1 what=$2 setting=$3 pid holder
+  pid=$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true)
+  if [ -z "$(ss -ltnH "sport = :$port" 2>/dev/null)" ]; then return 0; fi
+  holder="pid ${pid:-unknown}"
+  if [ -n "$pid" ]; then
+    holder="$holder ($(tr '\0\n' '  ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)...) running in $(readlink "/proc/$pid/cwd" 2>/dev/null || echo '?')"
+  fi
+  die "port $port, which $what needs, is held by $holder: stop that stack there (deploy/stack.sh down) or set $setting"
+}
+
 apt_install() {
   if [ -z "${_APT_UPDATED:-}" ]; then
     log "apt-get update"
@@ -93,6 +106,8 @@ kafka_install() {
 kafka_start() {
   mkdir -p "$KAFKA_DIR"
   if [ -n "$(kafka_pid || true)" ]; then log "Kafka already running (pid $(kafka_pid))"; return; fi
+  port_free "$KAFKA_PORT" Kafka CREDIT_KAFKA_PORT
+  port_free "$CONTROLLER_PORT" "Kafka's controller" CREDIT_KAFKA_CONTROLLER_PORT
   kafka_install
   local props="$KAFKA_DIR/server.properties" data="$KAFKA_DIR/data" admin_pw
   # The stack's super user: its password is made once, kept in the credentials directory (0600).
@@ -204,6 +219,7 @@ pg_start() {
   pg_make_reachable
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_DIR"; fi
   if pg_running; then log "PostgreSQL already running"; return; fi
+  port_free "$PG_PORT" PostgreSQL CREDIT_PG_PORT
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     log "initdb into ${PG_DIR#"$ROOT"/}/data"
     echo "$PG_PASSWORD" >"$PG_DIR/pwfile"

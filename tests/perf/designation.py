@@ -49,7 +49,16 @@ from tests.support.kafka_admin import end_offsets, wait_caught_up
 from tests.support.subjects import new_uscc
 
 from .foundation import PARTITIONS, progress, raw_consume
-from .harness import CpuShare, Result, ServiceUnderTest, checkpoint_to_disk, console, driver_gc_paused, envelope_bytes
+from .harness import (
+    CpuShare,
+    Result,
+    ServiceUnderTest,
+    checkpoint_to_disk,
+    console,
+    driver_gc_paused,
+    envelope_bytes,
+    signature_cost_us,
+)
 
 PORT = 28101
 INSTANCES = 2
@@ -460,6 +469,12 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
     console.print("baseline: the same load through a plain aiokafka forwarder (consume, produce, commit)")
     hop_p50, hop_p99, _ = await hop_latency(settings, 500, latency_seconds)
     floor_rate = await db_floor(settings, n)
+    # What the signatures cost (issue 19): the verifier's µs a request, and that share of the
+    # designation processes' CPU during the drain (they are CPU bound: the share is the slowdown).
+    rng = random.Random(1)
+    verify_us = signature_cost_us([designate_request(rng, i, datetime.now(UTC))[1] for i in range(5_000)])
+    verify_share = verify_us * drain_rate / (cores["designation"] * 1e6)
+    console.print(f"  signature check: {verify_us:.0f} µs a request, {verify_share:.0%} of the drain's designation CPU")
     rss = max(svc.peak_rss for svc in svcs) / 1e6
     per_process = "/".join(f"{svc.peak_rss_mb:.0f}" for svc in svcs)
     return [
@@ -478,6 +493,8 @@ async def run(settings: Settings, n: int, latency_seconds: float, instances: int
                 "service_peak_rss_mb": per_process,
                 "of_db_floor": f"{drain_rate / floor_rate:.3g}",
                 "cores": CpuShare.line(cores),
+                "verify_us_per_request": f"{verify_us:.0f}",
+                "verify_share_of_designation_cpu": f"{verify_share:.2f}",
             },
         ),
         Result(

@@ -15,6 +15,7 @@ exactly the shape the service writes without projecting two million events first
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from tests.support.subjects import new_resident_id, new_uscc
 from . import reads
 from .foundation import progress, raw_consume
 from .groups import begin_at_the_end, behind
-from .harness import Result, ServiceUnderTest, checkpoint_to_disk, console
+from .harness import CpuShare, Result, ServiceUnderTest, checkpoint_to_disk, console
 
 PORT = 28102
 LISTS = ("black", "key_scrutiny")
@@ -114,17 +115,21 @@ async def fill(bootstrap: str, n: int) -> None:
         await producer.stop()
 
 
-async def project(db: asyncpg.Connection, svc: ServiceUnderTest, n: int, seq_before: int) -> float:
+async def project(db: asyncpg.Connection, svc: ServiceUnderTest, n: int, seq_before: int) -> tuple[float, str]:
     """Start the service; wait until n more changes are committed and its outbox is empty (both
-    topics published); events/s from process start."""
+    topics published); events/s from process start, and the cores each process used meanwhile."""
+    cores = CpuShare({"driver": [os.getpid()]})
+    cores.start()
     await svc.start()
+    cores.add("sharing", svc.pid)
     with progress() as bar:
         task = bar.add_task("sharing projection", total=n)
         while True:
             seq = await db.fetchval("SELECT value FROM sharing.change_seq") - seq_before
             bar.update(task, completed=seq)
             if seq >= n and await db.fetchval("SELECT count(*) FROM sharing.outbox") == 0:
-                return n / (time.perf_counter() - svc.started_at)
+                rate = n / (time.perf_counter() - svc.started_at)
+                return rate, CpuShare.line(cores.stop())
             await asyncio.sleep(0.25)
 
 
@@ -217,7 +222,8 @@ async def run(settings: Settings, n: int, entries: int, lookup_seconds: float, r
         groups = (await begin_at_the_end(settings, ["sharing"]))["sharing"]
         await fill(settings.kafka_bootstrap_servers, n)
         consume_rate = await raw_consume(settings.kafka_bootstrap_servers, topics.DESIGNATION_EVENTS, n)
-        projection = await project(db, svc, n, seq_before)
+        projection, cores = await project(db, svc, n, seq_before)
+        console.print(f"  cores busy during the projection (of {os.cpu_count()}): {cores}")
         results.append(
             Result(
                 "sharing_projection",
@@ -228,6 +234,7 @@ async def run(settings: Settings, n: int, entries: int, lookup_seconds: float, r
                 baseline=consume_rate,
                 goal=0.5,
                 peak_rss_mb=svc.peak_rss_mb,
+                extra={"cores": cores},
             )
         )
         await seed(db, per_list)

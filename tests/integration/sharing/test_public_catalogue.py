@@ -23,6 +23,7 @@ from credit_common.settings import Settings
 
 from services.sharing import public, publication
 from tests.support.collector import Collector
+from tests.support.processes import ServiceProcess
 
 from .conftest import caught_up, company, created, person, publish, record, removed
 
@@ -208,7 +209,9 @@ async def test_publication_delay_per_unit_and_the_public_statistics(
     assert any(m["month"] == month and m["list"] == "black" and m["added"] >= 4 for m in stats["by_month"])
 
 
-async def test_the_statistics_count_days_and_years_from_midnight_in_shanghai(stack: Settings) -> None:
+async def test_the_statistics_count_days_and_years_from_midnight_in_shanghai(
+    stack: Settings, sharing: ServiceProcess
+) -> None:
     """A change published at 00:30 on 1 January, Shanghai (16:30 the day before in UTC), is of the
     new year and of that day, whatever the database session's zone. The rows go in a transaction
     that is rolled back, so no other test sees them."""
@@ -218,7 +221,8 @@ async def test_the_statistics_count_days_and_years_from_midnight_in_shanghai(sta
     db = await asyncpg.connect(stack.database_url)
     try:
         async with db.transaction():
-            await db.execute("SET LOCAL search_path = sharing; SET LOCAL TimeZone = 'UTC'")
+            # the tables of this module's sharing deployment (a fresh stack has no default one)
+            await db.execute(f"SET LOCAL search_path = {sharing.schema}; SET LOCAL TimeZone = 'UTC'")
             for seq, at in ((-900_000_001, before), (-900_000_002, after)):
                 await db.execute(
                     """INSERT INTO changes (seq, event_id, type, list, entry_id, subject_id, field, unit, region,

@@ -23,7 +23,7 @@ from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.settings import Settings
 
 from tests.support.dashboards_metrics import load_dashboards, series_names_from_exposition, unknown_metric_names
-from tests.support.processes import ServiceProcess, new_instance
+from tests.support.processes import ServiceProcess, new_instance, running
 from tests.support.signing import sign
 from tests.support.subjects import new_uscc
 from tests.support.tokens import auth_headers
@@ -61,12 +61,8 @@ async def services(stack: Settings) -> AsyncIterator[dict[str, ServiceProcess]]:
     env = {"CREDIT_DASHBOARD_LINKS": orjson.dumps(LINKS).decode(), "CREDIT_DASHBOARD_CACHE_S": "1"}
     instance = new_instance()
     procs = {name: ServiceProcess(name, port, env, instance=instance) for name, port in PORTS.items()}
-    try:
-        await asyncio.gather(*(p.start(timeout=180) for p in procs.values()))
+    async with running(procs):
         yield procs
-    finally:
-        await asyncio.gather(*(p.stop() for p in procs.values()))
-        await asyncio.gather(*(p.discard() for p in procs.values()))
 
 
 async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 90.0, interval: float = 0.5) -> Any:

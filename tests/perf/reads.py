@@ -308,24 +308,17 @@ async def measure(
                 "waited_idle_s": f"{waited:.0f}",
             },
         ),
-        Result(
-            "sharing_export_jsonl",
-            listed,
-            jsonl_rate,
-            unit="rows/s",
-            baseline_case="raw_asyncpg_copy_out",
-            baseline=copy_rate,
-            peak_rss_mb=jsonl_rss,
-            extra=dict(exports),
-        ),
-        Result(
-            "sharing_export_csv",
-            listed,
-            csv_rate,
-            unit="rows/s",
-            baseline_case="raw_asyncpg_copy_out",
-            baseline=copy_rate,
-            peak_rss_mb=csv_rss,
-            extra=dict(exports),
+        *(
+            Result(
+                f"sharing_export_{fmt}",
+                listed,
+                rate,
+                unit="rows/s",
+                baseline_case="raw_asyncpg_copy_out",
+                baseline=copy_rate,
+                peak_rss_mb=rss,
+                extra=dict(exports),
+            )
+            for fmt, rate, rss in (("jsonl", jsonl_rate, jsonl_rss), ("csv", csv_rate, csv_rss))
         ),
     ]

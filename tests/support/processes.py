@@ -202,3 +202,15 @@ async def platform_clock_at(svc: ServiceProcess, when: datetime, port: int) -> A
     finally:
         await clerk.stop()
         await svc.start()
+
+
+@contextlib.asynccontextmanager
+async def running(procs: dict[str, ServiceProcess]) -> AsyncIterator[dict[str, ServiceProcess]]:
+    """The services started together, and afterwards stopped and their deployment discarded
+    (schemas and groups), whatever happened inside."""
+    try:
+        await asyncio.gather(*(p.start(timeout=180) for p in procs.values()))
+        yield procs
+    finally:
+        await asyncio.gather(*(p.stop() for p in procs.values()))
+        await asyncio.gather(*(p.discard() for p in procs.values()))

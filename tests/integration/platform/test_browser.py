@@ -23,7 +23,7 @@ from credit_common.settings import Settings
 
 from tests.support.events import poll
 from tests.support.kafka_admin import wait_caught_up
-from tests.support.processes import ServiceProcess, deployment, new_instance
+from tests.support.processes import ServiceProcess, deployment, new_instance, running
 from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
@@ -64,14 +64,10 @@ READ_NUMBERS = "els => els.map(e => [e.dataset.metric, e.dataset.value])"
 async def platform(stack: Settings) -> AsyncIterator[dict[str, ServiceProcess]]:
     env = {"CREDIT_DASHBOARD_LINKS": orjson.dumps(BASE).decode(), "CREDIT_DASHBOARD_CACHE_S": "1"}
     procs = {name: ServiceProcess(name, port, env, instance=INSTANCE) for name, port in PORTS.items()}
-    try:
-        await asyncio.gather(*(p.start(timeout=180) for p in procs.values()))
+    async with running(procs):
         for name in PORTS:  # start from services that have read everything so far
             await wait_caught_up(stack.kafka_bootstrap_servers, GROUPS[name], INPUTS[name], timeout=600)
         yield procs
-    finally:
-        await asyncio.gather(*(p.stop() for p in procs.values()))
-        await asyncio.gather(*(p.discard() for p in procs.values()))
 
 
 async def numbers_of(page: Any) -> tuple[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from credit_common.settings import Settings
 
-from tests.support.processes import ServiceProcess, new_instance
+from tests.support.processes import ServiceProcess, new_instance, running
 from tests.support.tokens import auth_headers
 
 pytestmark = pytest.mark.integration
@@ -29,12 +29,8 @@ EXAMPLES = 15  # per operation: a few seconds a service, in every make test
 @pytest.fixture(scope="module")
 async def services(stack: Settings) -> AsyncIterator[dict[str, ServiceProcess]]:
     procs = {name: ServiceProcess(name, port, instance=INSTANCE) for name, port in PORTS.items()}
-    try:
-        await asyncio.gather(*(p.start(timeout=180) for p in procs.values()))
+    async with running(procs):
         yield procs
-    finally:
-        await asyncio.gather(*(p.stop() for p in procs.values()))
-        await asyncio.gather(*(p.discard() for p in procs.values()))
 
 
 @pytest.mark.timeout(600)

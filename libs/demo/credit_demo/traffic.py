@@ -14,22 +14,19 @@ have applied the designation before a request about it arrives on another topic.
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
-from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from credit_common.clock import SHANGHAI
 from credit_common.contracts import types as ct
-from credit_common.contracts.common import level_at_least
 from credit_common.contracts.reference import Measure, StandardRecord, UnitRecord
-from credit_common.contracts.registry import topic_for
-from credit_common.json import dumps
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import MAX_PERIOD_DAYS
 
 from credit_demo import campaigns, malformed, subjects, texts
-from credit_demo.model import RESTORABLE_LISTS, Entry, Message, Pair, Pool, Subject, uuid7
+from credit_demo.book import WARNING_FIELDS, Book, today_of
+from credit_demo.model import RESTORABLE_LISTS, Entry, Message, Pair, Subject
 
 DESIGNATE = ct.DESIGNATION_DESIGNATE
 REMOVE = ct.DESIGNATION_REMOVE
@@ -58,12 +55,10 @@ DEFAULT_MIX: dict[str, float] = {
 }
 LISTS = {"black": 0.40, "key_scrutiny": 0.38, "red": 0.22}
 SERIAL_SHARE = 0.01  # designations that put a repeat offender on a key-scrutiny list in one more key field
-WARNING_FIELDS = 3  # key fields that put a subject on the warning list (design.md 4)
 REUSE_SHARE = 0.4  # designations of a subject designated before
-SUBJECT_POOL = 50_000  # subjects kept for reuse (the oldest are forgotten)
 
 
-class Traffic:
+class Traffic(Book):
     """The request generator. `next(now)` gives one message; `sent` counts them by kind."""
 
     def __init__(
@@ -75,51 +70,13 @@ class Traffic:
         settle: timedelta = timedelta(seconds=5),
         mix: Mapping[str, float] | None = None,
     ) -> None:
-        self.catalog = catalog
-        self.rng = random.Random(seed)
+        super().__init__(catalog, random.Random(seed), settle)
         self.malformed = malformed
-        self.settle = settle
         mix = dict(mix or DEFAULT_MIX)
         self._ops = list(mix)
         self._weights = list(mix.values())
         self.sent: Counter[str] = Counter()
         self.fallbacks = 0  # operations that found no target and became a designation
-
-        units = [u for u in catalog.units() if u.active]
-        standards = [s for s in catalog.standards() if s.status == "in_force"]
-        self.key_fields = catalog.key_fields()
-        # Who may designate under what: the unit is authorised for the field and at the level.
-        self._pairs: dict[tuple[str, str], list[Pair]] = {}  # (kind of subject, list)
-        self._pairs_of: dict[tuple[str, str], list[Pair]] = {}  # (field, list)
-        for std in standards:
-            for unit in units:
-                if std.field in unit.authorised_fields and level_at_least(unit.level, std.min_level):
-                    self._pairs_of.setdefault((std.field, std.list), []).append((unit, std))
-                    for kind in ("legal_person", "natural_person", "other_org"):
-                        if subjects.fits(kind, std.field):
-                            self._pairs.setdefault((kind, std.list), []).append((unit, std))
-        self._serial_fields = sorted(f for f in self.key_fields if (f, "key_scrutiny") in self._pairs_of)
-        # Enforcement: the measures of MOUs covering a list and field, with the units implementing each.
-        self._measures: dict[tuple[str, str], list[tuple[Measure, list[UnitRecord]]]] = {}
-        for mou in catalog.mous():
-            for m in mou.measures:
-                implementing = [u for u in units if not set(u.authorised_fields).isdisjoint(m.implementing_fields)]
-                if implementing:
-                    for f in mou.fields:
-                        self._measures.setdefault((m.list, f), []).append((m, implementing))
-        self._reporters = {f.code: [u for u in units if f.code in u.authorised_fields] for f in catalog.fields()}
-        self._units = units
-
-        self._subjects: list[Subject] = []  # for reuse: a ring of the latest SUBJECT_POOL
-        self._subjects_next = 0
-        self._serials: list[Subject] = []
-        self._active: Pool[Entry] = Pool()
-        self._key_scrutiny: Pool[Entry] = Pool()
-        self._restorable: Pool[Entry] = Pool()
-        self._objections: deque[tuple[str, Entry, datetime]] = deque()
-        self._applications: deque[tuple[str, Entry, datetime]] = deque()
-        self._transfers: deque[tuple[Entry, datetime]] = deque()
-        self._doc_seq: Counter[tuple[str, str]] = Counter()
 
     # --- the one public operation --------------------------------------------------------------
 
@@ -160,17 +117,6 @@ class Traffic:
             case ct.ENFORCEMENT_REPORT:
                 return self._enforcement(now)
         raise ValueError(f"unknown operation {op!r}")
-
-    # --- what the model knows ------------------------------------------------------------------
-
-    def active_entries(self) -> list[Entry]:
-        """Every designation the demo believes active."""
-        return list(self._active)
-
-    def warning_subjects(self) -> list[Subject]:
-        """Subjects the demo believes on key-scrutiny lists in enough key fields for the warning list."""
-        found = {id(e.subject): e.subject for e in self._key_scrutiny}
-        return [s for s in found.values() if len(s.key_scrutiny_fields(self.key_fields)) >= WARNING_FIELDS]
 
     # --- designations --------------------------------------------------------------------------
 
@@ -217,26 +163,10 @@ class Traffic:
         unit, std = rng.choice(self._pairs_of[(rng.choice(fields), "key_scrutiny")])
         return self._designation(now, target, unit, std)
 
-    def _new_subject(self, kind: str, field_: str, unit: UnitRecord) -> Subject:
-        province = None if unit.region == "100000" else unit.region[:2] + "0000"
-        if kind == "natural_person":
-            data = subjects.person(self.rng, province)
-        elif kind == "other_org":
-            data = subjects.organisation(self.rng, province)
-        else:
-            data = subjects.company(self.rng, field_, province)
-        subject = Subject(data)
-        if len(self._subjects) < SUBJECT_POOL:
-            self._subjects.append(subject)
-        else:  # forget the oldest
-            self._subjects[self._subjects_next] = subject
-            self._subjects_next = (self._subjects_next + 1) % SUBJECT_POOL
-        return subject
-
     def _designation(
         self, now: datetime, subject: Subject, unit: UnitRecord, std: StandardRecord, transfer_from: Entry | None = None
     ) -> Message:
-        rng, today = self.rng, _today(now)
+        rng, today = self.rng, today_of(now)
         # Most decisions are days old; some are a department's backlog, old enough to be restored.
         back = rng.randint(0, 14) if rng.random() < 0.65 else rng.randint(0, max(0, std.default_period_days - 30))
         if transfer_from is not None:
@@ -311,8 +241,8 @@ class Traffic:
             "designation_id": entry.designation_id,
             "reason": "revoked",
             "decision": {
-                "document_no": self._document_no(entry.unit, "撤", _today(now)),
-                "decided_on": _today(now).isoformat(),
+                "document_no": self._document_no(entry.unit, "撤", today_of(now)),
+                "decided_on": today_of(now).isoformat(),
                 "facts": "The decision is revoked after review: the grounds no longer hold.",
             },
         }
@@ -323,7 +253,7 @@ class Traffic:
         entry = self._target(now)
         if entry is None:
             return None
-        today = _today(now)
+        today = today_of(now)
         changes: dict[str, Any]
         if self.rng.random() < 0.4 and (entry.effective_to - today).days > 31:
             new_to = today + timedelta(days=self.rng.randint(30, (entry.effective_to - today).days - 1))
@@ -360,7 +290,7 @@ class Traffic:
             "designation_id": entry.designation_id,
             "objector": objector,
             "grounds": grounds,
-            "evidence": [f"EV-{_today(now):%Y}-{rng.randrange(10**6):06d}" for _ in range(rng.randint(1, 3))],
+            "evidence": [f"EV-{today_of(now):%Y}-{rng.randrange(10**6):06d}" for _ in range(rng.randint(1, 3))],
         }
         msg = self._event(FILE_OBJECTION, source, subject.id, data, now)
         entry.objection = msg.id
@@ -378,7 +308,7 @@ class Traffic:
             "objection_id": objection_id,
             "outcome": outcome,
             "reasoning": texts.OBJECTION_REASONING[outcome],
-            "decided_on": _today(now).isoformat(),
+            "decided_on": today_of(now).isoformat(),
         }
         entry.objection = None
         if outcome == "upheld":
@@ -386,7 +316,7 @@ class Traffic:
         return self._event(DECIDE_OBJECTION, f"unit/{entry.unit.code}", entry.subject.id, data, now)
 
     def _apply_restoration(self, now: datetime) -> Message | None:
-        today = _today(now)
+        today = today_of(now)
 
         def restorable(e: Entry) -> bool:
             earliest = e.effective_from + timedelta(days=e.standard.min_days_before_restoration)
@@ -432,7 +362,7 @@ class Traffic:
             "application_id": application_id,
             "outcome": outcome,
             "reasoning": texts.RESTORATION_REASONING[outcome],
-            "decided_on": _today(now).isoformat(),
+            "decided_on": today_of(now).isoformat(),
         }
         entry.application = None
         if outcome == "approved":
@@ -442,7 +372,7 @@ class Traffic:
     # --- conduct reports and enforcement cases -------------------------------------------------
 
     def _conduct(self, now: datetime) -> Message | None:
-        rng, today = self.rng, _today(now)
+        rng, today = self.rng, today_of(now)
         entry = None
         if rng.random() < 0.75:
             for _ in range(4):
@@ -477,7 +407,7 @@ class Traffic:
         return self._event(CONDUCT, f"unit/{unit.code}", subject.id, data, now)
 
     def _enforcement(self, now: datetime) -> Message | None:
-        rng, today = self.rng, _today(now)
+        rng, today = self.rng, today_of(now)
 
         def applicable(e: Entry) -> list[tuple[Measure, list[UnitRecord]]]:
             # No punishment while an objection is open on the entry (design.md 4).
@@ -514,59 +444,3 @@ class Traffic:
 
     def _malformed(self, now: datetime) -> Message:
         return malformed.message(self.rng, self._units, now, self._uuid7)
-
-    # --- helpers -------------------------------------------------------------------------------
-
-    def _target(self, now: datetime) -> Entry | None:
-        """An active entry old enough to act on, with no open objection or application."""
-        return self._pick(self._active, now, lambda e: not e.busy)
-
-    def _pick(self, pool: Pool[Entry], now: datetime, accept: Callable[[Entry], bool]) -> Entry | None:
-        """A usable entry of `pool` that `accept`s, from a few random tries (None: none found)."""
-        for _ in range(6):
-            entry = pool.choice(self.rng)
-            if entry is None:
-                return None
-            if self._usable(entry, now) and accept(entry):
-                return entry
-        return None
-
-    def _usable(self, entry: Entry, now: datetime) -> bool:
-        """Active, applied by the services by now (`settle`), and not expired."""
-        if entry.active and entry.effective_to < _today(now):
-            self._retire(entry)  # expired
-        return entry.active and entry.sent_at <= now - self.settle
-
-    def _retire(self, entry: Entry) -> None:
-        """The entry leaves its list; the platform closes its open objection or application."""
-        entry.active = False
-        entry.objection = entry.application = None
-        if entry.subject.entries.get(entry.standard.code) is entry:
-            del entry.subject.entries[entry.standard.code]
-        for pool in (self._active, self._key_scrutiny, self._restorable):
-            pool.discard(entry.designation_id)
-
-    def _facts(self, std: StandardRecord) -> str:
-        templates = texts.RED_FACTS if std.list == "red" else texts.PUNISHABLE_FACTS.get(std.field, texts.CONDUCT)
-        return texts.fill(self.rng, self.rng.choice(templates))
-
-    def _document_no(self, unit: UnitRecord, kind: str, today: date) -> str:
-        key = (unit.code, kind)
-        if key not in self._doc_seq:
-            self._doc_seq[key] = self.rng.randint(1, 300)
-        self._doc_seq[key] += 1
-        return texts.document_no(unit.code, kind, today.year, self._doc_seq[key])
-
-    def _uuid7(self, now: datetime) -> str:
-        return uuid7(self.rng, now)
-
-    def _event(
-        self, type_: str, source: str, subject_id: str, data: dict[str, Any], now: datetime, *, id: str | None = None
-    ) -> Message:
-        eid = id or self._uuid7(now)
-        event = malformed.envelope(eid, type_, source, subject_id, data, now)
-        return Message(type_, topic_for(type_), subject_id.encode(), dumps(event), eid)
-
-
-def _today(now: datetime) -> date:
-    return now.astimezone(SHANGHAI).date()

@@ -7,9 +7,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import shlex
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -754,3 +758,50 @@ def test_healthcheck_script_asks_the_configured_port(health_server: int, monkeyp
 
 def test_healthcheck_script_falls_back_to_the_contract_ports() -> None:
     assert tuple(sorted(_load_healthcheck().DEFAULT_PORTS)) == tuple(sorted(SERVICE_PORTS.values()))
+
+
+def _uv() -> str:
+    """uv as the Makefile finds it: on PATH, or where `make deps` installs it."""
+    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    assert Path(found).is_file(), f"uv not found ({found}): `make deps` installs it"
+    return found
+
+
+def test_the_image_environment_has_the_services_and_not_the_demo(tmp_path: Path) -> None:
+    """The build stage done for real, without Docker: its COPYs from the repository into a
+    directory, then its `uv sync` commands (from the lock, with the uv cache `make deps` filled).
+    The services and the one-shot jobs import there; the demo, a development tool, does not."""
+    build = next(body for _, body in _stages() if any("uv sync" in i.args for i in body))
+    app = tmp_path / "app"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(app / ".venv"), "UV_PYTHON": sys.executable}
+    env.pop("VIRTUAL_ENV", None)
+    for i in build:
+        if i.keyword == "WORKDIR":
+            assert i.args == "/app"
+        elif i.keyword == "COPY" and not i.args.startswith("--from"):
+            *sources, dest = i.args.split()
+            for source in sources:  # Docker's rules: into a directory when `dest` ends with "/"
+                target = app / dest / Path(source).name if dest.endswith("/") else app / dest
+                if (ROOT / source).is_dir():
+                    shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(ROOT / source, target)
+        elif i.keyword == "RUN" and "uv sync" in i.args:
+            command = i.args.removeprefix("--mount=type=cache,target=/root/.cache/uv").strip()
+            sync = shlex.split(command.split("&&")[0])
+            assert sync[:2] == ["uv", "sync"], command
+            subprocess.run([_uv(), *sync[1:], "--quiet"], cwd=app, env=env, check=True, timeout=300)
+    python = str(app / ".venv" / "bin" / "python")
+    ok = subprocess.run(
+        [python, "-c", "import services.designation.app, services.cases.app, credit_common.reference.cli"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    demo = subprocess.run([python, "-c", "import credit_demo"], cwd=tmp_path, capture_output=True, text=True)
+    assert demo.returncode != 0
+    assert "No module named 'credit_demo'" in demo.stderr, demo.stderr[-2000:]
+    assert not (app / "libs" / "demo" / "credit_demo").exists()
+    assert not (app / ".venv" / "bin" / "credit-demo").exists()

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from credit_common.clock import SHANGHAI, start_of_local_day
+from credit_common.clock import start_of_local_day
 from credit_common.contracts.registry import model_for
 from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
-from tests.support.events import event, person, publish
+from tests.support.events import event, person, publish, today
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import SigningProducer
@@ -39,10 +39,6 @@ INPUTS = {
     "objection": [topics.DESIGNATION_EVENTS, topics.OBJECTION_REQUESTS],
 }
 UNIT, PARENT = "110108-SAT", "110000-SAT"
-
-
-def today() -> date:
-    return datetime.now(SHANGHAI).date()
 
 
 class Portal:

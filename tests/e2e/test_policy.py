@@ -21,13 +21,13 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from credit_common.clock import SHANGHAI, start_of_local_day
+from credit_common.clock import start_of_local_day
 from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
-from tests.support.events import company, conforming, event, person, publish
+from tests.support.events import company, conforming, event, person, publish, today
 from tests.support.kafka_admin import wait_caught_up
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import SigningProducer, sign
@@ -149,10 +149,6 @@ async def platform(stack: Settings) -> AsyncIterator[Platform]:
         await p.close()
         await kafka.stop()
         await seen.stop()
-
-
-def today() -> date:
-    return datetime.now(SHANGHAI).date()
 
 
 def designate(

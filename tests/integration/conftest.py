@@ -117,6 +117,20 @@ class TopicReader:
             self.records.extend(rs)
         return self.records
 
+    async def to_end(self, timeout: float = 20.0) -> list:
+        """Read up to the topic's end as of now: everything already on it is in `records` (the
+        marker for asserting that nothing more was published, once the producer's outbox is empty)."""
+        assert self._consumer is not None
+        tps = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(tps)
+        deadline = asyncio.get_running_loop().time() + timeout
+        for tp, end in ends.items():
+            while await self._consumer.position(tp) < end:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"timed out reading {self.topic} to its end")
+                await self.poll()
+        return self.records
+
     async def wait_for(self, predicate: Callable[[list], bool], timeout: float = 20.0) -> list:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

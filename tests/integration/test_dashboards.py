@@ -9,9 +9,8 @@ schemas): the checks read what the database holds, never this instance's counter
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -23,6 +22,7 @@ from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.settings import Settings
 
 from tests.support.dashboards_metrics import load_dashboards, series_names_from_exposition, unknown_metric_names
+from tests.support.events import poll
 from tests.support.processes import ServiceProcess, new_instance, running
 from tests.support.signing import sign
 from tests.support.subjects import new_uscc
@@ -63,17 +63,6 @@ async def services(stack: Settings) -> AsyncIterator[dict[str, ServiceProcess]]:
     procs = {name: ServiceProcess(name, port, env, instance=instance) for name, port in PORTS.items()}
     async with running(procs):
         yield procs
-
-
-async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 90.0, interval: float = 0.5) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not so within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
 
 
 async def dashboard(svc: ServiceProcess) -> tuple[Page, dict[str, Any]]:
@@ -169,7 +158,7 @@ async def test_a_request_shows_on_the_designation_and_sharing_dashboards(
             doc = (await http.get(f"/v1/requests/{request['id']}")).json()
             return doc if doc["status"] != "pending" else None
 
-        answer = await poll(answered)
+        answer = await poll(answered, timeout=90.0, interval=0.5)
         assert answer["status"] == "accepted", answer
         designation_id = answer["result_id"]
         assert (await http.get(f"/v1/designations/{designation_id}")).json()["list"] == "red"
@@ -182,7 +171,7 @@ async def test_a_request_shows_on_the_designation_and_sharing_dashboards(
             doc = (await http.get(f"/v1/subjects/{subject['id']}")).json()
             return any(e["list"] == "red" and e["status"] == "active" for e in doc.get("entries", []))
 
-        await poll(on_sharing, timeout=180)
+        await poll(on_sharing, timeout=180, interval=0.5)
         await sharing_shows(sharing, http, designation_id)
 
 
@@ -218,7 +207,7 @@ async def designation_shows(
                 return None
         return page.numbers
 
-    numbers = await poll(agrees)
+    numbers = await poll(agrees, timeout=90.0, interval=0.5)
     assert numbers["domain.active.red"] >= 1
     assert numbers["domain.active.total"] == sum(
         numbers[f"domain.active.{n}"] for n in ("red", "black", "key_scrutiny")
@@ -235,7 +224,7 @@ async def sharing_shows(svc: ServiceProcess, http: httpx.AsyncClient, entry_id: 
         _, doc = await dashboard(svc)
         return doc if doc["metrics"]["domain.feed.last_seq"] >= added else None
 
-    doc = await poll(caught_up)
+    doc = await poll(caught_up, timeout=90.0, interval=0.5)
     rows = panel(doc, "changes")["rows"]
     assert any(r[3] == entry_id for r in rows) or min(r[0] for r in rows) > added
     listed = (await http.get("/v1/changes", params={"after": rows[-1][0] - 1, "limit": len(rows)})).json()["changes"]
@@ -320,7 +309,7 @@ async def test_warning_numbers_are_what_its_api_answers(services: dict[str, Serv
                 and all(m[f"domain.transfers.{s}.count"] == n for s, n in transfers.items())
             )
 
-        await poll(agree, timeout=60)
+        await poll(agree, timeout=60, interval=0.5)
 
 
 async def test_objection_numbers_are_what_its_api_answers(services: dict[str, ServiceProcess]) -> None:
@@ -349,7 +338,7 @@ async def test_objection_numbers_are_what_its_api_answers(services: dict[str, Se
                             return False
             return totals
 
-        await poll(agree, timeout=60)
+        await poll(agree, timeout=60, interval=0.5)
 
 
 async def test_cases_numbers_are_what_its_api_answers(services: dict[str, ServiceProcess]) -> None:
@@ -374,7 +363,7 @@ async def test_cases_numbers_are_what_its_api_answers(services: dict[str, Servic
                 and first_column(doc, "indicators") == provinces
             )
 
-        await poll(agree, timeout=60)
+        await poll(agree, timeout=60, interval=0.5)
 
 
 async def test_grafana_dashboards_query_only_what_the_running_services_export(

@@ -143,7 +143,7 @@ async def test_one_relay_leads_a_follower_wakes_it_and_takes_over(
         a.start()
         await until(lambda: a.leader)
         b.start()
-        await asyncio.sleep(0.6)  # three follower polls
+        await until(lambda: b.rounds > 3)  # the follower asked three times, and began a fourth
         assert not b.leader, "two relays lead one outbox"
 
         first = await commit(1)

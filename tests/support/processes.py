@@ -31,7 +31,7 @@ from credit_common.service import Runtime
 from credit_common.settings import Settings, get_settings
 
 from tests.support.database import OWNER_SECRET, RUNTIME_SECRET
-from tests.support.kafka_admin import committed_offsets, end_offsets, start_at
+from tests.support.kafka_admin import committed_offsets, end_offsets, group_lag, start_at
 from tests.support.tokens import auth_headers
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -108,6 +108,30 @@ class ServiceProcess:
             offsets = await end_offsets(bootstrap, [t for t in group_topics if t != topics.REFERENCE])
             await start_at(bootstrap, group, offsets)
             self.start_offsets[group] = offsets
+
+    async def settled(self, timeout: float = 120.0) -> None:
+        """Wait until this deployment's service has done all it will do with what was sent so far:
+        every group of it has no lag (what it consumed is committed with its effects) and its outbox
+        is empty (what those effects emit is acknowledged by the broker, so it is on the topics'
+        ends as of now). The marker a test waits for before asserting that something did NOT
+        happen; never a fixed sleep."""
+        bootstrap = self.settings.kafka_bootstrap_servers
+        groups = consumer_groups(self.name, self.settings)
+        deadline = asyncio.get_running_loop().time() + timeout
+        admin = await asyncpg.connect(self.settings.database_url)
+        try:
+            while True:
+                lag = 0
+                for group, group_topics in groups.items():
+                    lag += await group_lag(bootstrap, group, [t for t in group_topics if t != topics.REFERENCE])
+                pending = await admin.fetchval(f'SELECT count(*) FROM "{self.schema}".outbox')
+                if lag == 0 and pending == 0:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{self.name}: lag {lag}, outbox {pending} after {timeout}s")
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
 
     async def start(self, timeout: float = 90.0) -> ServiceProcess:
         await self._begin_groups_at_the_end()

@@ -22,12 +22,11 @@ from credit_common.messaging.connection import kafka_options
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from credit_common.settings import Settings
-from stdnum.cn import ric
 
 from tests.support.collector import Collector
+from tests.support.events import company, person, today
 from tests.support.processes import ServiceProcess, deployment, new_instance
 from tests.support.signing import SigningProducer, sign
-from tests.support.subjects import new_resident_id, new_uscc
 
 pytestmark = pytest.mark.integration
 
@@ -70,28 +69,6 @@ async def kafka(stack: Settings) -> AsyncIterator[AIOKafkaProducer]:
 async def http(designation: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with designation.client() as c:
         yield c
-
-
-def company(name: str = "Example Trading Co., Ltd.") -> dict[str, Any]:
-    return {
-        "kind": "legal_person",
-        "scheme": "uscc",
-        "id": new_uscc(),
-        "name": name,
-        "legal_representative": "Zhang Wei",
-    }
-
-
-def resident_id() -> str:
-    """A valid resident identity number. python-stdnum's `ric.calc_check_digit` takes the number
-    WITH a check digit (it drops the last character), so `tests.support.subjects.new_resident_id`,
-    which hands it the 17-digit body, gets a wrong check digit about ten times in eleven."""
-    body = new_resident_id()[:17]
-    return body + ric.calc_check_digit(body + "0")
-
-
-def person(name: str = "Li Na") -> dict[str, Any]:
-    return {"kind": "natural_person", "scheme": "resident_id", "id": resident_id(), "name": name}
 
 
 def request(
@@ -156,11 +133,6 @@ INGRESSES = ("kafka", "http")
 """The two ways a department sends a request: the requests topic, or POST /v1/requests."""
 
 CATALOG_DIR = Path(__file__).resolve().parents[3] / "deploy" / "catalog"
-
-
-def today() -> date:
-    """Today in Asia/Shanghai: the date the service judges a request sent now by."""
-    return datetime.now(SHANGHAI).date()
 
 
 @pytest.fixture(scope="package")

@@ -18,8 +18,9 @@ from credit_common.messaging import topics
 from stdnum.cn import ric
 
 from tests.support.processes import ServiceProcess
+from tests.support.subjects import new_resident_id
 
-from .conftest import Departments, designate, person, resident_id
+from .conftest import Departments, designate, person
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ async def test_a_refused_request_about_a_person_never_echoes_the_number(
     answers: list[dict] = []
     dead: list[dict] = []
     for _ in range(EXAMPLES):
-        good = resident_id()
+        good = new_resident_id()
         assert ric.is_valid(good)
         bad = wrong_check_digit(good)
         numbers += [good, bad]

@@ -19,6 +19,8 @@ from credit_common.messaging import topics
 from credit_common.reference.cli import publish_records
 from credit_common.settings import Settings
 
+from tests.support.processes import ServiceProcess
+
 from .conftest import (
     INGRESSES,
     Departments,
@@ -210,7 +212,9 @@ async def test_transfer_refused(departments: Departments, case: str, via: str) -
 
 @lists
 @kinds()
-async def test_upheld_objection_removes_the_entry(departments: Departments, list_: str, kind: str) -> None:
+async def test_upheld_objection_removes_the_entry(
+    departments: Departments, designation: ServiceProcess, list_: str, kind: str
+) -> None:
     """`credit.objection.resolved` upheld removes the entry (`objection_upheld`, related_id = the
     objection, at the time of the outcome); rejected and partially upheld outcomes, published
     before it on the same partition, removed nothing."""
@@ -241,7 +245,8 @@ async def test_upheld_objection_removes_the_entry(departments: Departments, list
         "credit.objection.resolved", {**upheld["data"], "objection_id": new_id()}, subject=subject["id"]
     )
     await departments.publish(topics.OBJECTION_EVENTS, again)
-    await asyncio.sleep(1.0)
+    await designation.settled()  # it is consumed, and anything it caused is on the topics
+    await departments.collector.settled(topics.DESIGNATION_EVENTS)
     assert len(departments.events_of(designation_id, "credit.designation.removed")) == 1
     assert (await departments.record(designation_id))["removal_reason"] == "objection_upheld"
 

@@ -14,7 +14,7 @@ from credit_common.contracts.envelope import new_id
 from credit_common.identifiers import normalise
 from credit_common.reference.catalog import Catalog
 
-from tests.support.subjects import new_uscc, wrong_check
+from tests.support.subjects import new_resident_id, new_uscc, wrong_check
 
 from .conftest import (
     INGRESSES,
@@ -26,7 +26,6 @@ from .conftest import (
     post,
     remove,
     request,
-    resident_id,
     subject_of,
     today,
 )
@@ -209,7 +208,7 @@ REFUSALS: dict[str, Refusal] = {
     ),
     "invalid_identifier-company_with_resident_id": Refusal(
         lambda: designate(
-            "black", "taxation-black", _with_subject("legal_person", scheme="resident_id", id=resident_id())
+            "black", "taxation-black", _with_subject("legal_person", scheme="resident_id", id=new_resident_id())
         ),
         {("invalid_identifier", "subject.id")},
     ),
@@ -227,7 +226,7 @@ REFUSALS: dict[str, Refusal] = {
     ),
     "invalid_checksum-natural_person": Refusal(
         lambda: designate(
-            "key_scrutiny", "taxation-key_scrutiny", _with_subject("natural_person", id=wrong_check(resident_id()))
+            "key_scrutiny", "taxation-key_scrutiny", _with_subject("natural_person", id=wrong_check(new_resident_id()))
         ),
         {("invalid_checksum", "subject.id")},
     ),

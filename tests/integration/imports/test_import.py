@@ -27,6 +27,7 @@ from credit_common.security import credentials
 from credit_common.settings import Settings
 
 from services.designation.imports import import_id
+from tests.support.events import company
 from tests.support.imports import UNIT, entries, is_active, write_jsonl
 from tests.support.processes import ServiceProcess, new_instance
 from tests.support.subjects import new_uscc, wrong_check
@@ -63,10 +64,6 @@ async def import_file(stack: Settings, path: Path, unit: str, state_dir: Path, *
         timeout=180,
         **options,
     )
-
-
-def company(name: str) -> dict[str, Any]:
-    return {"kind": "legal_person", "scheme": "uscc", "id": new_uscc(), "name": name, "legal_representative": "Li"}
 
 
 def designation(

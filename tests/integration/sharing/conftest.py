@@ -5,7 +5,6 @@ or real designation requests through a designation process of our own (port 1812
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,6 @@ from credit_common.contracts.envelope import CONTENT_TYPE, new_id
 from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
-from stdnum.cn import ric, uscc
 
 from tests.support.collector import Collector
 from tests.support.kafka_admin import wait_caught_up
@@ -74,36 +72,6 @@ async def http(sharing: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
 async def caught_up(stack: Settings, timeout: float = 180.0) -> None:
     """Every input event published so far is applied (group `sharing` has no lag)."""
     await wait_caught_up(stack.kafka_bootstrap_servers, GROUP, INPUTS, timeout=timeout)
-
-
-# ------------------------------------------------------------------------------- subjects
-
-
-def new_company_id() -> str:
-    body = "91510100" + uuid.uuid4().hex[:9].upper()  # hex digits are all in the USCC alphabet
-    return body + uscc.calc_check_digit(body)
-
-
-def new_resident_id(rng_seed: int | None = None) -> str:
-    n = uuid.uuid4().int if rng_seed is None else rng_seed
-    born = date(1950, 1, 1) + timedelta(days=n % (50 * 365))
-    body = "510104" + born.strftime("%Y%m%d") + f"{(n >> 20) % 1000:03d}"
-    # ric.calc_check_digit drops the last character of what it is given (it expects a whole number)
-    return body + ric.calc_check_digit(body + "0")
-
-
-def company(name: str = "Sichuan Example Works Co., Ltd.") -> dict[str, Any]:
-    return {
-        "kind": "legal_person",
-        "scheme": "uscc",
-        "id": new_company_id(),
-        "name": name,
-        "legal_representative": "Wang Fang",
-    }
-
-
-def person(name: str = "Zhao Lei") -> dict[str, Any]:
-    return {"kind": "natural_person", "scheme": "resident_id", "id": new_resident_id(), "name": name}
 
 
 # ------------------------------------------------------------------- platform events, direct
@@ -266,15 +234,3 @@ async def send_request(kafka: AIOKafkaProducer, req: dict[str, Any]) -> str:
 
 async def answer(collector: Collector, request_id: str, timeout: float = 60.0) -> dict[str, Any]:
     return await collector.answer(request_id, timeout=timeout)
-
-
-async def poll(predicate_coro: Any, *, timeout: float = 60.0, interval: float = 0.2) -> Any:
-    """Call `predicate_coro()` until it returns something truthy; fail at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate_coro()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)

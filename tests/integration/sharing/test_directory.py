@@ -13,7 +13,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.settings import Settings
 
-from .conftest import caught_up, company, created, publish, record
+from tests.support.events import company
+
+from .conftest import caught_up, created, publish, record
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.sharing import csv_format
+from tests.support.events import company, person, poll
 
-from .conftest import company, created, person, poll, publish, record
+from .conftest import created, publish, record
 
 pytestmark = pytest.mark.integration
 

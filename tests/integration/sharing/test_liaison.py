@@ -25,6 +25,7 @@ from credit_common.messaging import topics
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
+from tests.support.events import company, person, poll
 from tests.support.processes import ServiceProcess
 
 from .conftest import (
@@ -32,13 +33,10 @@ from .conftest import (
     SECOND_SHARING_PORT,
     amended,
     caught_up,
-    company,
     created,
     designate,
     objection_opened,
     objection_resolved,
-    person,
-    poll,
     publish,
     record,
     removed,

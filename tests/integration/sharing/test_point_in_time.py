@@ -22,18 +22,9 @@ from credit_common.clock import SHANGHAI
 from credit_common.contracts.envelope import new_id
 from credit_common.settings import Settings
 
-from .conftest import (
-    amended,
-    caught_up,
-    company,
-    created,
-    objection_opened,
-    objection_resolved,
-    person,
-    publish,
-    record,
-    removed,
-)
+from tests.support.events import company, person
+
+from .conftest import amended, caught_up, created, objection_opened, objection_resolved, publish, record, removed
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,10 @@ from credit_common.settings import Settings
 
 from services.sharing import public, publication
 from tests.support.collector import Collector
+from tests.support.events import company, person
 from tests.support.processes import ServiceProcess
 
-from .conftest import caught_up, company, created, person, publish, record, removed
+from .conftest import caught_up, created, publish, record, removed
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(public.__file__).parent / "migrations"

@@ -23,6 +23,7 @@ from credit_common.messaging import topics
 from credit_common.messaging.connection import kafka_options
 from credit_common.settings import Settings
 
+from tests.support.events import company, person
 from tests.support.kafka_admin import end_offsets, reset_to_start
 from tests.support.processes import ServiceProcess
 
@@ -33,12 +34,10 @@ from .conftest import (
     SCHEMA,
     amended,
     caught_up,
-    company,
     created,
     event,
     objection_opened,
     objection_resolved,
-    person,
     publish,
     record,
     removed,

@@ -221,6 +221,7 @@ class OutboxRelay:
         # Fault injection for the crash test: SIGKILL self after Kafka acked, before the delete.
         self._crash_after_publish = crash_after_publish
         self.leader = False
+        self.rounds = 0  # passes of the loop begun (to lead, follow or retry): its heartbeat
         self.parked = 0  # rows this process moved to outbox_parked
         self.total_published = 0
         self.last_error: str | None = None
@@ -452,6 +453,7 @@ class OutboxRelay:
                 # Clear before the round, not after it: a wake() that lands while the round runs
                 # (rows committed after its SELECT) must not be lost to the idle wait.
                 self._wake.clear()
+                self.rounds += 1
                 try:
                     leads = await self._lead()
                     n = await self._round() if leads else 0

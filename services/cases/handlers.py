@@ -19,7 +19,7 @@ from credit_common.contracts.requests import ReportEnforcement
 from credit_common.deps import HandlerDeps
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted
+from credit_common.outcomes import Accepted, id_taken
 from credit_common.reference.catalog import Catalog
 
 from . import domain
@@ -40,6 +40,7 @@ class BatchState:
     objections: dict[str, ObjectionRow] = field(default_factory=dict)
     removed: dict[str, datetime] = field(default_factory=dict)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
+    case_ids: set[str] = field(default_factory=set)  # the ids naming a case already (so far)
 
     async def save(self, store: Store) -> None:
         await store.save_entries([(self.entries[i], at) for i, at in sorted(self.changed_entries.items())])
@@ -89,8 +90,11 @@ class CasesHandlers:
                 ids.add(d.record.designation_id)
             elif isinstance(d, ReportEnforcement | ev.ObjectionOpened | ev.ObjectionOverdue | ev.ObjectionResolved):
                 ids.add(d.designation_id)
-        loaded = await self.store_for(ctx).load(ids)
-        return BatchState(entries=loaded.entries, open_objections=loaded.open_objections)
+        store = self.store_for(ctx)
+        loaded = await store.load(ids)
+        # The case ids the reports would name (a report's id is its case's): taken already?
+        named = await store.cases_named([inc.event.id for inc in items if isinstance(inc.data, ReportEnforcement)])
+        return BatchState(entries=loaded.entries, open_objections=loaded.open_objections, case_ids=named)
 
     async def save(self, state: BatchState, ctx: Context) -> None:
         await state.save(self.store_for(ctx))
@@ -149,6 +153,8 @@ class CasesHandlers:
 
     def report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ReportEnforcement = inc.data
+        if inc.event.id in state.case_ids:
+            raise id_taken(inc.event.id, "a case")
         entry = state.entries.get(req.designation_id)
         facts = domain.check_report(
             req,
@@ -160,6 +166,7 @@ class CasesHandlers:
         )
         assert entry is not None
         case_id = inc.event.id
+        state.case_ids.add(case_id)
         subject = entry.record["subject"]
         media = [m.model_dump(mode="json", exclude_none=True) for m in req.media]
         kind = facts.measure.measure_kind

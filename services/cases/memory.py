@@ -48,6 +48,9 @@ class MemoryStore:
             if o[1] in designation_ids and o[2] == "open":
                 self.objections[oid] = (o[0], o[1], "closed", o[3], at, o[5] or "entry_removed")
 
+    async def cases_named(self, case_ids: Sequence[str]) -> set[str]:
+        return {i for i in case_ids if i in self.cases}
+
     async def add_cases(self, cases: Sequence[tuple[Any, ...]]) -> None:
         for row in cases:
             case = dict(zip(CASE_COLUMNS, row, strict=True))

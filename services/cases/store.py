@@ -80,6 +80,9 @@ CASE_COLUMNS = (
 TALLY_KEY = ("year", "month", "province", "unit", "field", "list", "measure", "measure_kind")
 
 
+CASES_NAMED = "SELECT case_id FROM cases WHERE case_id = ANY($1::text[])"
+
+
 @dataclass(slots=True)
 class Loaded:
     entries: dict[str, Entry]
@@ -99,6 +102,7 @@ class Store(Protocol):
     async def save_objections(self, rows: Sequence[ObjectionRow]) -> None: ...
     async def close_objections_of(self, designation_ids: Sequence[str], at: datetime) -> None: ...
     async def add_cases(self, cases: Sequence[tuple[Any, ...]]) -> None: ...
+    async def cases_named(self, case_ids: Sequence[str]) -> set[str]: ...
 
 
 class CasesStore:
@@ -162,6 +166,12 @@ class CasesStore:
     async def close_objections_of(self, designation_ids: Sequence[str], at: datetime) -> None:
         if designation_ids:
             await self.conn.execute(CLOSE_OBJECTIONS_OF, list(designation_ids), at)
+
+    async def cases_named(self, case_ids: Sequence[str]) -> set[str]:
+        """Which of `case_ids` name a recorded case already."""
+        if not case_ids:
+            return set()
+        return {r["case_id"] for r in await self.conn.fetch(CASES_NAMED, list(case_ids))}
 
     async def add_cases(self, cases: Sequence[tuple[Any, ...]]) -> None:
         """Insert the accepted cases (COPY: the hot path) and add them to the tallies, one

@@ -13,7 +13,7 @@ from credit_common.contracts.envelope import CONTENT_TYPE, MAX_MESSAGE_BYTES, Cl
 from credit_common.contracts.registry import REGISTRY
 from credit_common.db.prune import RETAINED, prune_ledger
 from credit_common.http import openapi
-from credit_common.http.auth import require_owner
+from credit_common.http.auth import SCOPE_INTERNAL, principal_of, require_owner
 from credit_common.http.problems import Problem
 from credit_common.identifiers import normalise
 from credit_common.messaging import topics
@@ -67,6 +67,23 @@ LEDGER_RETENTION = RETAINED[topics.FEEDBACK]
 
 async def prune_requests(rt: Runtime) -> None:
     await prune_ledger(rt.pool, LEDGER_RETENTION)
+
+
+def _one_request(request: Request, request_id: str, unit: str | None, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ledger row GET /v1/requests/{id} answers with, of the rows under that id (one per unit
+    that used it)."""
+    principal = principal_of(request)
+    if principal is not None and not principal.has(SCOPE_INTERNAL):
+        require_owner(request, principal.unit)  # a token of no unit reads no requests
+        unit = principal.unit  # a unit's token: its own request under this id, nobody else's
+    if unit is not None:
+        rows = [r for r in rows if r["unit"] == unit]
+    if not rows:
+        raise Problem(404, "Unknown request", f"no request {request_id} has been received or answered")
+    if len(rows) > 1:
+        units = ", ".join(str(r["unit"]) for r in rows)
+        raise Problem(409, "Ambiguous request id", f"units {units} each sent a request {request_id}: add ?unit=")
+    return rows[0]
 
 
 def _subject_key(event: CloudEvent) -> str | None:
@@ -218,12 +235,15 @@ def routes(app: FastAPI, rt: Runtime) -> None:
             headers={"Location": f"/v1/requests/{event.id}"},
         )
 
-    @app.get("/v1/requests/{request_id}", summary="A request's answer: pending, accepted or rejected")
-    async def get_request(request_id: str, request: Request) -> dict[str, Any]:
-        row = await store.get_request(rt.db, request_id)
-        if row is None:
-            raise Problem(404, "Unknown request", f"no request {request_id} has been received or answered")
-        require_owner(request, row["unit"])  # a unit's token: its own requests only
+    @app.get(
+        "/v1/requests/{request_id}",
+        summary="A request's answer: pending, accepted or rejected",
+        responses={409: {"description": "several units sent a request under this id: name one with ?unit="}},
+    )
+    async def get_request(request_id: str, request: Request, unit: str | None = None) -> dict[str, Any]:
+        """A request is known by its source and id: a unit's token reads its own request under
+        `request_id`; an internal token names the unit (`?unit=`) when several units used it."""
+        row = _one_request(request, request_id, unit, await store.get_requests(rt.db, request_id))
         return {
             "id": row["request_id"],
             "type": row["request_type"],

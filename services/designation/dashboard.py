@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from credit_common.clock import local_today
 from credit_common.contracts import types as T
@@ -153,7 +154,11 @@ async def panels(rt: Runtime) -> Sequence[Panel]:
             ["request", "type", "unit", "answer", "result or errors", "received"],
             [
                 [
-                    Link(r["request_id"], f"/v1/requests/{r['request_id']}"),
+                    # A request is known by its unit and id: the link names both.
+                    Link(
+                        r["request_id"],
+                        f"/v1/requests/{quote(r['request_id'], safe='')}?{urlencode({'unit': r['unit']})}",
+                    ),
                     r["request_type"].removeprefix("credit."),
                     r["unit"],
                     r["status"],

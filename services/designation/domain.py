@@ -12,7 +12,7 @@ from credit_common.contracts.events import DesignationRecord
 from credit_common.contracts.reference import StandardRecord
 from credit_common.contracts.requests import AmendDesignation, Designate, RemoveDesignation
 from credit_common.identifiers import check_identifier
-from credit_common.outcomes import ErrorItem, Rejected
+from credit_common.outcomes import ErrorItem, Rejected, id_taken
 from credit_common.reference.catalog import Catalog
 
 # design.md 3: black at most 3 years and key scrutiny at most 2 years unless a standard says less.
@@ -52,7 +52,11 @@ def designate(
     """Accept a designation or raise `Rejected` with every rule it breaks.
 
     `today` is the request's own date (Asia/Shanghai), so a replay judges it the same way;
-    `active_of_subject(id)` gives the subject's active entries."""
+    `active_of_subject(id)` gives the subject's active entries. The new designation's id is the
+    request's: one that already names a designation (another unit's request under the same id:
+    requests are known by source and id) is `duplicate_id`."""
+    if lookup(designation_id) is not None:
+        raise id_taken(designation_id, "a designation")
     errors: list[ErrorItem] = []
     unit = catalog.unit(unit_code) if unit_code else None
     if unit is None:

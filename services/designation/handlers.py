@@ -140,6 +140,7 @@ def batch_keys(items: Sequence[Incoming]) -> tuple[list[str], list[str]]:
         d = inc.data
         if isinstance(d, Designate):
             subject_ids.add(_subject_key(d))
+            designation_ids.add(inc.event.id)  # the id it would name: taken already?
             if d.transfer_from:
                 designation_ids.add(d.transfer_from)
         elif isinstance(d, RemoveDesignation | AmendDesignation | ev.ObjectionResolved | ev.RestorationResolved):

@@ -20,7 +20,7 @@ class MemoryStore:
         self._of_subject: dict[str, set[str]] = {}  # the subject index the table has
         self.audit: list[tuple[Any, ...]] = []
         self.signatures: list[tuple[Any, ...]] = []
-        self.ledger: dict[str, tuple[Any, ...]] = {}
+        self.ledger: dict[tuple[str, str], tuple[Any, ...]] = {}  # (unit, request id): a request's key
 
     def record(self, designation_id: str) -> DesignationRecord:
         return record_of(self.designations[designation_id])
@@ -48,7 +48,11 @@ class MemoryStore:
             self._of_subject.setdefault(record.subject.id, set()).add(record.designation_id)
         for record, doc, _at in batch.changed:
             self.designations[record.designation_id] = doc
-        self.audit.extend(batch.audit)
-        self.signatures.extend(batch.signatures)
-        for answer in batch.answers:
-            self.ledger[answer[0]] = answer
+        for row in batch.audit:  # (request id, designation, kind, unit, ...): keyed (unit, request id)
+            if not any((a[3], a[0]) == (row[3], row[0]) for a in self.audit):
+                self.audit.append(row)
+        for row in batch.signatures:  # (request id, designation, principal, ...): keyed (principal, request id)
+            if not any((s[2], s[0]) == (row[2], row[0]) for s in self.signatures):
+                self.signatures.append(row)
+        for answer in batch.answers:  # (request id, type, unit, status, ...)
+            self.ledger.setdefault((answer[2], answer[0]), answer)

@@ -50,7 +50,7 @@ COUNT_BY_LIST = "SELECT list, status, count(*) AS n FROM designations GROUP BY l
 REQUEST_PENDING = """
 INSERT INTO requests (request_id, request_type, unit, status, received_at)
 VALUES ($1, $2, $3, 'pending', $4)
-ON CONFLICT (request_id) DO NOTHING
+ON CONFLICT (unit, request_id) DO NOTHING
 """
 
 
@@ -65,7 +65,7 @@ INSERT INTO requests
 SELECT r, t, u, s, res, e::jsonb, b, a, a
   FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[], {p[5]}::text[],
               {p[6]}::text[], {p[7]}::timestamptz[]) AS x(r, t, u, s, res, e, b, a)
-ON CONFLICT (request_id) DO UPDATE
+ON CONFLICT (unit, request_id) DO UPDATE
    SET status = EXCLUDED.status, result_id = EXCLUDED.result_id, errors = EXCLUDED.errors,
        answered_by = EXCLUDED.answered_by, answered_at = EXCLUDED.answered_at,
        request_type = coalesce(nullif(requests.request_type, ''), EXCLUDED.request_type)
@@ -74,7 +74,7 @@ ON CONFLICT (request_id) DO UPDATE
 
 
 REQUEST_ANSWERED = _answered(1)
-GET_REQUEST = "SELECT * FROM requests WHERE request_id = $1"
+GET_REQUESTS = "SELECT * FROM requests WHERE request_id = $1 ORDER BY received_at, unit"
 
 # What the rules of a batch read: the named designations and the active entries of the named
 # subjects, each with its row version (designation_id:xmin). The locking path reads them FOR UPDATE
@@ -118,12 +118,12 @@ WITH read_by_id AS (
   INSERT INTO designation_decisions (request_id, designation_id, kind, unit, decision, reason, decided_at)
   SELECT * FROM unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::jsonb[], $35::text[],
                        $36::timestamptz[])
-  ON CONFLICT (request_id) DO NOTHING
+  ON CONFLICT (unit, request_id) DO NOTHING
 ), signed AS (
   INSERT INTO request_signatures (request_id, designation_id, principal, signaturekid, signature, received_at, signed)
   SELECT * FROM unnest($42::text[], $43::text[], $44::text[], $45::text[], $46::text[], $47::timestamptz[],
                        $48::text[])
-  ON CONFLICT (request_id) DO NOTHING
+  ON CONFLICT (principal, request_id) DO NOTHING
 ), emitted AS (
   INSERT INTO outbox (topic, key, value, headers)
   SELECT t, k, v, h
@@ -336,9 +336,10 @@ def _answer_columns(answers: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return cols
 
 
-async def get_request(pool: asyncpg.Pool, request_id: str) -> dict[str, Any] | None:
-    row = await pool.fetchrow(GET_REQUEST, request_id)
-    return dict(row) if row else None
+async def get_requests(pool: asyncpg.Pool, request_id: str) -> list[dict[str, Any]]:
+    """The ledger rows under `request_id`: one per unit that used it (a request is known by its
+    source and id), oldest first."""
+    return [dict(row) for row in await pool.fetch(GET_REQUESTS, request_id)]
 
 
 async def active_by_standard(pool: asyncpg.Pool) -> dict[str, int]:

@@ -23,7 +23,7 @@ from credit_common.db.outbox import write_outbox
 from credit_common.deps import HandlerDeps
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, derived_id
+from credit_common.outcomes import Accepted, derived_id, id_taken
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
@@ -156,6 +156,8 @@ class ObjectionHandlers:
                 designation_ids.add(d.record.designation_id)
             elif isinstance(d, FileObjection | ApplyRestoration):
                 designation_ids.add(d.designation_id)
+                # the id it would name: taken already?
+                (objection_ids if isinstance(d, FileObjection) else application_ids).add(inc.event.id)
             elif isinstance(d, DecideObjection):
                 objection_ids.add(d.objection_id)
             elif isinstance(d, DecideRestoration):
@@ -185,6 +187,8 @@ class ObjectionHandlers:
 
     def file(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: FileObjection = inc.data
+        if inc.event.id in state.objections:
+            raise id_taken(inc.event.id, "an objection")
         entry = state.entries.get(req.designation_id)
         filing = domain.file_objection(
             req,
@@ -300,6 +304,8 @@ class ObjectionHandlers:
 
     def apply(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ApplyRestoration = inc.data
+        if inc.event.id in state.applications:
+            raise id_taken(inc.event.id, "an application")
         entry = state.entries.get(req.designation_id)
         applied_on = local_day(inc.at)
         application = domain.apply_restoration(

@@ -28,7 +28,7 @@ from credit_common.identifiers import normalise
 from credit_common.messaging import topics
 from credit_common.messaging.bus import Handlers
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, derived_id
+from credit_common.outcomes import Accepted, derived_id, id_taken
 from credit_common.reference.catalog import Catalog
 from credit_common.service import Runtime
 
@@ -83,6 +83,7 @@ class BatchState:
     changed_recommendations: dict[str, RecommendationRow] = field(default_factory=dict)
     changed_key_fields: dict[str, tuple[str, bool, datetime]] = field(default_factory=dict)
     reports: list[tuple[Any, ...]] = field(default_factory=list)
+    report_ids: set[str] = field(default_factory=set)  # the ids naming a conduct report already (so far)
 
     def __post_init__(self) -> None:
         for e in self.entries.values():
@@ -226,6 +227,8 @@ class WarningHandlers:
             },
             key_fields=await store.key_fields(),
             catalog=self.catalog,
+            # The report ids the batch's reports would name: taken already?
+            report_ids=await store.reports_named([i.event.id for i in items if isinstance(i.data, ReportConduct)]),
         )
 
     async def save(self, state: BatchState, ctx: Context) -> None:
@@ -328,9 +331,12 @@ class WarningHandlers:
 
     def report(self, inc: Incoming, ctx: Context, state: BatchState) -> Accepted:
         req: ReportConduct = inc.data
+        if inc.event.id in state.report_ids:
+            raise id_taken(inc.event.id, "a conduct report")
         subject_id = domain.validate_report(req, unit_code=inc.unit, catalog=self.catalog)
         at = inc.at
         report_id = inc.event.id
+        state.report_ids.add(report_id)
         state.reports.append(
             (
                 report_id,

@@ -80,6 +80,9 @@ class MemoryStore:
         for r in rows:
             self.recommendations[r.recommendation_id] = copy.deepcopy(r)
 
+    async def reports_named(self, report_ids: Sequence[str]) -> set[str]:
+        return {i for i in report_ids if i in self.reports}
+
     async def save_reports(self, rows: Sequence[tuple[Any, ...]]) -> None:
         for row in rows:
             if row[0] in self.reports:

@@ -78,6 +78,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (report_id) DO NOTHING
 """
 GET_CONFIG = "SELECT value FROM config WHERE name = $1 FOR UPDATE"
+REPORTS_NAMED = "SELECT report_id FROM conduct_reports WHERE report_id = ANY($1::text[])"
 SET_CONFIG = """
 INSERT INTO config (name, value, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
@@ -226,6 +227,7 @@ class Store(Protocol):
     async def save_warnings(self, rows: Sequence[WarningRow]) -> None: ...
     async def save_recommendations(self, rows: Sequence[RecommendationRow]) -> None: ...
     async def save_reports(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+    async def reports_named(self, report_ids: Sequence[str]) -> set[str]: ...
 
 
 class WarningStore:
@@ -294,6 +296,12 @@ class WarningStore:
     async def save_recommendations(self, rows: Sequence[RecommendationRow]) -> None:
         if rows:
             await self.conn.executemany(UPSERT_RECOMMENDATION, [r.values() for r in rows])
+
+    async def reports_named(self, report_ids: Sequence[str]) -> set[str]:
+        """Which of `report_ids` name a recorded conduct report already."""
+        if not report_ids:
+            return set()
+        return {r["report_id"] for r in await self.conn.fetch(REPORTS_NAMED, list(report_ids))}
 
     async def save_reports(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """(report_id, subject_id, field, unit, serious, occurred_on, report, received_at) rows."""

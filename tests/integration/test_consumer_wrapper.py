@@ -25,7 +25,7 @@ from credit_common.messaging.apply import ConsumerObserver
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.messaging.producer import make_producer
 from credit_common.messaging.unit_of_work import Context, Incoming
-from credit_common.outcomes import Accepted, Rejected, reject
+from credit_common.outcomes import Accepted, Rejected, reject, request_key
 from credit_common.settings import Settings
 from pydantic import BaseModel
 
@@ -559,7 +559,9 @@ async def test_an_optimistic_batch_that_meets_a_concurrent_change_is_applied_aga
         assert await pool.fetchval("SELECT counter FROM things WHERE name = 'x'") == 102
         assert paths.taken == ["optimistic", "contended", "locking"]
         assert len(bumper.interfered_in) == 3, "the three messages were one batch"
-        assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", second) == 1
+        # A request's inbox row is keyed by (source, id).
+        inbox_key = request_key("unit/110000-SAT", second)
+        assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", inbox_key) == 1
         assert paths.rejections == ["schema_violation"], "counted once, after the commit"
         assert paths.dead_letters == 1, "counted once, after the commit"
 

@@ -72,8 +72,8 @@ async def test_the_ledger_drops_answered_requests_after_the_feedback_retention_n
         ("recent-accepted", "accepted", 5),
     ]
     await pool.executemany(
-        "INSERT INTO requests (request_id, request_type, status, received_at, answered_at) "
-        "VALUES ($1, 'credit.designation.designate', $2, now() - make_interval(days => $3),"
+        "INSERT INTO requests (request_id, request_type, unit, status, received_at, answered_at) "
+        "VALUES ($1, 'credit.designation.designate', '110108-SAT', $2, now() - make_interval(days => $3),"
         " CASE WHEN $2 = 'pending' THEN NULL ELSE now() - make_interval(days => $3) END)",
         rows,
     )

@@ -62,6 +62,20 @@ def is_platform_id(value: str) -> bool:
         return False
 
 
+def id_taken(id: str, what: str) -> Rejected:
+    """The answer to a request whose id, which the contract makes the id of what it creates,
+    already names one (`what`): another unit's request under the same id (requests are known by
+    source and id, so it is not a retry). Raised by the handler: nothing is created."""
+    return Rejected([ErrorItem("duplicate_id", "id", f"id {id} already names {what}")])
+
+
+def request_key(source: str, id: str) -> str:
+    """What a request is known by (contracts.md, Integrity rules: the key is (`source`, `id`)): two
+    units' requests under one id are two requests. Envelope attributes hold no control characters,
+    so the unit separator between the two cannot be forged from either side."""
+    return f"{source}\x1f{id}"
+
+
 def derived_id(cause: str, service: str, type: str, k: int = 0) -> str:
     """A stable event id for the k-th `type` event `service` emits because of event `cause`, so a
     rebuild by replay emits the very same ids (and downstream inboxes drop them)."""

@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.contracts.envelope import new_id
 from credit_common.messaging import topics
-from credit_common.outcomes import derived_id
+from credit_common.outcomes import derived_id, request_key
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
@@ -61,7 +61,7 @@ async def test_a_punishment_on_a_company_is_recorded_and_announced(
     }
     assert case["_key"] == case["subject"] == sid
     assert case["source"] == "platform/cases"
-    assert case["id"] == derived_id(ev["id"], "cases", "credit.case.recorded")
+    assert case["id"] == derived_id(request_key(ev["source"], ev["id"]), "cases", "credit.case.recorded")
     assert case["causationid"] == ev["id"]
 
     body = (await http.get(f"/v1/cases/{ev['id']}")).json()

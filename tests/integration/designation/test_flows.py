@@ -20,6 +20,7 @@ from credit_common.reference.cli import publish_records
 from credit_common.settings import Settings
 
 from tests.support.processes import ServiceProcess
+from tests.support.tokens import auth_headers
 
 from .conftest import (
     INGRESSES,
@@ -731,6 +732,48 @@ async def test_a_repeat_is_a_retry_and_another_body_under_the_same_id_is_a_dupli
     again = (await departments.collector.wait_for(topics.FEEDBACK, ours, count=3))[2]
     assert again["data"]["errors"][0]["code"] == "duplicate_id"
     assert again["id"] != conflict["id"]
+
+
+async def test_two_units_requests_under_one_id_are_two_requests(departments: Departments) -> None:
+    """A request is known by (source, id) (contracts.md, Integrity rules): another unit's request
+    under an id already used is its own request, answered on its merits, not `duplicate_id`
+    (it was before). Where the contract makes the request's id the designation's, an id that
+    names a designation already is `duplicate_id`. The ledger answers each unit its own."""
+    a, b, c = "100000-SAT", "110000-SAT", "440000-SAT"
+    first = designate("black", "taxation-black", company("Shared Id Alpha Co."), unit=a)
+    await departments.designated(first)
+    shared = first["id"]
+    own = designate("black", "taxation-black", company("Shared Id Beta Co."), unit=b)
+    await departments.designated(own)
+    revoke = {**remove(own["id"], unit=b, subject=own["subject"]), "id": shared}  # B's request, A's id
+    await send(departments.kafka, revoke)
+    taken = {**designate("black", "taxation-black", company("Shared Id Gamma Co."), unit=c), "id": shared}
+    await send(departments.kafka, taken)
+
+    def answer_to(unit: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e["data"].get("request_id") == shared and e["_key"] == unit
+
+    (by_b,) = await departments.collector.wait_for(topics.FEEDBACK, answer_to(b))
+    assert by_b["type"] == "credit.request.accepted", by_b["data"]
+    assert by_b["data"]["result_id"] == own["id"]
+    (by_c,) = await departments.collector.wait_for(topics.FEEDBACK, answer_to(c))
+    assert [(e["code"], e["field"]) for e in by_c["data"]["errors"]] == [("duplicate_id", "id")]
+    assert (await departments.record(own["id"]))["status"] == "removed"
+    assert (await departments.record(shared))["status"] == "active"
+    assert (await departments.record(shared))["subject"]["name"] == "Shared Id Alpha Co."
+    await send(departments.kafka, first)  # A's retry: still a retry, not answered again
+    await departments.collector.settled(topics.FEEDBACK)
+    for unit in (a, b, c):
+        assert len(departments.collector.where(topics.FEEDBACK, answer_to(unit))) == 1, unit
+
+    http = departments.http  # the operator: names the unit when several used the id
+    assert (await http.get(f"/v1/requests/{shared}")).status_code == 409
+    for unit, status in ((a, "accepted"), (b, "accepted"), (c, "rejected")):
+        mine = (await http.get(f"/v1/requests/{shared}", headers=auth_headers(f"unit:{unit}", ""))).json()
+        assert (mine["unit"], mine["status"]) == (unit, status), mine
+        theirs = (await http.get(f"/v1/requests/{shared}", params={"unit": unit})).json()
+        assert theirs == mine
+    assert (await http.get(f"/v1/requests/{shared}", headers=auth_headers("unit:110108-SAT", ""))).status_code == 404
 
 
 # ---------------------------------------------------------------------- the platform's clock

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from credit_common.clock import SHANGHAI
 from credit_common.messaging import topics
-from credit_common.outcomes import derived_id
+from credit_common.outcomes import derived_id, request_key
 from credit_common.settings import Settings
 
 from tests.support.collector import Collector
@@ -62,7 +62,7 @@ async def test_a_subject_objects_the_unit_is_told_and_upholds_it(
     }
     assert opened["_key"] == opened["subject"] == sid
     assert opened["source"] == "platform/objection"
-    assert opened["id"] == derived_id(oid, "objection", "credit.objection.opened")
+    assert opened["id"] == derived_id(request_key(filing["source"], oid), "objection", "credit.objection.opened")
     assert opened["causationid"] == oid
     # Timed by the platform's receipt (its clock read 10:00 then, plus the moment it took).
     received = datetime.fromisoformat(opened["time"]) - datetime(2026, 9, 30, 10, 0, tzinfo=SHANGHAI)

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from credit_common.calendar import WorkingDayCalendar
 from credit_common.clock import SHANGHAI
 from credit_common.messaging import topics
-from credit_common.outcomes import derived_id
+from credit_common.outcomes import derived_id, request_key
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 from credit_common.settings import Settings
@@ -126,7 +126,7 @@ async def test_a_bad_conduct_report_is_rejected_with_its_codes(
     assert answer["data"]["request_id"] == ev["id"]
     assert {(e["code"], e["field"]) for e in answer["data"]["errors"]} == expected
     assert all(e["message"] for e in answer["data"]["errors"])
-    assert answer["id"] == derived_id(ev["id"], "warning", "answer")
+    assert answer["id"] == derived_id(request_key(ev["source"], ev["id"]), "warning", "answer")
 
 
 # ---------------------------------------------------------------------- recommendations
@@ -179,7 +179,9 @@ async def test_a_serious_report_recommends_a_transfer_to_the_designating_unit(
     assert rec["data"] == transfer
     assert rec["_key"] == rec["subject"] == sid
     assert rec["source"] == "platform/warning"
-    assert rec["id"] == derived_id(serious["id"], "warning", "credit.transfer.recommended", 0)
+    assert rec["id"] == derived_id(
+        request_key(serious["source"], serious["id"]), "warning", "credit.transfer.recommended", 0
+    )
     # The platform's own time of receipt, not the report's claim (a moment before it, here).
     delay = datetime.fromisoformat(rec["time"]) - datetime.fromisoformat(serious["time"])
     assert timedelta(0) <= delay < timedelta(minutes=1)

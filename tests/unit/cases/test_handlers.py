@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from credit_common.contracts import types as T
 from credit_common.deps import StaticDeps
-from credit_common.messaging.memory import Harness
+from credit_common.messaging.memory import Harness, Message
+from credit_common.outcomes import Accepted, Rejected
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 
@@ -165,3 +166,26 @@ async def test_a_removed_entry_closes_its_objections(cases: Harness, store: Memo
     await cases.send(T.DESIGNATION_REMOVED, {"record": gone, "reason": "revoked"}, source=DESIGNATION)
     assert store.objections["o-2"][2] == "closed"
     assert store.objections["o-2"][5] == "entry_removed"
+
+
+async def test_a_report_under_an_id_that_names_a_case_already_is_duplicate_id(
+    cases: Harness, store: MemoryStore
+) -> None:
+    """A report's id is its case's. The bus tells a unit's retry by its inbox; what reaches the
+    handler under an id that names a case (another source's request: requests are known by
+    source and id) is `duplicate_id`, alone or in the same batch, and counts nothing."""
+    did = await designated(cases, black())
+    case_id = await cases.accepted(T.ENFORCEMENT_REPORT, report(did), source=CUSTOMS)
+    assert await cases.rejected(T.ENFORCEMENT_REPORT, report(did), source=CUSTOMS, id=case_id) == ["duplicate_id"]
+    shared = "0193a0b4-0000-7000-8000-00000000ca5e"
+    one, two = await cases.batch(
+        [
+            Message(T.ENFORCEMENT_REPORT, report(did), source=CUSTOMS, id=shared),
+            Message(T.ENFORCEMENT_REPORT, report(did), source=CUSTOMS, id=shared),
+        ]
+    )
+    assert isinstance(one, Accepted)
+    assert isinstance(two, Rejected)
+    assert [e.code for e in two.errors] == ["duplicate_id"]
+    assert len(cases.events(T.CASE_RECORDED)) == 2
+    assert len(store.cases) == 2

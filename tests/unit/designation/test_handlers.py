@@ -12,8 +12,9 @@ import pytest
 from credit_common.contracts import types as T
 from credit_common.contracts.registry import model_for
 from credit_common.deps import StaticDeps
-from credit_common.messaging.memory import Harness
+from credit_common.messaging.memory import Harness, Message
 from credit_common.messaging.unit_of_work import Context
+from credit_common.outcomes import Accepted, Rejected
 from credit_common.reference.catalog import Catalog
 from credit_common.reference.loader import load_files
 
@@ -240,3 +241,30 @@ async def test_every_error_code_the_service_answers(designation: Harness, case: 
             await designation.accepted(T.DESIGNATION_REMOVE, revoke(first), source=SAT)
             type_, data = T.DESIGNATION_AMEND, amend(first)
     assert code in await designation.rejected(type_, data, source=source)
+
+
+async def test_a_designation_under_an_id_that_names_one_already_is_duplicate_id(
+    designation: Harness, store: MemoryStore
+) -> None:
+    """Requests are known by (source, id) (contracts.md, Integrity rules), so another unit's
+    designation under an id the bus has not seen from it reaches the rules; the contract makes
+    the request's id the designation's, and one that names a designation already is
+    `duplicate_id`, alone or in the same batch. Nothing is made for it."""
+    first = await designation.accepted(T.DESIGNATION_DESIGNATE, designate(), source=SAT)
+    again = designate(subject=company("Another Co."))
+    assert await designation.rejected(T.DESIGNATION_DESIGNATE, again, source=PROVINCIAL_SAT, id=first) == [
+        "duplicate_id"
+    ]
+    assert len(designation.events(T.DESIGNATION_CREATED)) == 1
+    assert store.record(first).unit == "110108-SAT"
+    shared = "0193a0b4-0000-7000-8000-00000000d1d1"
+    one, two = await designation.batch(
+        [
+            Message(T.DESIGNATION_DESIGNATE, designate(), source=SAT, id=shared),
+            Message(T.DESIGNATION_DESIGNATE, designate(), source=PROVINCIAL_SAT, id=shared),
+        ]
+    )
+    assert isinstance(one, Accepted)
+    assert isinstance(two, Rejected)
+    assert [e.code for e in two.errors] == ["duplicate_id"]
+    assert store.record(shared).unit == "110108-SAT"

@@ -20,6 +20,7 @@ from credit_common.clock import SHANGHAI, ManualClock
 from credit_common.contracts.envelope import MAX_MESSAGE_BYTES
 from credit_common.messaging import topics
 from credit_common.messaging.parsing import Parsed, Parser
+from credit_common.outcomes import request_key
 from credit_common.security.signing import Signer, Verifier, canonical
 
 REQUESTS = topics.DESIGNATION_REQUESTS
@@ -84,7 +85,7 @@ def test_a_signed_binary_mode_request_is_accepted_as_the_envelope_it_stands_for(
     p = parse(headers, value)
     assert p.incoming is not None, p.reject_errors or p.dead_reason
     assert p.reject_errors is None
-    assert p.inbox_key == signed["id"]
+    assert p.inbox_key == request_key(signed["source"], signed["id"])
     assert p.request_id == signed["id"]
     assert p.reject_to == "110108-SAT"
     event = p.incoming.event

@@ -13,17 +13,18 @@ from aiokafka import ConsumerRecord
 from credit_common.clock import SHANGHAI, ManualClock
 from credit_common.messaging import topics
 from credit_common.messaging.parsing import Parser
+from credit_common.outcomes import derived_id, request_key
 
 REQUESTS = topics.DESIGNATION_REQUESTS
 REVOKE = "credit.designation.remove"
 NOW = datetime(2026, 12, 3, 23, 30, tzinfo=SHANGHAI)  # late evening: a UTC date would be a day behind
 
 
-def parse(time: datetime, **data: Any) -> Any:
+def parse(time: datetime, source: str = "unit/110108-SAT", **data: Any) -> Any:
     doc = {
         "specversion": "1.0",
         "id": "0193a0b4-0000-7000-8000-000000000009",
-        "source": "unit/110108-SAT",
+        "source": source,
         "type": REVOKE,
         "time": time.isoformat(),
         "data": data,
@@ -78,6 +79,32 @@ def test_a_platform_event_keeps_its_own_time() -> None:
     assert p.incoming.at == NOW - timedelta(days=3)
 
 
+def test_a_request_is_known_by_its_source_and_id_and_a_platform_event_by_its_id() -> None:
+    """contracts.md, Integrity rules: the idempotency key is (`source`, `id`). Two units' requests
+    under one id are two requests: two inbox keys, and the ids of what each causes (its events,
+    its answer) derive from its own key. A platform event's id is its key (one writer a topic)."""
+    mine, theirs = parse(NOW), parse(NOW, source="unit/110000-SAT")
+    assert mine.incoming is not None
+    assert theirs.incoming is not None
+    assert mine.inbox_key == request_key("unit/110108-SAT", "0193a0b4-0000-7000-8000-000000000009")
+    assert theirs.inbox_key == request_key("unit/110000-SAT", "0193a0b4-0000-7000-8000-000000000009")
+    assert mine.inbox_key != theirs.inbox_key
+    assert mine.incoming.cause_key == mine.inbox_key
+    assert theirs.incoming.cause_key == theirs.inbox_key
+    # The separator cannot be forged: attributes hold no control characters.
+    forged = parse(NOW, source="unit/110108-SAT\x1f0193a0b4")
+    assert forged.incoming is None
+    assert forged.dead_reason is not None
+    event = {"specversion": "1.0", "id": "e-2", "source": "platform/designation", "type": "credit.designation.created"}
+    value = orjson.dumps({**event, "time": NOW.isoformat(), "data": {}})
+    record = ConsumerRecord(topics.DESIGNATION_EVENTS, 0, 1, 0, 0, b"k", value, None, 1, len(value), ())
+    p = Parser(handled=None, clock=ManualClock(NOW)).parse(record)
+    assert p.inbox_key == "e-2"
+    assert p.incoming is not None
+    assert p.incoming.cause_key == "e-2"
+    assert derived_id(mine.inbox_key, "designation", "answer") != derived_id(theirs.inbox_key, "designation", "answer")
+
+
 def test_every_request_refused_under_its_id_keeps_a_digest_for_duplicate_id() -> None:
     """Found by the chaos fuzz: a request refused for its data (or its type) was kept in the inbox
     under its id without a digest, so another body under that id was dropped in silence as a
@@ -102,7 +129,7 @@ def test_every_request_refused_under_its_id_keeps_a_digest_for_duplicate_id() ->
 
     bad_data = parse_with(REVOKE, {"designation_id": 7})
     assert bad_data.reject_errors is not None
-    assert bad_data.inbox_key == "0193a0b4-0000-7000-8000-00000000000a"
+    assert bad_data.inbox_key == request_key("unit/110108-SAT", "0193a0b4-0000-7000-8000-00000000000a")
     assert bad_data.digest is not None
     other_body = parse_with(REVOKE, {"designation_id": 8})
     assert other_body.digest not in (None, bad_data.digest)
@@ -116,8 +143,6 @@ def test_a_request_may_not_claim_an_id_the_platform_derives() -> None:
     event. A request under the derived id of an event to come (an objection's resolution, which
     the designation service consumes beside its requests) would have had that event dropped as
     its repeat. Refused by position, so the claim uses up nothing."""
-    from credit_common.outcomes import derived_id
-
     claimed = derived_id("0193a0b4-0000-7000-8000-000000000001", "objection", "credit.objection.resolved")
     for spelling in (claimed, claimed.upper(), "{" + claimed + "}"):
         doc = {

@@ -183,3 +183,22 @@ async def test_after_a_rejection_the_same_objector_objects_again_only_with_new_e
     # A unit's objection is its own: the subject's rejection does not bar it.
     samr = filing(rec, kind="unit", id="110000-SAMR", name="AMR")
     await objection.accepted(T.OBJECTION_FILE, samr, source="unit/110000-SAMR")
+
+
+async def test_an_objection_or_application_under_an_id_that_names_one_already_is_duplicate_id(
+    objection: Harness, store: MemoryStore
+) -> None:
+    """The objection's and the application's ids are their requests' ids; a request from another
+    source under an id that names one already (requests are known by source and id, so it is not
+    a retry) is `duplicate_id`, and the first stays as it was."""
+    rec = await designated(objection)
+    objection_id = await objection.accepted(T.OBJECTION_FILE, filing(rec), source=PORTAL)
+    by_unit = filing(rec, kind="unit", id="110000-SAT", name="Beijing Taxation")
+    assert await objection.rejected(T.OBJECTION_FILE, by_unit, source=PARENT, id=objection_id) == ["duplicate_id"]
+    assert len(objection.events(T.OBJECTION_OPENED)) == 1
+    assert store.objections[objection_id].objector["kind"] == "subject"
+    application_id = await objection.accepted(T.RESTORATION_APPLY, application(rec), source=PORTAL)
+    assert await objection.rejected(T.RESTORATION_APPLY, application(rec), source=SAT, id=application_id) == [
+        "duplicate_id"
+    ]
+    assert len(objection.events(T.RESTORATION_OPENED)) == 1

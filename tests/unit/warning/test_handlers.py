@@ -126,3 +126,19 @@ async def test_every_error_code_a_conduct_report_is_answered_with(warning: Harne
         case "check_character":
             data = conduct({**subject, "id": wrong_check(subject["id"])})
     assert code in await warning.rejected(T.CONDUCT_REPORT, data, source=source)
+
+
+async def test_a_conduct_report_under_an_id_that_names_one_already_is_duplicate_id(
+    warning: Harness, store: MemoryStore
+) -> None:
+    """A conduct report's id names it (and the transfer it recommends derives from it): another
+    source's report under that id (not a retry: requests are known by source and id) is
+    `duplicate_id`, and recommends nothing."""
+    subject = company()
+    await designate(warning, key_scrutiny(subject, "taxation"))
+    report_id = await warning.accepted(T.CONDUCT_REPORT, conduct(subject), source=SAT)
+    assert len(warning.events(T.TRANSFER_RECOMMENDED)) == 1
+    again = conduct(subject, document_no="TAX-2026-8")
+    assert await warning.rejected(T.CONDUCT_REPORT, again, source="unit/110000-SAT", id=report_id) == ["duplicate_id"]
+    assert len(warning.events(T.TRANSFER_RECOMMENDED)) == 1
+    assert store.reports[report_id][6]["document_no"] == "TAX-2026-7"

@@ -397,7 +397,7 @@ INSERT INTO accepted_requests
     (request_id, request_type, result_id, principal, signaturekid, signature, received_at, signed)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::timestamptz[], $8::text[])
-ON CONFLICT (request_id) DO NOTHING
+ON CONFLICT (principal, request_id) DO NOTHING
 """
 
 

@@ -21,7 +21,7 @@ from credit_common.contracts.reference import REFERENCE_SOURCE
 from credit_common.contracts.types import DESIGNATION_IMPORT
 from credit_common.messaging import topics
 from credit_common.messaging.unit_of_work import Incoming
-from credit_common.outcomes import ErrorItem, is_platform_id
+from credit_common.outcomes import ErrorItem, is_platform_id, request_key
 from credit_common.security.signing import Verifier
 
 ModelLookup = Callable[[str], type[BaseModel] | None]
@@ -159,6 +159,9 @@ class Parser:
             claimed = ErrorItem("schema_violation", "id", "a version-5 UUID is an id the platform derives; use UUIDv7")
             return self._refused(record, position_key, doc, claimed)
         received_at = self._clock.now() if is_request else None  # the platform's time of receipt
+        # A request is known by (source, id): another unit's request under the same id is another
+        # request (contracts.md, Integrity rules); a platform event by its id (one writer a topic).
+        key = request_key(event.source, event.id) if is_request else event.id
         signed: bytes | None = None
         if received_at is not None and self._verifier is not None:
             verdict = self._verifier.examine(doc, received_at)
@@ -176,7 +179,7 @@ class Parser:
         if received_at is not None and (late := time_problem(event, received_at)) is not None:
             return Parsed(
                 record,
-                event.id,
+                key,
                 reject_errors=[late],
                 reject_to=event.source_unit or event.source,
                 request_id=event.id,
@@ -189,11 +192,11 @@ class Parser:
         digest = hashlib.sha256(signed if signed is not None else body).digest()
         unit = trusted_unit(event, record)
         if not is_request and self._handled is not None and event.type not in self._handled:
-            return Parsed(record, event.id)  # another service's event type: not ours to apply
+            return Parsed(record, key)  # another service's event type: not ours to apply
         if is_request and event.type not in self._request_types:
             return Parsed(
                 record,
-                event.id,
+                key,
                 reject_errors=[
                     ErrorItem("schema_violation", "type", f"{event.type!r} is not a request on {record.topic}")
                 ],
@@ -211,14 +214,14 @@ class Parser:
                 if is_request:
                     return Parsed(
                         record,
-                        event.id,
+                        key,
                         reject_errors=schema_errors(exc),
                         reject_to=unit or event.source,
                         request_id=event.id,
                         request_type=event.type,
                         digest=digest,
                     )
-                return Parsed(record, event.id, dead_reason=f"data does not match {event.type}: {short(exc)}")
+                return Parsed(record, key, dead_reason=f"data does not match {event.type}: {short(exc)}")
         incoming = Incoming(
             event,
             data,
@@ -233,7 +236,7 @@ class Parser:
         )
         return Parsed(
             record,
-            event.id,
+            key,
             incoming=incoming,
             request_id=event.id if is_request else None,
             request_type=event.type if is_request else None,

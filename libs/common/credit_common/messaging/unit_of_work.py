@@ -22,7 +22,7 @@ from credit_common.clock import Clock
 from credit_common.contracts.envelope import CloudEvent, new_event, new_id
 from credit_common.contracts.registry import REGISTRY, type_of
 from credit_common.db.outbox import OutboxMessage
-from credit_common.outcomes import derived_id
+from credit_common.outcomes import derived_id, request_key
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("credit_common.consumer")
@@ -44,6 +44,13 @@ class Incoming:
     # canonical envelope without `signature`: what an audit of the decision keeps). None for events.
     received_at: datetime | None = None
     signed: bytes | None = None
+
+    @property
+    def cause_key(self) -> str:
+        """What this message is known by, and what the ids it causes derive from: a request's
+        (source, id), since two units may use one id; a platform event's id (each events topic
+        has one writer, so its id alone is (source, id))."""
+        return request_key(self.event.source, self.event.id) if self.received_at is not None else self.event.id
 
     @property
     def at(self) -> datetime:
@@ -110,14 +117,15 @@ class Context:
         self.outbox.append(OutboxMessage.of_event(topic, key, event))
 
     def next_id(self, type: str) -> str:
-        """The id of the next event this handler emits: derived from the causing event's id, so a
-        rebuild by replay emits the very same ids (downstream inboxes then drop them)."""
+        """The id of the next event this handler emits: derived from what the causing message is
+        known by (`Incoming.cause_key`), so a rebuild by replay emits the very same ids (downstream
+        inboxes then drop them) and two units' requests under one id never emit one id."""
         cur = self.current
         if cur is None:
             return new_id()
         k = self._emitted.get(type, 0)
         self._emitted[type] = k + 1
-        return derived_id(cur.event.id, self.service, type, k)
+        return derived_id(cur.cause_key, self.service, type, k)
 
     def event(self, type: str, data: Any, *, subject: str | None = None, time: datetime | None = None) -> CloudEvent:
         """A new platform event caused by the message being handled (correlation and causation set,

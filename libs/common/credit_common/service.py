@@ -50,6 +50,7 @@ from credit_common.reference.cache import ReferenceCache
 from credit_common.security.signing import Verifier
 from credit_common.security.tokens import TokenVerifier
 from credit_common.settings import SERVICE_PORTS, Settings, get_settings
+from credit_common.tasks import unasked_cancellation
 from credit_common.telemetry.logging import configure_logging
 from credit_common.telemetry.metrics import ServiceMetrics
 from credit_common.telemetry.observe import MetricsObserver, time_garbage_collector, tune_garbage_collector
@@ -332,9 +333,9 @@ class Runtime:
                 state["last_run"] = self.clock.now().isoformat()
                 if self.relay is not None:
                     self.relay.wake()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not unasked_cancellation(exc):
+                    raise
                 state["last_error"] = f"{type(exc).__name__}: {exc}"
                 log.exception("timer %s failed", timer.name)
             await asyncio.sleep(timer.interval_s)

@@ -25,7 +25,7 @@ from opentelemetry.propagate import inject
 from credit_common.contracts.envelope import CONTENT_TYPE, CloudEvent
 from credit_common.messaging.producer import cached_partitioner
 from credit_common.messaging.topics import MAX_RECORD_BYTES
-from credit_common.tasks import finish_or_cancel
+from credit_common.tasks import finish_or_cancel, unasked_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -459,9 +459,9 @@ class OutboxRelay:
                     n = await self._round() if leads else 0
                     self.last_error = None
                     backoff = 0.1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # Kafka or the database away: keep the rows, retry later
+                except (Exception, asyncio.CancelledError) as exc:  # Kafka or the database away: retry later
+                    if isinstance(exc, asyncio.CancelledError) and not unasked_cancellation(exc):
+                        raise
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     failures += 1
                     log.warning("outbox relay round failed; retrying in %.1fs: %s", backoff, self.last_error)

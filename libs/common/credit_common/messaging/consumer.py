@@ -39,7 +39,7 @@ from credit_common.messaging.connection import kafka_options
 from credit_common.messaging.parsing import ModelLookup, Parsed, Parser
 from credit_common.outcomes import ErrorItem
 from credit_common.security.signing import Verifier
-from credit_common.tasks import finish_or_cancel
+from credit_common.tasks import finish_or_cancel, unasked_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ SETTLE_INTERVAL_S = 1.0
 #: An offset commit the group's rebalance overtook.
 REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 CONTENTION_RETRIES = 3
+
+
 #: How often each consumer's lag gauge is sampled, whatever its loop is doing.
 LAG_SAMPLE_S = 1.0
 
@@ -182,9 +184,20 @@ class KafkaConsumerWrapper:
         await self._consumer.start()
         self.polled_at = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group_id}")
+        self._task.add_done_callback(self._ended)
         # The lag gauge has its own task: sampled in the loop, it froze whenever the loop was stuck
         # (a dashboard showed lag 0 while a consumer retried one message for ever).
         self._lag_task = asyncio.create_task(self._sample_lag(), name=f"lag-{self.group_id}")
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The loop ends only when asked to (`stop`); any other end is logged with its cause (the
+        readiness check names the consumer as not running from then on)."""
+        if self._stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        cause = "cancelled" if task.cancelled() else repr(error)
+        self.last_error = f"loop ended: {cause}"
+        log.error("consumer %s stopped unasked: %s", self.group_id, cause, exc_info=error)
 
     def stalled_for(self) -> float:
         """Seconds since the loop last came back from a fetch (0 before it started): a loop
@@ -247,8 +260,13 @@ class KafkaConsumerWrapper:
                 try:
                     batches = await consumer.getmany(timeout_ms=200 if pending else 1000, max_records=self._batch_max)
                     self.polled_at = time.monotonic()
-                except asyncio.CancelledError:
-                    raise
+                except asyncio.CancelledError as exc:
+                    if not unasked_cancellation(exc):
+                        raise
+                    self.last_error = "fetch: CancelledError raised by no cancellation"
+                    log.warning("kafka fetch failed: %s", self.last_error)
+                    await asyncio.sleep(1.0)
+                    continue
                 except Exception as exc:
                     self.last_error = f"fetch: {type(exc).__name__}: {exc}"
                     log.warning("kafka fetch failed: %s", self.last_error)
@@ -341,7 +359,9 @@ class KafkaConsumerWrapper:
             # last commit and replays the rest, which the inbox drops. Retrying the commit with
             # the old generation would only start another rebalance.
             log.info("offset commit overtaken by a rebalance (replayed from the last commit): %s", exc)
-        except Exception as exc:  # the coordinator away (a broker outage): the next commit tries again
+        except (Exception, asyncio.CancelledError) as exc:  # the coordinator away: the next commit tries again
+            if isinstance(exc, asyncio.CancelledError) and not unasked_cancellation(exc):
+                raise
             log.warning("offset commit failed (kept for the next commit): %s: %s", type(exc).__name__, exc)
             held = self._consumer.assignment()
             for tp, meta in mine.items():
@@ -364,8 +384,14 @@ class KafkaConsumerWrapper:
                 self.healthy = True
                 self.last_error = None
                 break
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if not unasked_cancellation(exc):
+                    raise
+                self.healthy = False
+                self.last_error = "CancelledError raised by no cancellation"
+                log.warning("batch failed (%s), retrying in %.1fs", self.last_error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             except TRANSIENT as exc:
                 self.healthy = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -404,8 +430,12 @@ class KafkaConsumerWrapper:
             try:
                 await self._applier.apply([p])
                 return
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if not unasked_cancellation(exc):
+                    raise
+                self.last_error = "CancelledError raised by no cancellation"
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             except TRANSIENT as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(backoff)

@@ -22,7 +22,8 @@ async def finish_or_cancel(task: asyncio.Task[None] | None, timeout: float = 10.
 def unasked_cancellation(exc: BaseException) -> bool:
     """A CancelledError nobody asked for: the task it surfaced in is not being cancelled (a
     library let one escape from an internal timeout or a race). It is the failure it stands for,
-    retried like one; taken as a request to stop, it ended a consumer's loop in silence (the
-    chaos suite saw one die after its instance was cut off from PostgreSQL)."""
+    retried like one. Taken as a request to stop, it ends a loop in silence: the likeliest cause
+    of a consumer the chaos suite saw end without a word after its instance was cut off from
+    PostgreSQL (a loop that ends unasked is now logged with its cause)."""
     task = asyncio.current_task()
     return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() == 0

@@ -9,8 +9,9 @@ import asyncio
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
-from credit_common.clock import SystemClock
 from credit_common.messaging.consumer import KafkaConsumerWrapper
+
+from tests.support.consumers import toy_wrapper
 
 P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -36,16 +37,7 @@ class RecordingConsumer:
 
 
 def wrapper(consumer: RecordingConsumer, interval: float) -> KafkaConsumerWrapper:
-    w = KafkaConsumerWrapper(
-        service="toy",
-        group_id="toy",
-        topics=["t"],
-        bootstrap="unused:9092",
-        pool=None,
-        clock=SystemClock(),
-        handlers={},
-        commit_interval_s=interval,
-    )
+    w = toy_wrapper(commit_interval_s=interval)
     w._consumer = consumer
     return w
 

@@ -9,9 +9,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from credit_common.clock import SystemClock
 from credit_common.messaging.consumer import KafkaConsumerWrapper
 from credit_common.tasks import unasked_cancellation
+
+from tests.support.consumers import toy_wrapper
 
 
 class FlakyApplier:
@@ -30,15 +31,7 @@ class FlakyApplier:
 
 
 def wrapper(applier: FlakyApplier) -> KafkaConsumerWrapper:
-    w = KafkaConsumerWrapper(
-        service="toy",
-        group_id="toy",
-        topics=["t"],
-        bootstrap="unused:9092",
-        pool=None,
-        clock=SystemClock(),
-        handlers={},
-    )
+    w = toy_wrapper()
     w._applier = applier  # type: ignore[assignment]
     return w
 

@@ -65,8 +65,6 @@ SETTLE_INTERVAL_S = 1.0
 #: An offset commit the group's rebalance overtook.
 REBALANCED = (CommitFailedError, IllegalGenerationError, RebalanceInProgressError, UnknownMemberIdError)
 CONTENTION_RETRIES = 3
-
-
 #: How often each consumer's lag gauge is sampled, whatever its loop is doing.
 LAG_SAMPLE_S = 1.0
 
